@@ -1,0 +1,65 @@
+"""Settings: everything the studio reads from the command line or the environment.
+
+A plain, frozen dataclass: built once by `launch.py`, passed down through `Services`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from studio.errors import InputError
+
+EngineChoice = Literal["auto", "flux", "lite", "tiny"]
+ENGINE_CHOICES: tuple[str, ...] = ("auto", "flux", "lite", "tiny")
+MEMORY_PLANS: tuple[str, ...] = ("auto", "gpu", "model_offload", "group_offload", "sequential_offload")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+    engine: EngineChoice = "auto"
+    share: bool = False
+    auth: tuple[tuple[str, str], ...] = ()
+    lang: Literal["ko", "en"] = "ko"
+    models_dir: Path = field(default_factory=lambda: REPO_ROOT / "models")
+    outputs_dir: Path = field(default_factory=lambda: REPO_ROOT / "outputs")
+    presets_dir: Path = field(default_factory=lambda: REPO_ROOT / "presets")
+    ollama_host: str = field(default_factory=lambda: os.environ.get("OLLAMA_HOST", "http://127.0.0.1:11434"))
+    ollama_model: str = field(default_factory=lambda: os.environ.get("FITAD_OLLAMA_MODEL", "qwen2.5:7b-instruct"))
+    memory_plan: str = "auto"
+    quantize: Literal["none", "8bit", "4bit"] = "none"
+
+    @property
+    def db_path(self) -> Path:
+        return self.outputs_dir / "history.sqlite"
+
+    def with_(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def parse_auth(value: str | None) -> tuple[tuple[str, str], ...]:
+    """`user:pass`, or a path to a file with one `user:pass` per line (# comments allowed)."""
+    if not value:
+        return ()
+    path = Path(value)
+    lines: list[str]
+    if path.is_file():
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+        lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    else:
+        lines = [value]
+    pairs: list[tuple[str, str]] = []
+    for line in lines:
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise InputError("launch.bad_auth")
+        pairs.append((user.strip(), password))
+    if not pairs:
+        raise InputError("launch.bad_auth")
+    return tuple(pairs)

@@ -1,0 +1,1 @@
+"""Generators behind small protocols. Nothing here imports torch at import time."""

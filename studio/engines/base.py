@@ -1,0 +1,66 @@
+"""The engine protocol every generator implements, and the job it receives.
+
+Mask convention (the FLUX Fill / diffusers one): a single-channel "L" image where
+255 = regenerate this pixel, 0 = keep the owner's pixel. Values in between are a soft blend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol, runtime_checkable
+
+from PIL import Image
+
+from studio.runtime.jobs import CancelToken, ProgressFn
+
+
+@dataclass(frozen=True)
+class EngineCaps:
+    """What an engine can do: data the UI reads (no if-chains over engine names)."""
+
+    inpaint: bool = True
+    changes_outfit: bool = False      # can invent new clothes (needs a generative model)
+    uses_pose_control: bool = False   # consumes an OpenPose control image
+    text2image: bool = False
+    needs_gpu: bool = False
+    needs_weights: bool = False
+
+
+@dataclass
+class InpaintJob:
+    image: Image.Image                 # RGB, width x height
+    mask: Image.Image                  # L, same size; 255 = regenerate, 0 = keep
+    prompt: str                        # English prompt for the generator
+    width: int
+    height: int
+    seed: int = 0
+    steps: int = 28
+    guidance: float = 30.0             # FLUX Fill's recommended guidance
+    num_images: int = 1
+    control_image: Image.Image | None = None   # OpenPose skeleton, RGB, same size
+    controlnet_scale: float = 0.7
+    control_start: float = 0.0
+    control_end: float = 0.8
+    control_mode: int = 4              # Union ControlNet: 4 = pose
+    industry: str = "cafe"             # lite engine picks backdrops from these
+    style: str = "studio"
+    subject: str = "product"           # "product" | "person" | "mixed"
+    extras: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+    caps: EngineCaps
+
+    def inpaint(
+        self,
+        job: InpaintJob,
+        progress: ProgressFn | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[Image.Image]:
+        """Return `job.num_images` RGB images of size (job.width, job.height)."""
+        ...
+
+
+EngineFactory = Callable[[], Engine]

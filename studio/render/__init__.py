@@ -1,0 +1,1 @@
+"""Text overlay, fonts, SNS size presets and smart crops."""

@@ -1,0 +1,1 @@
+"""Device and memory plans, model registry/locator/downloader, job runner, compat shims."""

@@ -1,0 +1,1 @@
+"""SQLite history, atomic file writes, PNG metadata, AI-content disclosure."""

@@ -1,0 +1,1 @@
+"""Local LLM client, prompt building, ad copy and hashtags."""

@@ -1,0 +1,1 @@
+"""Gradio UI. The only package (with launch.py) that imports gradio."""

@@ -1,0 +1,1 @@
+"""Faces, masks, pose, matting, compositing, safe image loading. RGB everywhere."""

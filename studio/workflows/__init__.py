@@ -1,0 +1,1 @@
+"""Pure-Python workflows: `run(request, services, progress, cancel) -> Result`. No gradio here."""
