@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Fit-AD Studio launcher.
+
+    python launch.py                 open the studio on http://127.0.0.1:7860
+    python launch.py --lang en       English UI
+    python launch.py --share --auth owner:secret   a password-protected share link for previews
+    python launch.py demo            headless: write sample ads into outputs/ and print their paths
+
+Startup loads no model and makes no network call; analytics are off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+# before gradio is imported anywhere: no analytics, no version check phoning home
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from studio.config import ENGINE_CHOICES, MEMORY_PLANS, Settings, parse_auth  # noqa: E402
+from studio.errors import StudioError  # noqa: E402
+from studio.i18n import t  # noqa: E402
+
+log = logging.getLogger("fitad")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="launch.py",
+        description="Fit-AD Studio: upload-ready ads from one photo, on your own PC. "
+                    "핏애드 스튜디오: 사진 한 장으로 광고를 만듭니다.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="commands:\n  (none)   open the studio in the browser\n"
+               "  demo     write sample ads (coffee product, astronaut person) into outputs/ with the active engine",
+    )
+    p.add_argument("command", nargs="?", choices=("serve", "demo"), default="serve",
+                   help="serve (default): open the studio; demo: headless sample ads")
+    p.add_argument("--port", type=int, default=7860, help="port on 127.0.0.1 (default 7860)")
+    p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
+                   help="auto: FLUX when its weights are in models/ and CUDA is present, else lite; "
+                        "flux: FLUX.1 Fill + ControlNet; lite: no weights, CPU compositor; "
+                        "tiny: random tiny FLUX set (tests/demos of the real code path)")
+    p.add_argument("--share", action="store_true",
+                   help="also open a public share link (needs internet); refuses to start without --auth")
+    p.add_argument("--auth", metavar="USER:PASS|FILE",
+                   help="password for the app: 'user:pass', or a file with one user:pass per line")
+    p.add_argument("--lang", choices=("ko", "en"), default="ko", help="UI language (default Korean)")
+    p.add_argument("--models-dir", type=Path, default=None, help="where weights live (default ./models)")
+    p.add_argument("--outputs-dir", type=Path, default=None,
+                   help="where results and the history database go (default ./outputs)")
+    p.add_argument("--ollama-host", default=None, help="local Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434)")
+    p.add_argument("--ollama-model", default=None, help="Ollama model for ad copy (default qwen2.5:7b-instruct)")
+    p.add_argument("--memory-plan", choices=MEMORY_PLANS, default="auto",
+                   help="override the GPU memory plan chosen from the detected VRAM")
+    p.add_argument("--quantize", choices=("none", "8bit", "4bit"), default="none",
+                   help="load the FLUX transformer in 8/4-bit with bitsandbytes (CUDA only)")
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    base = Settings()
+    changes: dict[str, object] = {
+        "port": args.port, "engine": args.engine, "share": args.share, "lang": args.lang,
+        "auth": parse_auth(args.auth), "memory_plan": args.memory_plan, "quantize": args.quantize,
+    }
+    if args.models_dir:
+        changes["models_dir"] = args.models_dir.resolve()
+    if args.outputs_dir:
+        changes["outputs_dir"] = args.outputs_dir.resolve()
+    if args.ollama_host:
+        changes["ollama_host"] = args.ollama_host
+    if args.ollama_model:
+        changes["ollama_model"] = args.ollama_model
+    return base.with_(**changes)
+
+
+def serve(settings: Settings) -> None:
+    from studio.services import build_services
+    from studio.ui.app import CSS, build_app
+
+    services = build_services(settings)
+    choice = services.engines.choice
+    log.info("engine: %s (%s)", choice.name, choice.reason("en"))
+    print(t("engine.active", settings.lang, engine=choice.name), "—", choice.reason(settings.lang), flush=True)
+    demo = build_app(services)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=list(settings.auth) or None,
+        auth_message="Fit-AD Studio",
+        css=CSS,
+        show_error=True,
+        allowed_paths=[str(settings.outputs_dir)],
+        footer_links=[],
+        quiet=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    lang = args.lang
+    try:
+        settings = settings_from_args(args)
+        if settings.share and not settings.auth:
+            raise StudioError("launch.share_needs_auth")
+        if args.command == "demo":
+            from studio.workflows.demo import run_demo
+
+            return run_demo(settings)
+        serve(settings)
+    except StudioError as exc:
+        print(exc.message(lang), file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need on a fresh machine, then runs them.
+#   bash scripts/test.sh            the whole suite
+#   bash scripts/test.sh -k store   extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: a Hangul font (fonts-nanum, besides the pip Noto CJK) and Chromium for the
+# browser tests. Installed only when missing.
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -d /usr/share/fonts/truetype/nanum ] || need+=(fonts-nanum)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
+exec .venv/bin/python -m pytest "$@"

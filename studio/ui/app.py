@@ -1,0 +1,53 @@
+"""The app shell: one gr.Blocks with the eight tabs, and the active-engine banner."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from functools import partial
+from typing import Callable
+
+import gradio as gr
+
+from studio.services import Services
+from studio.ui.common import esc
+from studio.ui.labels import label
+from studio.ui.tabs.coming import build_coming
+
+log = logging.getLogger(__name__)
+
+# tab key -> "module" (with a build(services) function) or None for a capability still to come
+TABS: tuple[tuple[str, str | None], ...] = (
+    ("person", None),
+    ("product", None),
+    ("advanced", None),
+    ("overlay", None),
+    ("video", None),
+    ("stock", None),
+    ("gallery", "studio.ui.tabs.gallery"),
+    ("models", "studio.ui.tabs.models"),
+)
+
+CSS = """
+#engine-banner {border-left: 4px solid #c08552; padding: 4px 12px; background: rgba(192,133,82,.08);}
+footer {display: none !important;}
+"""
+
+
+def _builder(key: str, module: str | None) -> Callable[[Services], None]:
+    if module is None:
+        return partial(build_coming, what_key=f"coming.{key}")
+    return importlib.import_module(module).build
+
+
+def build_app(services: Services) -> gr.Blocks:
+    lang = services.lang
+    choice = services.engines.choice
+    with gr.Blocks(title=label("app.title", lang), analytics_enabled=False) as demo:
+        gr.Markdown(f"## {esc(label('app.title', lang))}\n{esc(label('app.subtitle', lang))}")
+        gr.Markdown(f"**{esc(label('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",
+                    elem_id="engine-banner")
+        for key, module in TABS:
+            with gr.Tab(label(f"tab.{key}", lang), id=key, elem_id=f"tab-{key}"):
+                _builder(key, module)(services)
+    return demo

@@ -1,0 +1,99 @@
+"""Models tab: the catalog (present on disk, licence, VRAM need), the device and memory plan,
+the vision backends in use, and downloads for the owner's PC."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from studio.runtime.catalog import catalog_status
+from studio.services import Services
+from studio.ui.common import esc, guarded
+from studio.ui.labels import label
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("name", "purpose", "present", "disk", "vram", "licence", "commercial", "outputs")
+
+
+def catalog_rows(services: Services) -> list[list[object]]:
+    lang = services.lang
+    yes, no = label("yes", lang), label("no", lang)
+    rows = []
+    for st in catalog_status(services.presets.models, services.settings.models_dir):
+        e = st.entry
+        present = "✅" if st.present else ("⚠️ git-lfs" if st.lfs_pointers else "—")
+        rows.append([e.name(lang), e.purpose, present, e.disk_gb, e.vram_gb, e.licence,
+                     yes if e.commercial_use else no, yes if e.outputs_commercial else no])
+    return rows
+
+
+def device_markdown(services: Services) -> str:
+    from studio.runtime.memory import choose_plan, detect_device
+
+    lang = services.lang
+    dev = detect_device()
+    plan = choose_plan(dev.vram_gb if dev.cuda else None, services.settings.memory_plan, services.settings.quantize)
+    notes = plan.notes_en if lang == "en" else plan.notes_ko
+    vram = f"{dev.vram_gb:.0f} GB" if dev.cuda and dev.vram_gb else "—"
+    engine = services.engines.choice
+    return "\n".join([
+        f"- **{'Device' if lang == 'en' else '장치'}**: {esc(dev.name)} (VRAM {esc(vram)})",
+        f"- **{'Memory plan' if lang == 'en' else '메모리 계획'}**: `{esc(plan.name)}` — {esc(notes)}",
+        f"- **{'Engine' if lang == 'en' else '엔진'}**: `{esc(engine.name)}` — {esc(engine.reason(lang))}",
+    ])
+
+
+def vision_markdown(services: Services) -> str:
+    lang = services.lang
+    lines = []
+    for capability, info in services.vision.report().items():
+        backend = info.get("backend") or "—"
+        lic = info.get("licence") or ""
+        commercial = info.get("commercial_use")
+        flag = "" if commercial is None else (" ✅" if commercial else (" ⚠️ non-commercial" if lang == "en" else " ⚠️ 비상업"))
+        lines.append(f"- **{esc(capability)}**: `{esc(backend)}` {esc(lic)}{flag}")
+    return "\n".join(lines)
+
+
+def build(services: Services) -> None:
+    lang = services.lang
+    gr.Markdown(f"### {esc(label('models.catalog', lang))}")
+    table = gr.Dataframe(value=catalog_rows(services), headers=[label(f"models.col.{c}", lang) for c in COLUMNS],
+                         interactive=False, wrap=True, elem_id="model-catalog")
+    gr.Markdown(f"### {esc(label('models.device', lang))}")
+    check = gr.Button(label("models.check", lang))
+    device_md = gr.Markdown()
+    gr.Markdown(f"### {esc(label('models.vision', lang))}")
+    vision_md = gr.Markdown()
+
+    @guarded(lang)
+    def refresh_device():
+        return device_markdown(services), vision_markdown(services), catalog_rows(services)
+
+    check.click(refresh_device, None, [device_md, vision_md, table], api_name="models_device")
+
+    gr.Markdown(f"### {esc(label('models.download', lang))}")
+    with gr.Row():
+        pick = gr.Dropdown(choices=[(m.name(lang), m.id) for m in services.presets.models],
+                           label=label("models.pick", lang), scale=3)
+        token = gr.Textbox(label=label("models.token", lang), type="password", scale=2)
+        download = gr.Button(label("models.download", lang), variant="primary", scale=1)
+    download_md = gr.Markdown()
+
+    @guarded(lang)
+    def do_download(model_id: str, hf_token: str, progress=gr.Progress()):
+        from studio.runtime.downloader import download_model
+
+        entry = services.presets.model(model_id)
+
+        def report(done: float, total: float, desc: str = "") -> None:
+            progress((done, total) if total else None, desc=desc or entry.name(lang))
+
+        path = download_model(entry, services.settings.models_dir, token=hf_token or None, progress=report)
+        done = "Downloaded to" if lang == "en" else "내려받기 완료:"
+        return f"{done} `{esc(path)}`", catalog_rows(services)
+
+    download.click(do_download, [pick, token], [download_md, table], api_name="models_download",
+                   concurrency_id="downloads", concurrency_limit=1)
