@@ -1,0 +1,143 @@
+"""SQLite connection and numbered migrations for the history database.
+
+`connect(path)` opens a connection in autocommit mode (transactions are explicit: `BEGIN
+IMMEDIATE` ... `COMMIT`) with WAL journaling, a busy timeout, foreign keys and `synchronous=FULL`
+(a committed delete must survive a power cut, or a row could come back pointing to a file that
+was already removed).
+
+The schema version is `PRAGMA user_version`. `MIGRATIONS` is an ordered list of
+`(number, step)` where a step is SQL text or a function taking the connection; `migrate` applies
+each missing step and bumps `user_version` in the same transaction, so a crash mid-migration
+leaves the database at the previous version.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from studio.errors import StudioError
+from studio.i18n import MESSAGES, register
+
+log = logging.getLogger(__name__)
+
+_MESSAGES = {
+    "store.db_newer": ("기록 데이터베이스({path})가 이 프로그램보다 새 버전(v{found}, 지원 v{latest})에서 만들어졌습니다. "
+                       "프로그램을 최신 버전으로 업데이트하세요.",
+                       "The history database ({path}) was made by a newer version (v{found}; this one supports "
+                       "v{latest}). Please update the app."),
+    "store.db_broken": ("기록 데이터베이스({path})를 열 수 없습니다({err}). 파일을 다른 곳으로 옮기면 새 기록으로 시작합니다.",
+                        "The history database ({path}) cannot be opened ({err}). Move the file away to start a "
+                        "fresh history."),
+}
+register({k: v for k, v in _MESSAGES.items() if k not in MESSAGES})
+
+BUSY_TIMEOUT_MS = 10_000
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+_M1_GENERATIONS = """
+CREATE TABLE generations (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at        TEXT    NOT NULL,
+    workflow          TEXT    NOT NULL,
+    engine            TEXT    NOT NULL,
+    model_ids         TEXT    NOT NULL DEFAULT '[]',
+    seed              INTEGER,
+    prompt_ko         TEXT    NOT NULL DEFAULT '',
+    prompt_en         TEXT    NOT NULL DEFAULT '',
+    settings          TEXT    NOT NULL DEFAULT '{}',
+    copy              TEXT    NOT NULL DEFAULT '{}',
+    hashtags          TEXT    NOT NULL DEFAULT '[]',
+    path              TEXT    NOT NULL UNIQUE,
+    extra_paths       TEXT    NOT NULL DEFAULT '[]',
+    kept_owner_pixels INTEGER NOT NULL DEFAULT 1
+);
+"""
+
+_M2_MISSING_PARENT_INDEX = """
+ALTER TABLE generations ADD COLUMN missing INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE generations ADD COLUMN parent_id INTEGER REFERENCES generations(id) ON DELETE SET NULL;
+CREATE INDEX idx_generations_workflow_id ON generations(workflow, id);
+CREATE INDEX idx_generations_parent ON generations(parent_id);
+"""
+
+MIGRATIONS: list[tuple[int, Step]] = [
+    (1, _M1_GENERATIONS),
+    (2, _M2_MISSING_PARENT_INDEX),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database at `path`, configured for the store."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            log.warning("SQLite refused WAL mode for %s (got %s)", path, mode)
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as exc:
+        raise StudioError("store.db_broken", path=str(path), err=str(exc)) from exc
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _check_numbering(migrations: Sequence[tuple[int, Step]]) -> None:
+    numbers = [n for n, _ in migrations]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise ValueError(f"migrations must be numbered 1..n without gaps, got {numbers}")
+
+
+def _apply(conn: sqlite3.Connection, step: Step) -> None:
+    if callable(step):
+        step(conn)
+        return
+    # executescript() would COMMIT our transaction first; run statement by statement instead.
+    for stmt in step.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+def migrate(conn: sqlite3.Connection, *, target: int | None = None,
+            migrations: Sequence[tuple[int, Step]] = MIGRATIONS, path: Path | str = "") -> int:
+    """Bring the schema up to `target` (default: the latest); returns the resulting version.
+
+    Each migration runs in its own IMMEDIATE transaction together with its `user_version` bump.
+    A database newer than the code raises StudioError("store.db_newer").
+    """
+    _check_numbering(migrations)
+    latest = migrations[-1][0] if migrations else 0
+    target = latest if target is None else target
+    if not 0 <= target <= latest:
+        raise ValueError(f"target {target} outside 0..{latest}")
+    current = schema_version(conn)
+    if current > latest:
+        raise StudioError("store.db_newer", path=str(path), found=current, latest=latest)
+    for number, step in migrations:
+        if number <= current or number > target:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read inside the lock: another process may have migrated meanwhile.
+            if schema_version(conn) >= number:
+                conn.execute("ROLLBACK")
+                continue
+            _apply(conn, step)
+            conn.execute(f"PRAGMA user_version = {int(number)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("history database migrated to v%d", number)
+    return schema_version(conn)
