@@ -1,0 +1,236 @@
+"""Face detection with three backends, best first, picked from what is present in models/.
+
+1. InsightFace `FaceAnalysis` (buffalo_l, antelopev2) under models/insightface/models/<pack>/.
+   Most accurate; the model packs are licensed for non-commercial research only.
+2. YuNet (`cv2.FaceDetectorYN`) with its MIT onnx under models/yunet/. Safe commercially.
+3. OpenCV Haar cascade (ships with opencv). Always available, offline, no weights to fetch.
+
+`FaceDetector.from_folder(models_dir).to(device)(image)` returns `list[FaceBox]`, largest first;
+no face is `[]`, never an exception. Images are RGB (PIL or numpy); BGR only inside cv2 calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from studio.errors import WeightsError
+from studio.i18n import register
+from studio.vision.toolkit import BackendInfo, onnx_providers, to_rgb_array
+
+log = logging.getLogger(__name__)
+
+register({
+    "vision.faces.none": ("사진에서 얼굴을 찾지 못했습니다. 얼굴이 정면으로 크게 나온 사진을 올려 주세요.",
+                          "No face was found in the photo. Please upload one where the face is large and frontal."),
+    "vision.faces.backend_missing": ("얼굴 검출 모델 '{backend}'을(를) 찾을 수 없습니다({where}). 모델 탭에서 내려받거나 기본(Haar) 검출기를 쓰세요.",
+                                     "Face detector '{backend}' was not found ({where}). Download it in the Models tab or use the built-in Haar detector."),
+    "vision.faces.load_failed": ("얼굴 검출 모델 '{backend}'을(를) 불러오지 못했습니다({err}). 파일을 다시 내려받으세요.",
+                                 "Face detector '{backend}' could not be loaded ({err}). Please download the file again."),
+})
+
+INSIGHTFACE_PACKS: tuple[str, ...] = ("buffalo_l", "antelopev2")
+BACKENDS: tuple[str, ...] = ("insightface", "yunet", "haar")
+HAAR_FILE = "haarcascade_frontalface_default.xml"
+DETECT_MAX_SIDE = 640  # YuNet / Haar run on a copy no larger than this; boxes are scaled back
+
+LICENCES: dict[str, tuple[str, bool]] = {
+    "insightface": ("InsightFace model pack: non-commercial research only", False),
+    "yunet": ("MIT", True),
+    "haar": ("OpenCV Haar cascade (Intel License Agreement, BSD-style)", True),
+}
+
+
+@dataclass
+class FaceBox:
+    box: tuple[int, int, int, int]          # x0, y0, x1, y1 in pixels (x1, y1 exclusive)
+    score: float                            # 0..1
+    landmarks: np.ndarray | None = None     # (5, 2): right eye, left eye, nose, mouth R, mouth L
+    backend: str = ""
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> int:
+        return max(self.width, 0) * max(self.height, 0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0)
+
+
+def _clip_box(x0: float, y0: float, x1: float, y1: float, w: int, h: int) -> tuple[int, int, int, int]:
+    return (int(np.clip(round(x0), 0, w)), int(np.clip(round(y0), 0, h)),
+            int(np.clip(round(x1), 0, w)), int(np.clip(round(y1), 0, h)))
+
+
+def _sorted(faces: list[FaceBox]) -> list[FaceBox]:
+    return sorted((f for f in faces if f.area > 0), key=lambda f: (-f.area, -f.score))
+
+
+def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    h, w = rgb.shape[:2]
+    s = min(1.0, max_side / float(max(h, w)))
+    if s >= 1.0:
+        return rgb, 1.0
+    small = cv2.resize(rgb, (max(int(round(w * s)), 1), max(int(round(h * s)), 1)), interpolation=cv2.INTER_AREA)
+    return small, s
+
+
+def find_weights(models_dir: Path) -> dict[str, list[Path]]:
+    """Weights present per backend (Haar's cascade ships with opencv)."""
+    found: dict[str, list[Path]] = {"insightface": [], "yunet": [], "haar": []}
+    packs_root = Path(models_dir) / "insightface" / "models"
+    if packs_root.is_dir():
+        named = [packs_root / p for p in INSIGHTFACE_PACKS]
+        others = sorted(d for d in packs_root.iterdir() if d.is_dir() and d not in named)
+        for pack in named + others:
+            if pack.is_dir() and any(pack.glob("*.onnx")):
+                found["insightface"].append(pack)
+    yunet_dir = Path(models_dir) / "yunet"
+    if yunet_dir.is_dir():
+        found["yunet"] = sorted(yunet_dir.glob("*.onnx"), reverse=True)  # newest date first
+    haar = Path(cv2.data.haarcascades) / HAAR_FILE
+    if haar.is_file():
+        found["haar"] = [haar]
+    return found
+
+
+class FaceDetector:
+    """load from a folder -> `.to(device)` -> `__call__(image) -> list[FaceBox]`."""
+
+    def __init__(self, backend: str, weights: Path, *, det_size: tuple[int, int] = (640, 640),
+                 score_threshold: float = 0.5) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown face backend {backend!r}; choose from {BACKENDS}")
+        self.backend = backend
+        self.weights = Path(weights)
+        self.det_size = det_size
+        self.score_threshold = score_threshold
+        self.device = "cpu"
+        self._impl: Any = None
+        self._lock = threading.Lock()
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_folder(cls, models_dir: Path | str, prefer: str = "auto", **kwargs: Any) -> "FaceDetector":
+        """Pick the best backend present (or `prefer`, which must be present)."""
+        found = find_weights(Path(models_dir))
+        if prefer != "auto":
+            if prefer not in BACKENDS:
+                raise ValueError(f"unknown face backend {prefer!r}; choose from {BACKENDS}")
+            if not found[prefer]:
+                raise WeightsError("vision.faces.backend_missing", backend=prefer, where=str(models_dir))
+            return cls(prefer, found[prefer][0], **kwargs)
+        for name in BACKENDS:
+            if found[name]:
+                return cls(name, found[name][0], **kwargs)
+        raise WeightsError("vision.faces.backend_missing", backend="haar", where=cv2.data.haarcascades)
+
+    @property
+    def info(self) -> BackendInfo:
+        licence, commercial = LICENCES[self.backend]
+        return BackendInfo(name=self.backend, licence=licence, commercial_use=commercial,
+                           weights=(str(self.weights),), device=self.device)
+
+    def to(self, device: str) -> "FaceDetector":
+        device = str(device)
+        with self._lock:
+            if device != self.device or self._impl is None:
+                self.device = device
+                self._impl = None
+                self._impl = self._load()
+        return self
+
+    def _load(self) -> Any:
+        try:
+            if self.backend == "insightface":
+                return self._load_insightface()
+            if self.backend == "yunet":
+                return cv2.FaceDetectorYN.create(str(self.weights), "", (320, 320),
+                                                 self.score_threshold, 0.3, 50)
+            cascade = cv2.CascadeClassifier(str(self.weights))
+            if cascade.empty():
+                raise WeightsError("vision.faces.load_failed", backend="haar", err=str(self.weights))
+            return cascade
+        except WeightsError:
+            raise
+        except (cv2.error, RuntimeError, ValueError, OSError, AssertionError) as exc:
+            log.warning("face backend %s failed to load from %s: %s", self.backend, self.weights, exc)
+            raise WeightsError("vision.faces.load_failed", backend=self.backend, err=type(exc).__name__) from exc
+
+    def _load_insightface(self) -> Any:
+        from insightface.app import FaceAnalysis
+
+        providers = onnx_providers(self.device)
+        # A directory path as `name` skips insightface's download helper entirely.
+        app = FaceAnalysis(name=str(self.weights.resolve()), root=str(self.weights.parent.parent),
+                           allowed_modules=["detection"], providers=providers)
+        ctx_id = 0 if "CUDAExecutionProvider" in providers else -1
+        app.prepare(ctx_id=ctx_id, det_thresh=self.score_threshold, det_size=self.det_size)
+        return app
+
+    # -- inference -------------------------------------------------------------------------
+    def __call__(self, image: Image.Image | np.ndarray) -> list[FaceBox]:
+        rgb = to_rgb_array(image)
+        with self._lock:
+            if self._impl is None:
+                self._impl = self._load()
+            impl = self._impl
+            if self.backend == "insightface":
+                return self._run_insightface(impl, rgb)
+            if self.backend == "yunet":
+                return self._run_yunet(impl, rgb)
+            return self._run_haar(impl, rgb)
+
+    detect = __call__
+
+    def _run_insightface(self, app: Any, rgb: np.ndarray) -> list[FaceBox]:
+        h, w = rgb.shape[:2]
+        faces = app.get(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        out: list[FaceBox] = []
+        for f in faces:
+            x0, y0, x1, y1 = (float(v) for v in f.bbox[:4])
+            kps = None if f.kps is None else np.asarray(f.kps, dtype=np.float32).reshape(-1, 2)[:5]
+            out.append(FaceBox(_clip_box(x0, y0, x1, y1, w, h), float(f.det_score), kps, "insightface"))
+        return _sorted(out)
+
+    def _run_yunet(self, det: Any, rgb: np.ndarray) -> list[FaceBox]:
+        h, w = rgb.shape[:2]
+        small, s = _downscale(rgb, DETECT_MAX_SIDE)
+        det.setInputSize((small.shape[1], small.shape[0]))
+        _, rows = det.detect(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+        out: list[FaceBox] = []
+        if rows is None:
+            return out
+        for r in np.asarray(rows, dtype=np.float32):
+            x, y, bw, bh = (float(v) / s for v in r[:4])
+            kps = (r[4:14].reshape(5, 2) / s).astype(np.float32)
+            out.append(FaceBox(_clip_box(x, y, x + bw, y + bh, w, h), float(r[14]), kps, "yunet"))
+        return _sorted(out)
+
+    def _run_haar(self, cascade: Any, rgb: np.ndarray) -> list[FaceBox]:
+        h, w = rgb.shape[:2]
+        small, s = _downscale(rgb, DETECT_MAX_SIDE)
+        gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        min_side = max(24, int(0.06 * min(gray.shape[:2])))
+        rects, votes = cascade.detectMultiScale2(gray, scaleFactor=1.1, minNeighbors=5,
+                                                 minSize=(min_side, min_side))
+        out: list[FaceBox] = []
+        for (x, y, bw, bh), n in zip(np.asarray(rects).reshape(-1, 4), np.asarray(votes).reshape(-1)):
+            score = float(n) / (float(n) + 10.0)  # neighbour votes squashed to 0..1
+            out.append(FaceBox(_clip_box(x / s, y / s, (x + bw) / s, (y + bh) / s, w, h), score, None, "haar"))
+        return _sorted(out)

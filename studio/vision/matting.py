@@ -1,0 +1,328 @@
+"""Cut-outs: rembg sessions from models/rembg, an offline GrabCut fallback, or an uploaded alpha.
+
+- rembg: `U2NET_HOME` points at models/rembg while a session is built; a named model is used
+  only when its file is already there (rembg is never allowed to download), and a custom onnx
+  must lie inside that folder. Choices: birefnet-general (MIT), isnet-general-use, u2net,
+  u2net_human_seg (Apache-2.0), bria-rmbg (non-commercial: only when asked for by name).
+- GrabCut (no weights): seeded from a box, run at reduced resolution; the mask is then refined
+  back at full size in a band around the edge with the colour models GrabCut learned.
+- An uploaded RGBA image (or an explicit alpha) is used directly.
+
+`Matter.from_folder(models_dir).to(device)(image, box, alpha, prefer, subject) -> MatteResult`,
+mask uint8 H x W, 255 = subject.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from studio.errors import InputError, WeightsError
+from studio.i18n import register
+from studio.vision import masks
+from studio.vision.toolkit import onnx_providers, to_rgb_array
+
+log = logging.getLogger(__name__)
+
+register({
+    "vision.matting.missing": ("배경 제거 모델 '{model}'이(가) models/rembg 폴더에 없습니다. 모델 탭에서 내려받거나 '자동'(GrabCut)을 쓰세요.",
+                               "Background-removal model '{model}' is not in models/rembg. Download it in the Models tab or use 'auto' (GrabCut)."),
+    "vision.matting.outside": ("사용자 지정 모델은 {home} 폴더 안에 있어야 합니다({path}). 파일을 그 폴더로 옮기세요.",
+                               "A custom model must be inside {home} ({path}). Move the file into that folder."),
+    "vision.matting.unknown": ("알 수 없는 배경 제거 모델입니다: {model}. {choices} 중에서 고르세요.",
+                               "Unknown background-removal model: {model}. Choose one of {choices}."),
+    "vision.matting.bad_box": ("선택 상자가 너무 작거나 사진 밖에 있습니다({box}). 제품을 감싸도록 다시 그려 주세요.",
+                               "The selection box is too small or outside the photo ({box}). Draw it around the product again."),
+    "vision.matting.fallback": ("'{model}' 모델을 쓰지 못해 GrabCut으로 배경을 제거했습니다({err}).",
+                                "'{model}' could not be used, so GrabCut removed the background ({err})."),
+})
+
+REMBG_DIR = "rembg"
+# rembg session name -> (file name, licence, commercial use)
+REMBG_MODELS: dict[str, tuple[str, str, bool]] = {
+    "birefnet-general": ("birefnet-general.onnx", "MIT", True),
+    "isnet-general-use": ("isnet-general-use.onnx", "Apache-2.0", True),
+    "u2net": ("u2net.onnx", "Apache-2.0", True),
+    "u2net_human_seg": ("u2net_human_seg.onnx", "Apache-2.0", True),
+    "bria-rmbg": ("bria-rmbg.onnx", "BRIA RMBG licence: non-commercial", False),
+}
+ALIASES: dict[str, str] = {"birefnet": "birefnet-general", "isnet": "isnet-general-use",
+                           "human": "u2net_human_seg", "bria": "bria-rmbg"}
+LICENCES: dict[str, tuple[str, bool]] = {
+    **{k: (v[1], v[2]) for k, v in REMBG_MODELS.items()},
+    "custom": ("custom onnx: licence unknown (check it before commercial use)", False),
+    "grabcut": ("OpenCV GrabCut (Apache-2.0)", True),
+    "alpha": ("uploaded transparency (the owner's own file)", True),
+}
+AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    "product": ("birefnet-general", "isnet-general-use", "u2net"),
+    "person": ("u2net_human_seg", "birefnet-general", "isnet-general-use", "u2net"),
+}
+GRABCUT_WORK_SIDE = 400
+_ENV_LOCK = threading.Lock()
+
+
+@dataclass
+class MatteResult:
+    mask: np.ndarray          # uint8 H x W, 255 = subject
+    backend: str
+    licence: str
+    commercial_use: bool
+    note: str = ""            # message key when something fell back
+
+    @property
+    def coverage(self) -> float:
+        return masks.coverage(self.mask)
+
+    def rgba(self, image: Image.Image | np.ndarray) -> Image.Image:
+        rgb = to_rgb_array(image)
+        return Image.fromarray(np.dstack([rgb, self.mask]), "RGBA")
+
+
+def find_weights(models_dir: Path) -> dict[str, Path]:
+    """rembg models present: models/rembg/<name>.onnx or models/rembg/models/<name>/<name>.onnx."""
+    home = Path(models_dir) / REMBG_DIR
+    found: dict[str, Path] = {}
+    for name, (fname, _, _) in REMBG_MODELS.items():
+        for cand in (home / fname, home / "models" / name / fname):
+            if cand.is_file():
+                found[name] = cand
+                break
+    return found
+
+
+def auto_choice(found: dict[str, Path], subject: str) -> str:
+    for name in AUTO_ORDER.get(subject, AUTO_ORDER["product"]):
+        if name in found:
+            return name
+    return "grabcut"
+
+
+def _alpha_of(image: Image.Image | np.ndarray) -> np.ndarray | None:
+    """The alpha channel of an RGBA upload when it holds real transparency."""
+    if isinstance(image, Image.Image):
+        if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+            return None
+        a = np.asarray(image.convert("RGBA"))[:, :, 3]
+    else:
+        arr = np.asarray(image)
+        if arr.ndim != 3 or arr.shape[2] != 4:
+            return None
+        a = arr[:, :, 3].astype(np.uint8)
+    if int(a.min()) >= 250:  # fully opaque: no cut-out in it
+        return None
+    return np.ascontiguousarray(a, dtype=np.uint8)
+
+
+def _clip_box(box: tuple[int, int, int, int] | None, w: int, h: int) -> tuple[int, int, int, int]:
+    if box is None:
+        mx, my = max(int(w * 0.04), 2), max(int(h * 0.04), 2)
+        return mx, my, w - mx, h - my
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    x0, y0 = max(x0, 1), max(y0, 1)
+    x1, y1 = min(x1, w - 1), min(y1, h - 1)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        raise InputError("vision.matting.bad_box", box=str(box))
+    return x0, y0, x1, y1
+
+
+def _gmm_loglik(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Log-likelihood of BGR float pixels (N x 3) under an OpenCV GrabCut GMM (1 x 65)."""
+    m = np.asarray(model, dtype=np.float64).reshape(-1)
+    k = 5
+    coefs, means, covs = m[:k], m[k:4 * k].reshape(k, 3), m[4 * k:13 * k].reshape(k, 3, 3)
+    out = np.zeros(len(pixels), dtype=np.float64)
+    for i in range(k):
+        if coefs[i] <= 0:
+            continue
+        cov = covs[i] + np.eye(3) * 1e-3
+        inv = np.linalg.inv(cov)
+        det = max(float(np.linalg.det(cov)), 1e-12)
+        d = pixels - means[i]
+        mahal = np.einsum("ni,ij,nj->n", d, inv, d)
+        out += coefs[i] / np.sqrt(det) * np.exp(-0.5 * mahal)
+    return np.log(out + 1e-30)
+
+
+def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
+                   work_side: int = GRABCUT_WORK_SIDE, iterations: int = 5, refine: bool = True) -> np.ndarray:
+    """GrabCut seeded from `box` (x0, y0, x1, y1; default: the image less a 4 % border) at
+    `work_side` pixels, refined back at full size. Returns uint8 H x W, 255 = subject."""
+    rgb = to_rgb_array(image)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = _clip_box(box, w, h)
+    s = min(1.0, work_side / float(max(h, w)))
+    sw, sh = max(int(round(w * s)), 8), max(int(round(h * s)), 8)
+    small = cv2.cvtColor(cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR)
+    sx0, sy0 = max(int(x0 * s), 1), max(int(y0 * s), 1)
+    sx1, sy1 = min(int(round(x1 * s)), sw - 1), min(int(round(y1 * s)), sh - 1)
+    gc = np.zeros((sh, sw), np.uint8)
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.grabCut(small, gc, (sx0, sy0, sx1 - sx0, sy1 - sy0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+    low = np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
+    # drop specks: keep the components that hold most of the subject
+    low = _largest_components(low)
+    up = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR)
+    if not refine or s >= 1.0:
+        return masks.binarize(up)
+    return _refine_full_size(rgb, up, fgd, bgd, band=max(3, int(np.ceil(1.5 / s))))
+
+
+def _largest_components(mask: np.ndarray, keep_share: float = 0.05) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= keep_share * areas.max()) + 1
+    return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
+
+
+def _refine_full_size(rgb: np.ndarray, up: np.ndarray, fgd: np.ndarray, bgd: np.ndarray, band: int) -> np.ndarray:
+    """Decide the pixels within `band` of the upsampled edge at full resolution: the colour
+    models' log-likelihood ratio plus the upsampled mask as a prior, lightly smoothed."""
+    hard = masks.binarize(up)
+    grown, shrunk = masks.dilate(hard, band), masks.erode(hard, band)
+    in_band = (grown > 0) & (shrunk == 0)
+    ys, xs = np.nonzero(in_band)
+    if ys.size == 0:
+        return hard
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    crop = rgb[y0:y1, x0:x1]
+    sel = in_band[y0:y1, x0:x1]
+    bgr = crop[:, :, ::-1][sel].astype(np.float64)
+    ratio = np.clip(_gmm_loglik(fgd, bgr) - _gmm_loglik(bgd, bgr), -8.0, 8.0)
+    prior = up[y0:y1, x0:x1][sel].astype(np.float64) / 255.0
+    prior_logit = np.log((prior + 0.02) / (1.02 - prior))
+    score = np.zeros(sel.shape, np.float32)
+    score[sel] = (0.5 * ratio + prior_logit).astype(np.float32)
+    score = cv2.GaussianBlur(score, (5, 5), 1.2)
+    out = hard.copy()
+    region = out[y0:y1, x0:x1]
+    region[sel] = np.where(score[sel] > 0, 255, 0).astype(np.uint8)
+    out = _largest_components(out)
+    # a one-pixel anti-aliased edge
+    return cv2.GaussianBlur(out, (3, 3), 0.8)
+
+
+class Matter:
+    """load from a folder -> `.to(device)` -> `__call__(image, ...) -> MatteResult`."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.device = "cpu"
+        self._sessions: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_folder(cls, models_dir: Path | str) -> "Matter":
+        return cls(Path(models_dir) / REMBG_DIR)
+
+    def to(self, device: str) -> "Matter":
+        with self._lock:
+            if str(device) != self.device:
+                self._sessions.clear()
+            self.device = str(device)
+        return self
+
+    @property
+    def available(self) -> dict[str, Path]:
+        return find_weights(self.home.parent)
+
+    def _custom_path(self, prefer: str) -> Path | None:
+        if not str(prefer).lower().endswith(".onnx"):
+            return None
+        path = Path(prefer)
+        if not path.is_absolute():
+            path = self.home / path
+        path = path.resolve()
+        home = self.home.resolve()
+        if home != path and home not in path.parents:
+            raise InputError("vision.matting.outside", home=str(home), path=str(path))
+        if not path.is_file():
+            raise WeightsError("vision.matting.missing", model=str(path))
+        return path
+
+    def choose(self, prefer: str = "auto", subject: str = "product") -> str:
+        """The backend `__call__` would use (no model load)."""
+        if self._custom_path(prefer) is not None:
+            return "custom"
+        name = ALIASES.get(prefer, prefer)
+        if name == "auto":
+            return auto_choice(self.available, subject)
+        if name in ("grabcut", "alpha"):
+            return name
+        if name not in REMBG_MODELS:
+            raise InputError("vision.matting.unknown", model=prefer,
+                             choices=", ".join(["auto", "grabcut", *REMBG_MODELS]))
+        if name not in self.available:
+            raise WeightsError("vision.matting.missing", model=name)
+        return name
+
+    def session(self, name: str, custom: Path | None = None) -> Any:
+        """A rembg session for `name` built from files under `self.home` only."""
+        key = str(custom) if custom is not None else name
+        with self._lock:
+            if key in self._sessions:
+                return self._sessions[key]
+            providers = onnx_providers(self.device)
+            with _ENV_LOCK:
+                os.environ["U2NET_HOME"] = str(self.home.resolve())
+                from rembg import new_session
+                from rembg.sessions import sessions as rembg_sessions
+
+                if custom is not None:
+                    sess = new_session("u2net_custom", model_path=str(custom), providers=providers)
+                else:
+                    cls = rembg_sessions[name]
+                    # never let rembg download: it must find the file itself, where we looked
+                    if cls.resolve_existing(REMBG_MODELS[name][0]) is None:
+                        raise WeightsError("vision.matting.missing", model=name)
+                    sess = new_session(name, providers=providers)
+            self._sessions[key] = sess
+            return sess
+
+    def __call__(self, image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
+                 alpha: np.ndarray | None = None, prefer: str = "auto", subject: str = "product") -> MatteResult:
+        rgb = to_rgb_array(image)
+        h, w = rgb.shape[:2]
+        given = alpha if alpha is not None else _alpha_of(image)
+        if given is not None or prefer == "alpha":
+            if given is None:
+                raise InputError("vision.matting.unknown", model="alpha (no transparency in the image)",
+                                 choices="auto, grabcut")
+            a = masks.resize_mask(np.asarray(given), (w, h))
+            lic, com = LICENCES["alpha"]
+            return MatteResult(np.ascontiguousarray(a), "alpha", lic, com)
+        backend = self.choose(prefer, subject)
+        if backend == "grabcut":
+            lic, com = LICENCES["grabcut"]
+            return MatteResult(grabcut_cutout(rgb, box), "grabcut", lic, com)
+        custom = self._custom_path(prefer) if backend == "custom" else None
+        try:
+            sess = self.session(backend, custom)
+            pred = sess.predict(Image.fromarray(rgb))[0]
+        except WeightsError:
+            raise
+        except (RuntimeError, ValueError, OSError) as exc:  # onnxruntime failures arrive as these
+            if prefer != "auto":
+                raise WeightsError("vision.matting.missing", model=backend) from exc
+            log.warning("rembg %s failed (%s); falling back to GrabCut", backend, exc)
+            lic, com = LICENCES["grabcut"]
+            return MatteResult(grabcut_cutout(rgb, box), "grabcut", lic, com, note="vision.matting.fallback")
+        mask = masks.resize_mask(np.asarray(pred.convert("L"), dtype=np.uint8), (w, h))
+        if box is not None:
+            x0, y0, x1, y1 = _clip_box(box, w, h)
+            mx, my = int(0.03 * w), int(0.03 * h)
+            mask = masks.intersection(mask, masks.box_mask((w, h), (x0 - mx, y0 - my, x1 + mx, y1 + my)))
+        lic, com = LICENCES[backend]
+        return MatteResult(np.ascontiguousarray(mask), backend if custom is None else "custom", lic, com)

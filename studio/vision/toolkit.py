@@ -1,0 +1,244 @@
+"""`VisionKit`: one object the workflows use for faces, masks, pose, cut-outs and paste-back.
+
+Built from `Settings` (no model loads); each capability's backend is picked from what is present
+under `settings.models_dir` and loaded on first use. `report()` says, without loading anything,
+which backend each capability will use, under which licence, and which weights are present.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from studio.i18n import register, t
+
+if TYPE_CHECKING:
+    from studio.config import Settings
+    from studio.vision.faces import FaceBox, FaceDetector
+    from studio.vision.matting import Matter, MatteResult
+    from studio.vision.pose import PoseEstimator, PoseResult
+
+log = logging.getLogger(__name__)
+
+register({
+    "vision.pose.none": ("포즈 가중치가 없어 ControlNet 없이 생성합니다(몸 자세가 달라질 수 있습니다). 모델 탭에서 OpenPose 또는 DWPose를 내려받으세요.",
+                         "No pose weights, so generation runs without the ControlNet (the body pose may change). Download OpenPose or DWPose in the Models tab."),
+    "vision.pose.not_found": ("사진에서 사람의 자세를 찾지 못해 ControlNet 없이 생성합니다.",
+                              "No body pose was found in the photo, so generation runs without the ControlNet."),
+    "vision.pose.ready": ("포즈 가이드: {backend}", "Pose guide: {backend}"),
+    "vision.noncommercial": ("'{backend}'은(는) 비상업 라이선스입니다({licence}). 상업용 광고에는 다른 모델을 쓰세요.",
+                             "'{backend}' is licensed for non-commercial use only ({licence}). Use another model for commercial ads."),
+    "vision.bad_image": ("이미지 형식을 읽을 수 없습니다({shape}). RGB 사진을 올려 주세요.",
+                         "The image could not be read ({shape}). Please upload an RGB photo."),
+})
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """Which backend a capability uses, under which licence, from which files."""
+
+    name: str
+    licence: str
+    commercial_use: bool
+    weights: tuple[str, ...] = ()
+    device: str = "cpu"
+
+
+def onnx_providers(device: str) -> list[str]:
+    """onnxruntime providers for `device` ("cuda", "cuda:0", "cpu"); CPU is always last."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if str(device).startswith("cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
+    """PIL (any mode) or numpy (H x W, H x W x 3 RGB, H x W x 4 RGBA) -> contiguous uint8 RGB."""
+    from studio.errors import InputError
+
+    if isinstance(image, Image.Image):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
+            arr = arr * 255.0
+        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError("vision.bad_image", shape=str(tuple(arr.shape)))
+    return np.ascontiguousarray(arr[:, :, :3])
+
+
+def default_device() -> str:
+    """"cuda" when onnxruntime-gpu can run here, else "cpu" (no torch import)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "cpu"
+    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+
+
+class VisionKit:
+    """Faces, masks, pose, matting and compositing behind one lazily-built object."""
+
+    def __init__(self, models_dir: Path | str, *, device: str | None = None, lang: str = "ko",
+                 face_backend: str = "auto") -> None:
+        self.models_dir = Path(models_dir)
+        self.device = device
+        self.lang = lang
+        self.face_backend = face_backend
+        self._faces: FaceDetector | None = None
+        self._pose: PoseEstimator | None = None
+        self._pose_checked = False
+        self._matter: Matter | None = None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "VisionKit":
+        return cls(settings.models_dir, lang=settings.lang)
+
+    def _device(self) -> str:
+        if self.device is None:
+            self.device = default_device()
+        return self.device
+
+    # -- lazy members ----------------------------------------------------------------------
+    @property
+    def faces(self) -> "FaceDetector":
+        with self._lock:
+            if self._faces is None:
+                from studio.vision.faces import FaceDetector
+
+                self._faces = FaceDetector.from_folder(self.models_dir, prefer=self.face_backend).to(self._device())
+                log.info("face detector: %s", self._faces.backend)
+            return self._faces
+
+    @property
+    def pose_estimator(self) -> "PoseEstimator | None":
+        with self._lock:
+            if not self._pose_checked:
+                from studio.vision.pose import PoseEstimator
+
+                self._pose_checked = True
+                est = PoseEstimator.from_folder(self.models_dir)
+                self._pose = None if est is None else est.to(self._device())
+                log.info("pose estimator: %s", "none" if self._pose is None else self._pose.backend)
+            return self._pose
+
+    @property
+    def matter(self) -> "Matter":
+        with self._lock:
+            if self._matter is None:
+                from studio.vision.matting import Matter
+
+                self._matter = Matter.from_folder(self.models_dir).to(self._device())
+            return self._matter
+
+    # -- capabilities ----------------------------------------------------------------------
+    def detect_faces(self, img: Image.Image | np.ndarray) -> list["FaceBox"]:
+        return self.faces(img)
+
+    def face_keep_mask(self, img_size: tuple[int, int], face: "FaceBox", include_hair: bool = True,
+                       include_neck: bool = False, dilate_px: int | None = None,
+                       feather_px: float | None = None) -> np.ndarray:
+        """255 = keep the owner's face. Grown by `dilate_px` then feathered by `feather_px`
+        (defaults scale with the face: 4 % and 6 % of its width). Invert it for the engine."""
+        from studio.vision import masks
+
+        size = max(face.width, face.height, 1)
+        d = int(round(size * 0.04)) if dilate_px is None else int(dilate_px)
+        f = max(3.0, size * 0.06) if feather_px is None else float(feather_px)
+        keep = masks.face_region_mask(img_size, face, include_hair=include_hair, include_neck=include_neck)
+        return masks.feather(masks.dilate(keep, d), f)
+
+    def face_regenerate_mask(self, img_size: tuple[int, int], face: "FaceBox", **kwargs: Any) -> np.ndarray:
+        """The engine's mask (255 = regenerate): the inverse of `face_keep_mask`."""
+        from studio.vision import masks
+
+        return masks.invert(self.face_keep_mask(img_size, face, **kwargs))
+
+    def pose(self, img: Image.Image | np.ndarray, width: int, height: int) -> "PoseResult | None":
+        """Skeleton guide at (width, height), or None without pose weights (see `pose_note`)."""
+        est = self.pose_estimator
+        if est is None:
+            log.info("no pose weights: the workflow runs without the ControlNet")
+            return None
+        return est(img, width, height)
+
+    def pose_note(self, result: "PoseResult | None") -> str:
+        """What to tell the owner about the pose guide."""
+        if self.pose_estimator is None:
+            return t("vision.pose.none", self.lang)
+        if result is None or not result.found:
+            return t("vision.pose.not_found", self.lang)
+        return t("vision.pose.ready", self.lang, backend=result.backend)
+
+    def cutout(self, image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
+               alpha: np.ndarray | None = None, prefer: str = "auto",
+               subject: str = "product") -> "MatteResult":
+        return self.matter(image, box=box, alpha=alpha, prefer=prefer, subject=subject)
+
+    def paste_back(self, generated: Image.Image, original: Image.Image, keep_mask: np.ndarray,
+                   feather_px: float = 6.0, seamless: bool = False, color_match: bool = False) -> Image.Image:
+        from studio.vision.composite import paste_back
+
+        return paste_back(generated, original, keep_mask, feather_px=feather_px, seamless=seamless,
+                          color_match=color_match)
+
+    def add_contact_shadow(self, image: Image.Image, subject_mask: np.ndarray, strength: float = 0.5) -> Image.Image:
+        from studio.vision.composite import add_contact_shadow
+
+        return add_contact_shadow(image, subject_mask, strength)
+
+    # -- report ----------------------------------------------------------------------------
+    def report(self) -> dict[str, dict]:
+        """Per capability: active backend, licence, commercial_use, present weights. Loads nothing."""
+        from studio.vision import faces as faces_mod
+        from studio.vision import matting as matting_mod
+        from studio.vision import pose as pose_mod
+
+        out: dict[str, dict] = {}
+        found = faces_mod.find_weights(self.models_dir)
+        face_backend = next((b for b in faces_mod.BACKENDS if found[b]), "haar") \
+            if self.face_backend == "auto" else self.face_backend
+        lic, com = faces_mod.LICENCES[face_backend]
+        out["faces"] = {"backend": face_backend, "licence": lic, "commercial_use": com,
+                        "weights": {b: [str(p) for p in ps] for b, ps in found.items()},
+                        "available": [b for b in faces_mod.BACKENDS if found[b]], "note": ""}
+        if not com:
+            out["faces"]["note"] = t("vision.noncommercial", self.lang, backend=face_backend, licence=lic)
+
+        pose_found = pose_mod.find_weights(self.models_dir)
+        pose_backend = next((b for b in pose_mod.BACKENDS if pose_found[b]), None)
+        if pose_backend is None:
+            out["pose"] = {"backend": "none", "licence": "", "commercial_use": True,
+                           "weights": {b: [] for b in pose_mod.BACKENDS}, "available": [],
+                           "note": t("vision.pose.none", self.lang)}
+        else:
+            lic, com = pose_mod.LICENCES[pose_backend]
+            out["pose"] = {"backend": pose_backend, "licence": lic, "commercial_use": com,
+                           "weights": {b: [str(p) for p in ps] for b, ps in pose_found.items()},
+                           "available": [b for b in pose_mod.BACKENDS if pose_found[b]],
+                           "note": "" if com else t("vision.noncommercial", self.lang, backend=pose_backend, licence=lic)}
+
+        mat_found = matting_mod.find_weights(self.models_dir)
+        mat_backend = matting_mod.auto_choice(mat_found, "product")
+        lic, com = matting_mod.LICENCES[mat_backend]
+        out["matting"] = {"backend": mat_backend, "licence": lic, "commercial_use": com,
+                          "weights": {k: str(v) for k, v in mat_found.items()},
+                          "available": [*mat_found, "grabcut"],
+                          "licences": {k: {"licence": v[0], "commercial_use": v[1]}
+                                       for k, v in matting_mod.LICENCES.items()},
+                          "note": ""}
+        out["compositing"] = {"backend": "opencv", "licence": "Apache-2.0 (OpenCV)", "commercial_use": True,
+                              "weights": {}, "available": ["alpha", "poisson"], "note": ""}
+        return out
