@@ -78,7 +78,7 @@ def main() -> None:
     runs = [one_run() for _ in range(3)]
     secs = statistics.median(r[0] for r in runs)
     rss = max(r[1] for r in runs)
-    engine_named = all("lite" in r[2].lower() for r in runs)
+    engine_named = all("활성 엔진: lite" in r[2] for r in runs)
     for i, (s, m, _) in enumerate(runs):
         print(f"run {i + 1}: {s:.2f} s to HTTP 200, peak RSS {m:.0f} MiB")
     print(json.dumps({"bench": "startup", "seconds_to_http_200": round(secs, 2), "target_seconds": TARGET_S,

@@ -29,3 +29,44 @@ def presets(settings: Settings):
     from studio.presets import Presets
 
     return Presets(settings.presets_dir)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RunningApp:
+    """The real app (build_services + build_app), launched in this process on a free port."""
+
+    def __init__(self, settings: Settings, **service_overrides) -> None:
+        from studio.services import build_services
+        from studio.ui.app import CSS, build_app
+
+        self.services = build_services(settings, **service_overrides)
+        self.demo = build_app(self.services)
+        self.demo.queue()
+        self.port = free_port()
+        self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True,
+                         css=CSS, quiet=True, allowed_paths=[str(settings.outputs_dir)],
+                         auth=list(settings.auth) or None)
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False, download_files=False)
+
+    def close(self) -> None:
+        self.demo.close()
+        self.services.store.close()
+
+
+@pytest.fixture
+def running_app(settings: Settings):
+    app = RunningApp(settings)
+    yield app
+    app.close()

@@ -18,6 +18,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "coming.person": ("얼굴은 그대로, 옷과 배경을 새로 만드는 인물 광고", "Person ads: keep the face, new outfit and background"),
     "coming.product": ("제품은 그대로, 새 장면을 만드는 제품 광고", "Product ads: keep the product, new scene"),
     "coming.advanced": ("얼굴과 제품을 함께 지키는 고급 합성", "Advanced: keep face and product together"),
+    "coming.overlay": ("한국어 광고 문구·해시태그와 문구 배치, SNS 크기 내보내기", "Korean copy, hashtags, text layout and SNS exports"),
     "coming.video": ("이미지로 만드는 짧은 세로 광고 영상", "A short vertical ad clip from an image"),
     "coming.stock": ("스톡 사이트용 일괄 생성(프롬프트 모드, 업스케일, 한/영 메타데이터)",
                      "Batch generation for stock sites (prompt modes, upscaling, Korean/English metadata)"),

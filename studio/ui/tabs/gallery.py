@@ -48,7 +48,7 @@ def build(services: Services) -> None:
         gr.Markdown(esc(label("gallery.reconcile", lang, missing=len(report.missing_files),
                               orphans=len(report.orphan_files))))
     ids_state = gr.State([])
-    selected = gr.State(None)
+    selected = gr.Number(value=None, visible=False, precision=0, label="id")
     with gr.Row():
         choices = [(label("gallery.all", lang), "all")] + [(label(f"tab.{w}", lang), w) for w in WORKFLOWS]
         workflow = gr.Dropdown(choices=choices, value="all", label=label("gallery.filter", lang), scale=3)
@@ -86,7 +86,7 @@ def build(services: Services) -> None:
 
     @guarded(lang)
     def delete_item(rec_id: int | None, wf: str):
-        if rec_id is None:  # nothing selected, or the owner said no in the confirm box
+        if rec_id is None or rec_id == "":  # nothing selected, or the owner said no in the confirm box
             gr.Info(t("gallery.pick_first", lang))
             return tuple(gr.update() for _ in range(8))
         services.store.delete(int(rec_id))

@@ -1,0 +1,106 @@
+"""The launcher and the app shell: flags, share refusal, HTTP 200 naming the engine, gallery API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from studio.config import REPO_ROOT, Settings
+from studio.store.history import NewRecord
+from tests.conftest import free_port
+
+LAUNCH = str(REPO_ROOT / "launch.py")
+
+
+def _run(args: list[str], timeout: int = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, LAUNCH, *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_help_explains_every_flag() -> None:
+    out = _run(["--help"])
+    assert out.returncode == 0
+    for flag in ("--port", "--engine", "--share", "--auth", "--lang", "--models-dir", "--outputs-dir"):
+        assert flag in out.stdout
+    for engine in ("auto", "flux", "lite", "tiny"):
+        assert engine in out.stdout
+
+
+def test_share_without_auth_refuses(tmp_path: Path) -> None:
+    out = _run(["--share", "--outputs-dir", str(tmp_path / "o"), "--models-dir", str(tmp_path / "m")])
+    assert out.returncode == 2
+    assert "비밀번호" in out.stderr and "--auth" in out.stderr
+    assert not (tmp_path / "o").exists(), "nothing may start (not even the store) before the refusal"
+    out_en = _run(["--share", "--lang", "en", "--outputs-dir", str(tmp_path / "o")])
+    assert out_en.returncode == 2 and "refuses to start without a password" in out_en.stderr
+
+
+def test_bad_auth_is_refused_with_a_message(tmp_path: Path) -> None:
+    out = _run(["--auth", "no-colon", "--outputs-dir", str(tmp_path / "o")])
+    assert out.returncode == 2 and "사용자:비밀번호" in out.stderr
+
+
+def test_launch_answers_200_and_names_the_engine(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, LAUNCH, "--port", str(port), "--models-dir", str(tmp_path / "m"),
+                             "--outputs-dir", str(tmp_path / "o")], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 90
+        body = None
+        while time.time() < deadline and body is None:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    assert r.status == 200
+                    body = r.read().decode("utf-8")
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None, "no HTTP 200"
+        assert "활성 엔진: lite" in body
+        assert "FLUX Fill 가중치가 없어" in body  # ...and says why
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_english_ui_labels(settings: Settings) -> None:
+    from tests.conftest import RunningApp
+
+    app = RunningApp(settings.with_(lang="en"))
+    try:
+        with urllib.request.urlopen(app.url + "config", timeout=10) as r:
+            config = json.loads(r.read())
+        labels = {c["props"].get("label") for c in config["components"] if c.get("type") == "tabitem"}
+        assert {"Person", "Product", "Advanced", "Overlay", "Video", "Stock", "Gallery", "Models"} <= labels
+    finally:
+        app.close()
+
+
+def test_korean_tabs_in_order(running_app) -> None:
+    with urllib.request.urlopen(running_app.url + "config", timeout=10) as r:
+        config = json.loads(r.read())
+    labels = [c["props"].get("label") for c in config["components"] if c.get("type") == "tabitem"]
+    assert labels == ["인물", "제품", "고급", "오버레이", "영상", "스톡", "갤러리", "모델"]
+
+
+def test_gallery_lists_opens_and_deletes_through_the_api(running_app) -> None:
+    store = running_app.services.store
+    img = Image.fromarray(np.full((300, 300, 3), 200, np.uint8))
+    rec = store.save_image(img, NewRecord(workflow="product", engine="lite", seed=7, prompt_ko="라떼",
+                                          prompt_en="a latte", settings={"sns_size": "ig_square"}))
+    client = running_app.client()
+    items, _note = client.predict("all", api_name="/gallery_list")
+    assert len(items) == 1 and items[0]["caption"] == f"#{rec.id} · product"
+    items_person, _ = client.predict("person", api_name="/gallery_list")
+    assert items_person == []
+    client.predict(rec.id, "all", api_name="/gallery_delete")
+    assert store.count() == 0
+    assert not rec.path.exists()
