@@ -184,7 +184,7 @@ def _read_path(path: Path) -> bytes:
 def _from_bytes(data: bytes, name: str, notices: list[Notice], limits: _Limits) -> LoadedImage:
     if not data:
         raise InputError("image.empty")
-    im = _identify(data, name, limits)
+    im = _identify(data, name)
     fmt = im.format or "?"
     decoded: Image.Image | None = None
     try:
@@ -204,7 +204,6 @@ def _from_pil(src: Image.Image, notices: list[Notice], limits: _Limits) -> Loade
     fmt = src.format or "PIL"
     _check_size(src.size, limits)  # for a lazily opened image this is still before decoding
     _check_target(src.size, limits)
-    im = src
     if getattr(src, "is_animated", False) and fmt not in _NOT_ANIMATION:
         notices.append(Notice("image.animated", {"frames": getattr(src, "n_frames", 0)}))
         try:
@@ -212,7 +211,7 @@ def _from_pil(src: Image.Image, notices: list[Notice], limits: _Limits) -> Loade
         except (EOFError, OSError, ValueError) as exc:
             raise InputError("image.truncated") from exc
     try:
-        im = src.copy()  # decodes a lazy image, and never mutates the caller's object
+        im = src.copy()  # decodes a lazy image; all later steps work on this copy, not the caller's
     except _DECODE_ERRORS as exc:
         log.info("in-memory image could not be decoded: %s", exc)
         raise InputError("image.truncated") from exc
@@ -266,7 +265,7 @@ def _is_heif(data: bytes) -> bool:
     return len(data) >= 12 and data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS
 
 
-def _identify(data: bytes, name: str, limits: _Limits) -> Image.Image:
+def _identify(data: bytes, name: str) -> Image.Image:
     """Open lazily (header only) with an allowed format, or raise the right InputError."""
     allowed = ALLOWED_FORMATS
     if _is_heif(data):
