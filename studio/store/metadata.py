@@ -64,7 +64,7 @@ def clean_pixels(image: Image.Image) -> Image.Image:
 
 
 def _a1111_value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(str(text).split())
     if any(c in text for c in ",:\""):
         text = json.dumps(text, ensure_ascii=False)
