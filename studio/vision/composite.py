@@ -42,9 +42,12 @@ def match_colour(original: np.ndarray, generated: np.ndarray, keep: np.ndarray, 
     lab_g = cv2.cvtColor(generated, cv2.COLOR_RGB2LAB).astype(np.float32)
     shift = (lab_g[ring].mean(axis=0) - lab_o[ring].mean(axis=0)) * float(strength)
     shift = np.clip(shift, -max_shift, max_shift)
-    out = lab_o.copy()
-    out[hard] += shift
-    return cv2.cvtColor(np.clip(np.rint(out), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    shifted = lab_o.copy()
+    shifted[hard] += shift
+    rgb = cv2.cvtColor(np.clip(np.rint(shifted), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    out = original.copy()
+    out[hard] = rgb[hard]  # the Lab round trip is lossy: touch only the kept region
+    return out
 
 
 def _poisson(src: np.ndarray, dst: np.ndarray, keep: np.ndarray) -> np.ndarray:

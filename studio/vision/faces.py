@@ -90,6 +90,15 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return small, s
 
 
+def _skin_fraction(rgb: np.ndarray) -> float:
+    """Share of pixels in the classic YCrCb skin range (Cr 133..173, Cb 77..127)."""
+    if rgb.size == 0:
+        return 0.0
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    cr, cb = ycc[..., 1], ycc[..., 2]
+    return float(np.mean((cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)))
+
+
 def find_weights(models_dir: Path) -> dict[str, list[Path]]:
     """Weights present per backend (Haar's cascade ships with opencv)."""
     found: dict[str, list[Path]] = {"insightface": [], "yunet": [], "haar": []}
@@ -230,7 +239,14 @@ class FaceDetector:
         rects, votes = cascade.detectMultiScale2(gray, scaleFactor=1.1, minNeighbors=5,
                                                  minSize=(min_side, min_side))
         out: list[FaceBox] = []
+        colour = not (np.array_equal(small[..., 0], small[..., 1]) and np.array_equal(small[..., 1], small[..., 2]))
         for (x, y, bw, bh), n in zip(np.asarray(rects).reshape(-1, 4), np.asarray(votes).reshape(-1)):
+            if colour:
+                skin = _skin_fraction(small[y:y + bh, x:x + bw])
+                # Haar's false positives (textures, objects) are weakly voted and not skin-coloured
+                if skin < 0.35 or (n < 10 and skin < 0.6):
+                    log.debug("haar candidate rejected: votes %d, skin %.2f", n, skin)
+                    continue
             score = float(n) / (float(n) + 10.0)  # neighbour votes squashed to 0..1
             out.append(FaceBox(_clip_box(x / s, y / s, (x + bw) / s, (y + bh) / s, w, h), score, None, "haar"))
         return _sorted(out)

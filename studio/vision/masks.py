@@ -150,8 +150,8 @@ def engine_size(width: int, height: int, multiple: int = 16) -> Size:
     """Nearest size in multiples of `multiple` (at least one multiple per side)."""
     if multiple <= 0:
         raise ValueError("multiple must be positive")
-    w = max(int(round(width / multiple)) * multiple, multiple)
-    h = max(int(round(height / multiple)) * multiple, multiple)
+    w = max(int(width / multiple + 0.5) * multiple, multiple)   # halves round up
+    h = max(int(height / multiple + 0.5) * multiple, multiple)
     return w, h
 
 
