@@ -174,7 +174,8 @@ def test_json_settings_with_non_json_values_are_stored_as_text(store: HistorySto
 
 def test_png_has_a1111_parameters_json_and_composite_disclosure(store: HistoryStore) -> None:
     r = store.save_image(small(size=80), rec(settings={"steps": 28, "guidance_scale": 30.0, "sampler": "euler",
-                                                        "negative_prompt": "blurry, text", "strength": 0.85}))
+                                                        "negative_prompt": "blurry, text", "strength": 0.85,
+                                                        "seed": 42}))
     meta = read_metadata(r.path)
     lines = meta["parameters"].split("\n")
     assert lines[0] == "a cafe owner, warm light"
@@ -183,6 +184,7 @@ def test_png_has_a1111_parameters_json_and_composite_disclosure(store: HistorySt
     for part in ("Steps: 28", "Sampler: euler", "Guidance: 30.0", "Seed: 42", "Size: 80x80", "Model: lite-v1",
                  "Engine: lite", "Strength: 0.85"):
         assert part in params, part
+    assert params.count("Seed:") == 1
     assert meta["fitad"]["prompt_ko"] == "따뜻한 카페 사장님"
     assert meta["fitad"]["copy"] == {"headline": "오늘의 커피"}
     assert meta["fitad"]["created_at"] == r.created_at

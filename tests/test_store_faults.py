@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap

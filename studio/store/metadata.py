@@ -79,7 +79,7 @@ def a1111_parameters(rec: "NewRecord", *, size: tuple[int, int] | None = None) -
     if negative:
         lines.append(f"Negative prompt: {' '.join(str(negative).split())}")
     pairs: list[tuple[str, Any]] = []
-    used: set[str] = set(_NEGATIVE_KEYS) | set(_SIZE_KEYS)
+    used: set[str] = set(_NEGATIVE_KEYS) | set(_SIZE_KEYS) | {"seed", "model", "engine", "workflow"}
     for label, keys in _A1111_FIELDS:
         for key in keys:
             used.add(key)
