@@ -1,0 +1,300 @@
+"""Device detection and memory plans for the FLUX engines.
+
+A plan is data (`MemoryPlan`) chosen from the detected VRAM, overridable from the settings or the
+Models tab, and applied to a pipeline with one function (`apply_plan`). Plans, heaviest first:
+
+- ``gpu``: every component resident on the GPU (fastest);
+- ``model_offload``: one whole model on the GPU at a time (the ControlNet stays with the transformer);
+- ``group_offload``: groups of layers streamed to the GPU on a side CUDA stream, overlapping copies
+  with compute;
+- ``sequential_offload``: one layer at a time, the last resort;
+- ``cpu``: no CUDA at all (tests, the tiny engine).
+
+Nothing here imports torch at module level: the Models tab calls `choose_plan` / `plan_table`
+at start-up without paying for torch.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from studio.errors import StudioError
+from studio.i18n import register
+
+log = logging.getLogger(__name__)
+
+PlanName = Literal["gpu", "model_offload", "group_offload", "sequential_offload", "cpu"]
+PLAN_ORDER: tuple[str, ...] = ("gpu", "model_offload", "group_offload", "sequential_offload")
+QUANTIZE_CHOICES: tuple[str, ...] = ("none", "8bit", "4bit")
+
+# Footprints in GB (bf16 unless quantised) of the FLUX.1 Fill stack at 1024x1024.
+TRANSFORMER_GB: dict[str, float] = {"none": 23.8, "8bit": 12.6, "4bit": 6.9}
+CONTROLNET_GB = 4.0          # Union Pro 2.0 (InstantX Union: 6.6)
+T5_GB = 9.5
+CLIP_VAE_GB = 0.5
+ACTIVATIONS_GB = 3.0         # attention + VAE decode at 1024x1024, one image
+GROUP_OFFLOAD_MIN_GB = 10.0  # two streamed groups + activations + VAE decode
+TILING_BELOW_GB = 16.0
+
+register({
+    "memory.plan.gpu": ("GPU에 모두 올림(가장 빠름)", "Everything on the GPU (fastest)"),
+    "memory.plan.model_offload": ("모델 단위 CPU 오프로드(필요한 모델만 GPU에)",
+                                  "Model CPU offload (one model on the GPU at a time)"),
+    "memory.plan.group_offload": ("레이어 묶음 오프로드(CUDA 스트림으로 미리 불러옴)",
+                                  "Group offload (layer groups prefetched on a CUDA stream)"),
+    "memory.plan.sequential_offload": ("레이어 단위 순차 오프로드(가장 느리지만 가장 적게 씀)",
+                                       "Sequential offload (slowest, least VRAM)"),
+    "memory.plan.cpu": ("CUDA GPU가 없어 CPU로 실행(매우 느림, 테스트용)",
+                        "No CUDA GPU: runs on the CPU (very slow; for tests)"),
+    "memory.note.tiling": ("큰 해상도를 위해 VAE 타일링/슬라이싱을 켭니다.",
+                           "VAE tiling/slicing are on for large sizes."),
+    "memory.note.quant": ("트랜스포머를 {quantize}로 양자화합니다(bitsandbytes).",
+                          "The transformer is quantised to {quantize} (bitsandbytes)."),
+    "memory.note.quant_offload": ("양자화 모델은 레이어 오프로드를 쓸 수 없어 모델 오프로드를 씁니다. 메모리가 모자라면 4bit를 고르세요.",
+                                  "Quantised weights cannot be layer-offloaded, so model offload is used; pick 4bit if memory runs out."),
+    "memory.note.forced": ("메모리 계획을 직접 지정했습니다: {plan}", "Memory plan chosen explicitly: {plan}"),
+    "memory.note.unknown_vram": ("VRAM 크기를 알 수 없어 가장 안전한 계획을 고릅니다.",
+                                 "VRAM size unknown, so the safest plan is used."),
+    "memory.quantize_needs_gpu": (
+        "8bit/4bit 양자화는 CUDA GPU에서만 됩니다(bitsandbytes). 이 PC에는 CUDA GPU가 없으니 양자화를 'none'으로 두세요.",
+        "8-bit/4-bit quantisation needs a CUDA GPU (bitsandbytes). This PC has none: set quantisation to 'none'."),
+    "memory.bitsandbytes_missing": (
+        "양자화에 필요한 bitsandbytes 패키지가 없습니다. 'pip install bitsandbytes'로 설치하거나 양자화를 끄세요.",
+        "The bitsandbytes package is needed for quantisation: 'pip install bitsandbytes', or turn quantisation off."),
+    "memory.bad_plan": ("알 수 없는 메모리 계획입니다: {plan}. auto, gpu, model_offload, group_offload, sequential_offload 중에서 고르세요.",
+                        "Unknown memory plan: {plan}. Choose auto, gpu, model_offload, group_offload or sequential_offload."),
+})
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    name: str
+    cuda: bool
+    vram_gb: float | None
+    torch_version: str
+    index: int = 0
+
+    @property
+    def device(self) -> str:
+        return f"cuda:{self.index}" if self.cuda else "cpu"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    name: str
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    quantize: str = "none"
+    notes_ko: tuple[str, ...] = ()
+    notes_en: tuple[str, ...] = ()
+    note_keys: tuple[str, ...] = field(default=(), compare=False)
+
+    def label(self, lang: str = "ko") -> str:
+        from studio.i18n import t
+
+        return t(f"memory.plan.{self.name}", lang)
+
+    def notes(self, lang: str = "ko") -> tuple[str, ...]:
+        return self.notes_en if lang == "en" else self.notes_ko
+
+
+def detect_device() -> DeviceInfo:
+    """The first CUDA device, or the CPU. Imports torch (call lazily)."""
+    import torch
+
+    version = str(torch.__version__)
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return DeviceInfo(name=str(props.name), cuda=True, vram_gb=round(props.total_memory / 1024**3, 1),
+                          torch_version=version)
+    return DeviceInfo(name="CPU", cuda=False, vram_gb=None, torch_version=version)
+
+
+def _notes(*items: tuple[str, dict]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    from studio.i18n import t
+
+    return (tuple(t(k, "ko", **f) for k, f in items), tuple(t(k, "en", **f) for k, f in items),
+            tuple(k for k, _ in items))
+
+
+def _make(name: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: float | None) -> MemoryPlan:
+    tiling = name != "cpu" and (name != "gpu" or vram_gb is None or vram_gb < TILING_BELOW_GB)
+    if tiling:
+        notes = notes + [("memory.note.tiling", {})]
+    ko, en, keys = _notes(*notes)
+    return MemoryPlan(name=name, vae_tiling=tiling, vae_slicing=tiling, quantize=quantize,
+                      notes_ko=ko, notes_en=en, note_keys=keys)
+
+
+def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "none",
+                cuda: bool | None = None) -> MemoryPlan:
+    """The plan for a CUDA card with `vram_gb` GB.
+
+    `vram_gb=None` means no CUDA device (what `detect_device()` reports on a CPU-only PC) and
+    gives the "cpu" plan, unless `cuda=True` says a card is there but its size is unknown (then the
+    safest offload plan). `override` forces a plan by name ("auto" chooses).
+    """
+    if quantize not in QUANTIZE_CHOICES:
+        quantize = "none"
+    if override not in ("auto", *PLAN_ORDER, "cpu"):
+        raise StudioError("memory.bad_plan", plan=override)
+    if cuda is None:
+        cuda = vram_gb is not None
+    if not cuda:
+        return _make("cpu", "none", [], vram_gb)
+    notes: list[tuple[str, dict]] = []
+    if quantize != "none":
+        notes.append(("memory.note.quant", {"quantize": quantize}))
+    if override != "auto":
+        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb)
+    if vram_gb is None:
+        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb)
+    transformer = TRANSFORMER_GB[quantize]
+    if vram_gb >= transformer + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + ACTIVATIONS_GB:
+        name = "gpu"
+    elif vram_gb >= transformer + CONTROLNET_GB + ACTIVATIONS_GB:
+        name = "model_offload"
+    elif quantize != "none":
+        # bitsandbytes weights cannot be streamed layer by layer: model offload is the lightest.
+        name = "model_offload"
+        notes.append(("memory.note.quant_offload", {}))
+    elif vram_gb >= GROUP_OFFLOAD_MIN_GB:
+        name = "group_offload"
+    else:
+        name = "sequential_offload"
+    return _make(name, quantize, notes, vram_gb)
+
+
+def plan_table(sizes: tuple[int, ...] = (8, 12, 16, 24, 48, 80), quantize: str = "none") -> list[tuple[int, MemoryPlan]]:
+    """The plan chosen for each card size (the Models tab and the benchmark print this)."""
+    return [(size, choose_plan(float(size), "auto", quantize, cuda=True)) for size in sizes]
+
+
+def lighter_plans(plan: MemoryPlan) -> list[MemoryPlan]:
+    """The OOM ladder: the plans after `plan`, lighter each time (same quantisation)."""
+    if plan.name not in PLAN_ORDER:
+        return []
+    start = PLAN_ORDER.index(plan.name) + 1
+    names = [n for n in PLAN_ORDER[start:] if not (plan.quantize != "none" and n in ("group_offload", "sequential_offload"))]
+    return [replace(plan, name=n, vae_tiling=True, vae_slicing=True) for n in names]
+
+
+def require_quantization_support(quantize: str, cuda: bool) -> None:
+    """Raise a clear StudioError when 8/4-bit is asked for where it cannot work."""
+    if quantize == "none":
+        return
+    if not cuda:
+        raise StudioError("memory.quantize_needs_gpu")
+    import importlib.util
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise StudioError("memory.bitsandbytes_missing")
+
+
+def quantization_config(quantize: str, cuda: bool) -> Any:
+    """A diffusers `BitsAndBytesConfig` for the transformer, or None. bitsandbytes is imported lazily."""
+    require_quantization_support(quantize, cuda)
+    if quantize == "none":
+        return None
+    import torch
+    from diffusers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def apply_plan(pipe: Any, plan: MemoryPlan, device: Any) -> None:
+    """Place a diffusers pipeline's components according to `plan`.
+
+    On a CPU `device` every plan degrades to "everything on the CPU" (offload needs an accelerator).
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cpu" or plan.name == "cpu":
+        pipe.to("cpu")
+    elif plan.name == "gpu":
+        pipe.to(device)
+    elif plan.name == "model_offload":
+        pipe.enable_model_cpu_offload(device=device)
+    elif plan.name == "group_offload":
+        pipe.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
+                                  offload_type="leaf_level", use_stream=True)
+    elif plan.name == "sequential_offload":
+        pipe.enable_sequential_cpu_offload(device=device)
+    else:
+        raise StudioError("memory.bad_plan", plan=plan.name)
+    vae = getattr(pipe, "vae", None)
+    if vae is not None:
+        (vae.enable_tiling if plan.vae_tiling else vae.disable_tiling)()
+        (vae.enable_slicing if plan.vae_slicing else vae.disable_slicing)()
+    log.info("memory plan %s applied on %s (tiling=%s)", plan.name, device, plan.vae_tiling)
+
+
+def release_plan(pipe: Any) -> list[str]:
+    """Undo any offload hooks and bring every component back to the CPU.
+
+    Returns the names of components that could not be moved (left half-moved by an error, or
+    quantised weights that cannot leave the GPU): the caller must evict and reload them.
+    """
+    stuck: list[str] = []
+    try:
+        pipe.remove_all_hooks()
+    except (RuntimeError, AttributeError, ValueError) as exc:
+        log.warning("removing offload hooks failed: %s", exc)
+    for name, module in list(getattr(pipe, "components", {}).items()):
+        if module is None or not hasattr(module, "parameters"):
+            continue
+        try:
+            _remove_group_offload(module)
+            module.to("cpu")
+        except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
+            log.warning("component %s could not be moved back to the CPU (%s); evicting it", name, exc)
+            stuck.append(name)
+    free_memory()
+    return stuck
+
+
+def _remove_group_offload(module: Any) -> None:
+    registry = getattr(module, "_diffusers_hook", None)
+    if registry is None:
+        return
+    for hook_name in ("group_offloading", "layer_execution_tracker", "lazy_prefetch_group_offloading"):
+        registry.remove_hook(hook_name, recurse=True)
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.ipc_collect()
+
+
+def unload_ollama(host: str, model: str, timeout: float = 3.0) -> bool:
+    """Ask a running Ollama to drop `model` from VRAM (keep_alive=0). False if it is not reachable."""
+    try:
+        import httpx
+        import ollama
+    except ImportError:
+        return False
+    try:
+        client = ollama.Client(host=host, timeout=timeout)
+        client.generate(model=model, prompt="", keep_alive=0)
+    except (ollama.ResponseError, httpx.HTTPError, ConnectionError, OSError, TimeoutError) as exc:
+        log.info("ollama at %s did not unload %s (%s: %s)", host, model, type(exc).__name__, exc)
+        return False
+    log.info("asked ollama at %s to unload %s", host, model)
+    return True
+
+
+def should_unload_ollama(plan: MemoryPlan, vram_gb: float | None) -> bool:
+    """Small cards (anything below the all-on-GPU plan) free the LLM's VRAM before a big load."""
+    return plan.name in ("model_offload", "group_offload", "sequential_offload") and vram_gb is not None

@@ -1,0 +1,374 @@
+"""Find, validate and load model weights under `models/`, sharing the big common parts.
+
+Layout (what the downloader writes, and what `studio.engines.tiny` writes for tests):
+
+    models/flux-fill/            diffusers folder: model_index.json, transformer/, vae/,
+                                 text_encoder/, text_encoder_2/, tokenizer/, tokenizer_2/, scheduler/
+    models/controlnet-union/     config.json + diffusion_pytorch_model.safetensors
+    models/flux-schnell/         diffusers folder (FluxPipeline); flux-dev/ likewise
+    models/flux1-fill-dev*.safetensors
+                                 optional single-file Fill transformer (the rest still comes from
+                                 models/flux-fill/)
+
+Validation happens before anything is loaded: a missing file, a truncated or corrupt
+safetensors header, or a git-lfs pointer (a ~130-byte text file that starts with
+"version https://git-lfs") raises `WeightsError` naming the file and saying how to fix it.
+
+Text encoders, tokenizers and the VAE are loaded once into `SHARED` (a `ComponentCache` keyed by
+(folder, dtype, device)) and reused by every pipeline that points at the same folder: the Stock
+tab's text-to-image pipeline takes them from models/flux-fill/ when it is there (FLUX.1 Fill, dev
+and schnell ship the same CLIP-L, T5-XXL and VAE), so they are never loaded twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import struct
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from studio.errors import WeightsError
+from studio.i18n import register
+
+log = logging.getLogger(__name__)
+
+FLUX_FILL_DIR = "flux-fill"
+CONTROLNET_DIR = "controlnet-union"
+CONTROLNET_DIRS: tuple[str, ...] = ("controlnet-union", "controlnet-union-instantx")
+FLUX_SCHNELL_DIR = "flux-schnell"
+FLUX_DEV_DIR = "flux-dev"
+FILL_SINGLE_FILE_GLOB = "flux1-fill-dev*.safetensors"
+SHARED_COMPONENTS: tuple[str, ...] = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae")
+LFS_PREFIX = b"version https://git-lfs"
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".gguf")
+
+# Published configs of the full-size parts (a downloaded config.json always wins). Used to load a
+# single-file Fill checkpoint offline and by the GPU benchmark to build full-size random models.
+FLUX_FILL_TRANSFORMER_CONFIG: dict[str, Any] = {
+    "patch_size": 1, "in_channels": 384, "out_channels": 64, "num_layers": 19, "num_single_layers": 38,
+    "attention_head_dim": 128, "num_attention_heads": 24, "joint_attention_dim": 4096,
+    "pooled_projection_dim": 768, "guidance_embeds": True, "axes_dims_rope": [16, 56, 56],
+}
+CONTROLNET_UNION_PRO2_CONFIG: dict[str, Any] = {
+    "patch_size": 1, "in_channels": 64, "num_layers": 6, "num_single_layers": 0, "attention_head_dim": 128,
+    "num_attention_heads": 24, "joint_attention_dim": 4096, "pooled_projection_dim": 768,
+    "guidance_embeds": True, "axes_dims_rope": [16, 56, 56], "num_mode": None,
+}
+CONTROLNET_UNION_INSTANTX_CONFIG: dict[str, Any] = {
+    **CONTROLNET_UNION_PRO2_CONFIG, "num_layers": 5, "num_single_layers": 10, "num_mode": 10,
+}
+
+register({
+    "weights.missing_folder": (
+        "모델 폴더가 없습니다: {path}. 모델 탭에서 '{model}'을(를) 내려받거나, 다른 엔진(Lite)을 쓰세요.",
+        "Model folder missing: {path}. Download '{model}' in the Models tab, or use another engine (Lite)."),
+    "weights.missing_file": (
+        "모델 파일이 없습니다: {path}. 내려받기가 덜 끝났을 수 있습니다. 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
+        "Model file missing: {path}. The download may be incomplete; download '{model}' again in the Models tab."),
+    "weights.lfs_pointer": (
+        "{path} 파일은 실제 가중치가 아니라 git-lfs 포인터(작은 텍스트 파일)입니다. 'git lfs pull'을 실행하거나 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
+        "{path} is a git-lfs pointer (a small text file), not the weights. Run 'git lfs pull' or download '{model}' again in the Models tab."),
+    "weights.corrupt": (
+        "모델 파일이 손상되었습니다: {path} ({why}). 이 파일을 지우고 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
+        "Model file is corrupt: {path} ({why}). Delete it and download '{model}' again in the Models tab."),
+    "weights.bad_index": (
+        "모델 구성 파일을 읽을 수 없습니다: {path} ({why}). 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
+        "Cannot read the model description file {path} ({why}). Download '{model}' again in the Models tab."),
+    "weights.load_failed": (
+        "모델을 불러오지 못했습니다: {path} ({why}). 파일이 완전한지 확인하고 모델 탭에서 다시 내려받으세요.",
+        "Could not load the model {path} ({why}). Check the files are complete and download them again in the Models tab."),
+    "weights.no_shared": (
+        "{component}을(를) 찾을 수 없습니다. {path}에 없고 models/flux-fill/에도 없습니다. 모델 탭에서 FLUX.1 Fill 또는 schnell 전체를 내려받으세요.",
+        "{component} was not found in {path} nor in models/flux-fill/. Download FLUX.1 Fill or schnell in full in the Models tab."),
+})
+
+
+# --------------------------------------------------------------------------------------------
+# Validation (no torch needed)
+# --------------------------------------------------------------------------------------------
+def is_lfs_pointer(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(LFS_PREFIX)) == LFS_PREFIX
+    except OSError:
+        return False
+
+
+def validate_weight_file(path: Path, model: str = "") -> None:
+    """A weights file exists, is not a git-lfs pointer and (for safetensors) has a sane header."""
+    model = model or path.parent.name
+    if not path.is_file():
+        raise WeightsError("weights.missing_file", path=str(path), model=model)
+    if is_lfs_pointer(path):
+        raise WeightsError("weights.lfs_pointer", path=str(path), model=model)
+    if path.suffix != ".safetensors":
+        return
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise WeightsError("weights.corrupt", path=str(path), model=model, why=f"only {size} bytes")
+        (n,) = struct.unpack("<Q", head)
+        if n == 0 or n > MAX_HEADER_BYTES or n > size - 8:
+            raise WeightsError("weights.corrupt", path=str(path), model=model, why="bad safetensors header")
+        raw = fh.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise WeightsError("weights.corrupt", path=str(path), model=model, why="unreadable safetensors header") from None
+    if not isinstance(header, dict):
+        raise WeightsError("weights.corrupt", path=str(path), model=model, why="bad safetensors header")
+    end = max((int(v["data_offsets"][1]) for k, v in header.items()
+               if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v), default=0)
+    if 8 + n + end > size:
+        raise WeightsError("weights.corrupt", path=str(path), model=model,
+                           why=f"truncated: {size} of {8 + n + end} bytes")
+
+
+def _read_json(path: Path, model: str) -> dict:
+    if not path.is_file():
+        raise WeightsError("weights.missing_file", path=str(path), model=model)
+    if is_lfs_pointer(path):
+        raise WeightsError("weights.lfs_pointer", path=str(path), model=model)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError("weights.bad_index", path=str(path), model=model, why=str(exc)[:80]) from None
+    if not isinstance(data, dict):
+        raise WeightsError("weights.bad_index", path=str(path), model=model, why="not a JSON object")
+    return data
+
+
+def validate_component(folder: Path, model: str = "") -> None:
+    """One component subfolder (transformer/, vae/, text_encoder/, tokenizer/...) or a model folder."""
+    model = model or folder.parent.name
+    if not folder.is_dir():
+        raise WeightsError("weights.missing_folder", path=str(folder), model=model)
+    files = [p for p in folder.iterdir() if p.is_file()]
+    for p in files:  # git-lfs pointers hide in tokenizers (tokenizer.json, spiece.model) too
+        if p.stat().st_size < 1024 and is_lfs_pointer(p):
+            raise WeightsError("weights.lfs_pointer", path=str(p), model=model)
+    indexes = [p for p in files if p.name.endswith(".safetensors.index.json") or p.name.endswith(".bin.index.json")]
+    for index in indexes:
+        shards = sorted(set(_read_json(index, model).get("weight_map", {}).values()))
+        for shard in shards:
+            validate_weight_file(folder / shard, model)
+    if not indexes:
+        for p in files:
+            if p.suffix in WEIGHT_SUFFIXES:
+                validate_weight_file(p, model)
+    for p in files:
+        if p.suffix == ".json":
+            _read_json(p, model)
+
+
+def validate_pipeline_folder(folder: Path, model: str = "", required: tuple[str, ...] = ()) -> dict:
+    """A diffusers pipeline folder: model_index.json and every component it lists. Returns the index."""
+    model = model or folder.name
+    if not folder.is_dir():
+        raise WeightsError("weights.missing_folder", path=str(folder), model=model)
+    index = _read_json(folder / "model_index.json", model)
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or value[0] is None:
+            continue
+        validate_component(folder / name, model)
+    for name in required:
+        value = index.get(name)
+        if not (isinstance(value, list) and value[0] is not None):
+            raise WeightsError("weights.missing_folder", path=str(folder / name), model=model)
+    return index
+
+
+def has_component(folder: Path, name: str) -> bool:
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return (folder / name).is_dir()
+    value = index.get(name)
+    return isinstance(value, list) and value[0] is not None and (folder / name).is_dir()
+
+
+def fill_single_file(models_dir: Path) -> Path | None:
+    files = sorted(models_dir.glob(FILL_SINGLE_FILE_GLOB))
+    return files[0] if files else None
+
+
+def find_controlnet_dir(models_dir: Path) -> Path | None:
+    for name in CONTROLNET_DIRS:
+        folder = models_dir / name
+        if (folder / "config.json").is_file():
+            return folder
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Component cache
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ComponentCache:
+    """Loaded components keyed by (folder, dtype, device); loads each key once."""
+
+    _items: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    loads: int = 0
+    hits: int = 0
+
+    @staticmethod
+    def key(path: Path, dtype: Any, device: Any) -> tuple[str, str, str]:
+        return (str(Path(path).resolve()), str(dtype), str(device))
+
+    def get(self, path: Path, dtype: Any, device: Any, loader: Callable[[], Any]) -> Any:
+        key = self.key(path, dtype, device)
+        with self._lock:
+            if key in self._items:
+                self.hits += 1
+                return self._items[key]
+            value = loader()
+            self._items[key] = value
+            self.loads += 1
+            return value
+
+    def evict(self, obj: Any) -> int:
+        """Drop every entry holding `obj` (a model left half-moved by an error). Returns how many."""
+        with self._lock:
+            keys = [k for k, v in self._items.items() if v is obj]
+            for k in keys:
+                del self._items[k]
+            return len(keys)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+SHARED = ComponentCache()
+
+
+# --------------------------------------------------------------------------------------------
+# Loading (imports torch / diffusers / transformers lazily)
+# --------------------------------------------------------------------------------------------
+def _class_for(index: dict, name: str) -> Any:
+    library, class_name = index[name]
+    if library in ("diffusers", "transformers"):
+        module = importlib.import_module(library)
+    else:  # diffusers writes e.g. ["diffusers", "FlowMatchEulerDiscreteScheduler"]; anything else is odd
+        module = importlib.import_module(library)
+    return getattr(module, class_name)
+
+
+def _load(cls: Any, folder: Path, model: str, **kwargs: Any) -> Any:
+    try:
+        return cls.from_pretrained(str(folder), local_files_only=True, **kwargs)
+    except (OSError, ValueError, RuntimeError, KeyError, EnvironmentError) as exc:
+        raise WeightsError("weights.load_failed", path=str(folder), model=model, why=str(exc)[:200]) from exc
+
+
+def load_component(folder: Path, name: str, dtype: Any, device: Any = "cpu",
+                   cache: ComponentCache | None = None, model: str = "") -> Any:
+    """Load one shared component (`text_encoder`, `tokenizer_2`, `vae`...) of a pipeline folder."""
+    from studio.runtime.compat import ensure_torchvision
+
+    ensure_torchvision()
+    cache = SHARED if cache is None else cache
+    model = model or folder.name
+    index = _read_json(folder / "model_index.json", model)
+    cls = _class_for(index, name)
+    sub = folder / name
+    is_tokenizer = name.startswith("tokenizer")
+
+    def loader() -> Any:
+        validate_component(sub, model)
+        if is_tokenizer:
+            return _load(cls, sub, model)
+        obj = _load(cls, sub, model, torch_dtype=dtype)
+        obj.requires_grad_(False)
+        obj.eval()
+        if str(device) != "cpu":
+            obj.to(device)
+        return obj
+
+    return cache.get(sub, None if is_tokenizer else dtype, "any" if is_tokenizer else device, loader)
+
+
+def shared_source(models_dir: Path, own: Path, name: str) -> Path:
+    """Where a shared component comes from: models/flux-fill/ if it has it, else the pipeline's own folder."""
+    fill = models_dir / FLUX_FILL_DIR
+    for folder in (fill, own):
+        if has_component(folder, name):
+            return folder
+    raise WeightsError("weights.no_shared", component=name, path=str(own))
+
+
+def load_shared_components(models_dir: Path, own: Path, dtype: Any, device: Any = "cpu",
+                           cache: ComponentCache | None = None) -> dict[str, Any]:
+    return {name: load_component(shared_source(models_dir, own, name), name, dtype, device, cache)
+            for name in SHARED_COMPONENTS}
+
+
+def load_scheduler(folder: Path, model: str = "") -> Any:
+    from studio.runtime.compat import ensure_torchvision
+
+    ensure_torchvision()
+    model = model or folder.name
+    index = _read_json(folder / "model_index.json", model)
+    cls = _class_for(index, "scheduler")
+    _read_json(folder / "scheduler" / "scheduler_config.json", model)
+    try:
+        return cls.from_pretrained(str(folder), subfolder="scheduler", local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise WeightsError("weights.load_failed", path=str(folder / "scheduler"), model=model, why=str(exc)[:200]) from exc
+
+
+def load_transformer(folder: Path, dtype: Any, quantization_config: Any = None, model: str = "",
+                     single_file: Path | None = None) -> Any:
+    """The (Fill or text-to-image) transformer: from `folder/transformer/`, or a single file."""
+    from studio.runtime.compat import ensure_torchvision
+
+    ensure_torchvision()
+    from diffusers import FluxTransformer2DModel
+
+    model = model or folder.name
+    kwargs: dict[str, Any] = {"torch_dtype": dtype}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    if single_file is not None:
+        validate_weight_file(single_file, model)
+        config_dir = folder if (folder / "transformer" / "config.json").is_file() else _write_fill_config(single_file.parent)
+        try:
+            return FluxTransformer2DModel.from_single_file(str(single_file), config=str(config_dir),
+                                                           subfolder="transformer", local_files_only=True, **kwargs)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise WeightsError("weights.load_failed", path=str(single_file), model=model, why=str(exc)[:200]) from exc
+    validate_component(folder / "transformer", model)
+    return _load(FluxTransformer2DModel, folder / "transformer", model, **kwargs)
+
+
+def _write_fill_config(models_dir: Path) -> Path:
+    """A config folder for single-file loading offline (diffusers would fetch it from the Hub)."""
+    target = models_dir / ".configs" / FLUX_FILL_DIR
+    cfg = target / "transformer" / "config.json"
+    if not cfg.is_file():
+        cfg.parent.mkdir(parents=True, exist_ok=True)
+        body = {"_class_name": "FluxTransformer2DModel", **FLUX_FILL_TRANSFORMER_CONFIG}
+        cfg.write_text(json.dumps(body, indent=2), encoding="utf-8")
+    return target
+
+
+def load_controlnet(folder: Path, dtype: Any, model: str = "") -> Any:
+    from studio.runtime.compat import ensure_torchvision
+
+    ensure_torchvision()
+    from diffusers import FluxControlNetModel
+
+    model = model or folder.name
+    validate_component(folder, model)
+    _read_json(folder / "config.json", model)
+    return _load(FluxControlNetModel, folder, model, torch_dtype=dtype)
