@@ -18,9 +18,9 @@ log = logging.getLogger(__name__)
 
 # tab key -> "module" (with a build(services) function) or None for a capability still to come
 TABS: tuple[tuple[str, str | None], ...] = (
-    ("person", None),
-    ("product", None),
-    ("advanced", None),
+    ("person", "studio.ui.tabs.person"),
+    ("product", "studio.ui.tabs.product"),
+    ("advanced", "studio.ui.tabs.advanced"),
     ("overlay", None),
     ("video", None),
     ("stock", None),

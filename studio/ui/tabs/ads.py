@@ -1,0 +1,322 @@
+"""The Person, Product and Advanced tabs share one builder: upload, pickers, mask preview,
+advanced accordion, generate with live progress and cancel, results gallery.
+
+Handlers build the typed request BY KEYWORD and call the workflow; StudioErrors become gr.Error.
+Uploads reach `studio.vision.io.load_image` untouched (see `UploadImage`).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+import numpy as np
+from PIL import Image, ImageDraw
+
+from studio.errors import InputError
+from studio.i18n import register, t
+from studio.runtime.jobs import CancelToken
+from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
+from studio.services import Services
+from studio.ui.common import esc, guarded
+
+log = logging.getLogger(__name__)
+
+register({
+    "ui.ads.box_hint": ("미리보기에서 제품의 왼쪽 위, 오른쪽 아래를 차례로 클릭하면 상자가 그려집니다. 비워 두면 자동으로 찾습니다.",
+                        "Click the product's top-left then bottom-right corner in the preview to draw a box; leave it empty to find it automatically."),
+    "ui.ads.box_first": ("첫 번째 꼭짓점을 찍었습니다. 반대쪽 꼭짓점을 클릭하세요.", "First corner set; click the opposite corner."),
+    "ui.ads.bad_box": ("상자 형식이 잘못되었습니다. 'x0,y0,x1,y1' 숫자 네 개로 적어 주세요.",
+                       "The box must be four numbers 'x0,y0,x1,y1'."),
+    "ui.ads.faces_found": ("얼굴 {n}개를 찾았습니다(큰 얼굴부터 번호).", "{n} faces found (largest first)."),
+    "ui.ads.done": ("{n}장을 만들었습니다 ({secs:.1f}초). 갤러리에도 저장되었습니다.",
+                    "Made {n} image(s) in {secs:.1f} s; saved to the gallery too."),
+})
+
+L = {  # widget labels: (ko, en)
+    "upload": ("사진 (끌어다 놓기 또는 붙여넣기)", "Photo (drag and drop or paste)"),
+    "industry": ("업종", "Industry"), "style": ("스타일", "Style"),
+    "prompt_ko": ("원하는 장면을 한국어로 (비워도 됩니다)", "Describe the scene (Korean or English, optional)"),
+    "prompt_en": ("최종 영어 프롬프트 (고칠 수 있음, 비우면 자동)", "Final English prompt (editable; empty = automatic)"),
+    "make_prompt": ("프롬프트 미리 만들기", "Build prompt"),
+    "sns": ("SNS 크기", "SNS size"), "count": ("만들 장수", "Variations"),
+    "face": ("지킬 얼굴", "Face to keep"), "preview": ("미리보기: 밝은 부분이 그대로 지켜집니다", "Preview: the bright area is kept"),
+    "box": ("제품 상자 x0,y0,x1,y1", "Product box x0,y0,x1,y1"),
+    "advanced": ("고급 설정", "Advanced settings"), "steps": ("스텝 수", "Steps"),
+    "guidance": ("가이던스", "Guidance"), "cn_scale": ("ControlNet 강도(포즈)", "ControlNet scale (pose)"),
+    "cn_start": ("ControlNet 시작", "ControlNet start"), "cn_end": ("ControlNet 끝", "ControlNet end"),
+    "feather": ("마스크 부드럽게(px)", "Mask feather (px)"), "dilate": ("마스크 넓히기(px)", "Mask dilate (px)"),
+    "seed": ("시드 (-1 = 무작위)", "Seed (-1 = random)"), "hair": ("머리카락도 지키기", "Keep the hair too"),
+    "shadow": ("바닥 그림자", "Contact shadow"), "reflection": ("반사", "Reflection"),
+    "generate": ("광고 만들기", "Make the ad"), "cancel": ("취소", "Cancel"),
+    "results": ("결과", "Results"), "files": ("내려받기", "Download"),
+}
+
+
+def lbl(key: str, lang: str) -> str:
+    ko, en = L[key]
+    return en if lang == "en" else ko
+
+
+class UploadImage(gr.Image):
+    """A gr.Image whose upload reaches our safe loader untouched.
+
+    gr.Image would open the file with PIL first (a decompression bomb or a text file named .png
+    would fail there with Gradio's own English error); this hands over the raw file path instead.
+    """
+
+    is_template = True  # render with the stock Image frontend
+
+    def preprocess(self, payload: Any) -> str | None:  # type: ignore[override]
+        if payload is None:
+            return None
+        url = getattr(payload, "url", None)
+        if url and url.startswith("data:"):
+            _, _, data = url.partition(",")
+            with tempfile.NamedTemporaryFile(prefix="fitad_paste_", suffix=".bin", delete=False,
+                                             dir=self.GRADIO_CACHE) as fh:
+                fh.write(base64.b64decode(data))
+                return fh.name
+        return payload.path
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    workflow: str                 # "person" | "product" | "advanced"
+    faces: bool
+    product: bool
+    pose: bool
+
+
+SPECS = {
+    "person": TabSpec("person", faces=True, product=False, pose=True),
+    "product": TabSpec("product", faces=False, product=True, pose=False),
+    "advanced": TabSpec("advanced", faces=True, product=True, pose=True),
+}
+
+
+def parse_box(text: str | None, lang: str) -> tuple[int, int, int, int] | None:
+    if not text or not str(text).strip():
+        return None
+    try:
+        parts = [int(round(float(p))) for p in str(text).replace(" ", "").split(",")]
+    except ValueError as exc:
+        raise InputError("ui.ads.bad_box") from exc
+    if len(parts) != 4:
+        raise InputError("ui.ads.bad_box")
+    x0, y0, x1, y1 = parts
+    x0, x1 = sorted((x0, x1))
+    y0, y1 = sorted((y0, y1))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise InputError("ui.ads.bad_box")
+    return (x0, y0, x1, y1)
+
+
+def preview_image(image: Image.Image, keep: np.ndarray | None, faces: list, face_index: int,
+                  box: tuple[int, int, int, int] | None) -> Image.Image:
+    """The upload dimmed outside what will be kept, faces numbered, the product box drawn."""
+    base = image.convert("RGB")
+    if keep is not None:
+        dim = Image.blend(base, Image.new("RGB", base.size, (20, 20, 20)), 0.6)
+        base = Image.composite(base, dim, Image.fromarray(keep, "L"))
+    draw = ImageDraw.Draw(base)
+    lw = max(2, base.width // 300)
+    for i, f in enumerate(faces):
+        colour = (255, 196, 0) if i == face_index else (180, 180, 180)
+        draw.rectangle(f.box, outline=colour, width=lw)
+        draw.text((f.box[0] + 4, f.box[1] + 4), str(i + 1), fill=colour)
+    if box:
+        draw.rectangle(box, outline=(0, 200, 255), width=lw)
+    return base
+
+
+def build_ad_tab(services: Services, spec: TabSpec) -> None:
+    lang = services.lang
+    presets = services.presets
+    engine_choice = services.engines.choice
+    wf = spec.workflow
+
+    with gr.Row():
+        with gr.Column(scale=5):
+            upload = UploadImage(label=lbl("upload", lang), type="filepath", sources=["upload", "clipboard"],
+                                 height=340, elem_id=f"{wf}-upload")
+            notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
+            preview = gr.Image(label=lbl("preview", lang), interactive=False, height=300, elem_id=f"{wf}-preview")
+            face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=lbl("face", lang), visible=spec.faces,
+                                    elem_id=f"{wf}-face")
+            box_txt = gr.Textbox(label=lbl("box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
+                                 elem_id=f"{wf}-box")
+            corner = gr.State(None)
+            with gr.Row():
+                industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
+                                       value=presets.industries[0].id, label=lbl("industry", lang))
+                style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
+                                    value=presets.styles[0].id, label=lbl("style", lang))
+            prompt_ko = gr.Textbox(label=lbl("prompt_ko", lang), lines=2,
+                                   placeholder="예: 창가 햇살, 봄 느낌, 따뜻한 우드 테이블" if lang != "en" else
+                                   "e.g. window light, spring mood, warm wooden table")
+            with gr.Row():
+                sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
+                                  value="ig_portrait", label=lbl("sns", lang))
+                count = gr.Slider(1, 4, value=1, step=1, label=lbl("count", lang))
+            prompt_en = gr.Textbox(label=lbl("prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
+            make_prompt = gr.Button(lbl("make_prompt", lang), size="sm")
+            with gr.Accordion(lbl("advanced", lang), open=False):
+                with gr.Row():
+                    steps = gr.Slider(1, 50, value=28, step=1, label=lbl("steps", lang))
+                    guidance = gr.Slider(1, 60, value=30, step=0.5, label=lbl("guidance", lang))
+                with gr.Row(visible=spec.pose):
+                    cn_scale = gr.Slider(0, 1.5, value=0.7, step=0.05, label=lbl("cn_scale", lang))
+                    cn_start = gr.Slider(0, 1, value=0.0, step=0.05, label=lbl("cn_start", lang))
+                    cn_end = gr.Slider(0, 1, value=0.8, step=0.05, label=lbl("cn_end", lang))
+                with gr.Row():
+                    feather = gr.Slider(0, 64, value=12, step=1, label=lbl("feather", lang))
+                    dilate = gr.Slider(0, 64, value=8, step=1, label=lbl("dilate", lang))
+                    seed = gr.Number(value=-1, precision=0, label=lbl("seed", lang))
+                with gr.Row():
+                    hair = gr.Checkbox(value=True, label=lbl("hair", lang), visible=spec.faces)
+                    shadow = gr.Checkbox(value=True, label=lbl("shadow", lang), visible=wf == "product")
+                    reflection = gr.Checkbox(value=False, label=lbl("reflection", lang), visible=wf == "product")
+            with gr.Row():
+                generate = gr.Button(lbl("generate", lang), variant="primary", elem_id=f"{wf}-generate")
+                cancel = gr.Button(lbl("cancel", lang), variant="stop", elem_id=f"{wf}-cancel")
+        with gr.Column(scale=5):
+            results = gr.Gallery(label=lbl("results", lang), columns=2, height=560, buttons=["download"],
+                                 elem_id=f"{wf}-results")
+            notes_out = gr.Markdown(elem_id=f"{wf}-notes")
+            files = gr.File(label=lbl("files", lang), file_count="multiple", interactive=False)
+
+    def _load(path: str | None):
+        from studio.vision.io import load_image
+
+        if not path:
+            raise InputError("image.missing")
+        return load_image(path)
+
+    def _keep_preview(loaded, face_index: int, box):
+        """What will be kept, on the upload (cheap: Haar/cut-out at preview size)."""
+        from studio.vision import masks
+
+        img = loaded.image
+        faces = services.vision.detect_faces(img) if spec.faces else []
+        keep = np.zeros((img.height, img.width), np.uint8)
+        if spec.faces and faces:
+            f = faces[min(face_index, len(faces) - 1)]
+            keep = masks.union(keep, services.vision.face_keep_mask(img.size, f))
+        if spec.product and (box is not None or loaded.alpha is not None):
+            matte = services.vision.cutout(img, box=box, alpha=loaded.alpha, subject="product")
+            keep = masks.union(keep, matte.mask)
+        return faces, keep
+
+    @guarded(lang)
+    def on_upload(path: str | None, face_index: int, box_text: str):
+        if not path:
+            return None, "", gr.update(choices=[("1", 0)], value=0)
+        loaded = _load(path)
+        box = parse_box(box_text, lang) if spec.product else None
+        faces, keep = _keep_preview(loaded, int(face_index or 0), box)
+        notes = [n.text(lang) for n in loaded.notices]
+        if spec.faces:
+            notes.append(t("ui.ads.faces_found", lang, n=len(faces)) if faces else t("workflow.no_face", lang))
+        choices = [(f"{i + 1}", i) for i in range(max(1, len(faces)))]
+        value = int(face_index or 0) if int(face_index or 0) < len(choices) else 0
+        return (preview_image(loaded.image, keep, faces, value, box), "  \n".join(esc(n) for n in notes),
+                gr.update(choices=choices, value=value))
+
+    @guarded(lang)
+    def on_click_preview(path: str | None, first, evt: gr.SelectData):
+        if not path or evt is None or evt.index is None:
+            return gr.update(), first
+        x, y = int(evt.index[0]), int(evt.index[1])
+        if first is None:
+            gr.Info(t("ui.ads.box_first", lang))
+            return gr.update(), (x, y)
+        x0, y0 = first
+        return f"{min(x0, x)},{min(y0, y)},{max(x0, x)},{max(y0, y)}", None
+
+    @guarded(lang)
+    def on_make_prompt(industry_id: str, style_id: str, text_ko: str):
+        from studio.schema import AdRequest
+        from studio.workflows.prompting import prompt_for
+
+        req = AdRequest(image=Image.new("RGB", (256, 256)), industry=industry_id, style=style_id, prompt_ko=text_ko)
+        subject = {"person": "person", "product": "product", "advanced": "mixed"}[wf]
+        return prompt_for(req, services, services.engines.get(), subject=subject).prompt_en
+
+    @guarded(lang)
+    def on_generate(path, industry_id, style_id, text_ko, text_en, sns_id, n, face_index, box_text,
+                    steps_v, guidance_v, cn_scale_v, cn_start_v, cn_end_v, feather_v, dilate_v, seed_v,
+                    hair_v, shadow_v, reflection_v, request: gr.Request, progress=gr.Progress()):
+        loaded = _load(path)
+        options = GenerationOptions(steps=steps_v, guidance=guidance_v, controlnet_scale=cn_scale_v,
+                                    control_start=cn_start_v, control_end=cn_end_v, mask_dilate=dilate_v,
+                                    mask_feather=feather_v, seed=seed_v if seed_v is not None else -1,
+                                    num_images=n).clean()
+        common = dict(image=loaded.image, industry=industry_id, style=style_id, prompt_ko=text_ko or "",
+                      prompt_en=text_en or None, sns_size=sns_id, options=options)
+        box = parse_box(box_text, lang) if spec.product else None
+        if wf == "person":
+            req = PersonRequest(**common, face_index=int(face_index or 0), include_hair=bool(hair_v))
+            from studio.workflows.person import run
+        elif wf == "product":
+            req = ProductRequest(**common, alpha=loaded.alpha, product_box=box, shadow=bool(shadow_v),
+                                 reflection=bool(reflection_v))
+            from studio.workflows.product import run
+        else:
+            req = AdvancedRequest(**common, face_index=int(face_index or 0), include_hair=bool(hair_v),
+                                  product_box=box, alpha=loaded.alpha)
+            from studio.workflows.advanced import run
+        token: CancelToken = services.jobs.token(_session_key(request, wf))
+
+        def report(step: int, total: int, desc: str = "") -> None:
+            progress((step, max(total, 1)), desc=desc or engine_choice.name)
+
+        import time
+
+        t0 = time.perf_counter()
+        result = run(req, services, progress=report, cancel=token)
+        secs = time.perf_counter() - t0
+        notes = [n.text(lang) for n in loaded.notices] + [n.text(lang) for n in result.notices]
+        notes.append(t("ui.ads.done", lang, n=len(result.images), secs=secs))
+        gallery = [(str(r.path), f"#{r.id} · seed {r.seed}") for r in result.records]
+        return gallery, "  \n".join(esc(n) for n in notes), result.prompt_en, [str(r.path) for r in result.records]
+
+    def on_cancel(request: gr.Request):
+        services.jobs.cancel(_session_key(request, wf))
+        gr.Info(t("job.cancelled", lang))
+
+    preview_inputs = [upload, face_pick, box_txt]
+    preview_outputs = [preview, notes_in, face_pick]
+    upload.change(on_upload, preview_inputs, preview_outputs, api_name=f"{wf}_prepare")
+    face_pick.input(on_upload, preview_inputs, preview_outputs, api_name=False)
+    box_txt.submit(on_upload, preview_inputs, preview_outputs, api_name=False)
+    if spec.product:
+        preview.select(on_click_preview, [upload, corner], [box_txt, corner], api_name=False).then(
+            on_upload, preview_inputs, preview_outputs, api_name=False)
+    make_prompt.click(on_make_prompt, [industry, style, prompt_ko], [prompt_en], api_name=f"{wf}_prompt")
+    gen_event = generate.click(
+        on_generate,
+        [upload, industry, style, prompt_ko, prompt_en, sns, count, face_pick, box_txt, steps, guidance,
+         cn_scale, cn_start, cn_end, feather, dilate, seed, hair, shadow, reflection],
+        [results, notes_out, prompt_en, files],
+        api_name=f"{wf}_generate", concurrency_id="gpu", concurrency_limit=1)
+    cancel.click(on_cancel, None, None, api_name=f"{wf}_cancel", cancels=[gen_event], queue=False)
+
+
+def _session_key(request: gr.Request | None, wf: str) -> str:
+    session = getattr(request, "session_hash", None) or "local"
+    return f"{session}:{wf}"
+
+
+def builder(workflow: str) -> Callable[[Services], None]:
+    def build(services: Services) -> None:
+        build_ad_tab(services, SPECS[workflow])
+
+    return build
+
+
+

@@ -1,0 +1,5 @@
+"""The Person tab (see studio/ui/tabs/ads.py for the shared builder)."""
+
+from studio.ui.tabs.ads import builder
+
+build = builder("person")

@@ -1,0 +1,238 @@
+"""Steps shared by the person, product and advanced workflows.
+
+Framing: the upload is cropped to the SNS aspect around the subject (or padded when the subject
+can't fit, the padding becomes area to generate), then resized to the output size. The engine
+works at its own size (about 1 MP in multiples of 16 for FLUX; the output size for Lite); its
+images are resized to the output size and the owner's kept pixels are pasted back from the framed
+upload, so inside the keep mask the output equals the framed upload exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from studio.engines.base import Engine, InpaintJob
+from studio.i18n import register
+from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
+from studio.schema import AdRequest, Box, Notice
+from studio.services import Services
+from studio.store.history import NewRecord, Record
+
+log = logging.getLogger(__name__)
+
+register({
+    "workflow.no_face": ("사진에서 얼굴을 찾지 못했습니다. 얼굴이 정면으로 잘 보이는 사진을 올리거나, 제품 탭을 쓰세요.",
+                         "No face was found. Upload a photo where the face is clearly visible, or use the Product tab."),
+    "workflow.face_index": ("얼굴 {n}개 중 {i}번째를 고를 수 없습니다. 1~{n} 사이에서 고르세요.",
+                            "Face {i} of {n} can't be chosen; pick between 1 and {n}."),
+    "workflow.many_faces": ("얼굴이 {n}개 있습니다. 가장 큰 얼굴부터 번호를 매겼고, {i}번 얼굴을 지켰습니다. 얼굴 선택에서 바꿀 수 있습니다.",
+                            "{n} faces found (largest first); face {i} was kept. Change it with the face picker."),
+    "workflow.no_pose": ("포즈 가중치가 없어 ControlNet 없이 만들었습니다. 모델 탭에서 OpenPose/DWPose를 내려받으면 자세가 더 잘 유지됩니다.",
+                         "No pose weights, so this ran without the ControlNet. Download OpenPose/DWPose in the Models tab to keep the pose better."),
+    "workflow.pose_off": ("이 엔진은 포즈 가이드를 쓰지 않습니다.", "This engine does not use the pose guide."),
+    "workflow.outfit_needs_flux": ("Lite 엔진은 배경만 바꾸고 옷은 그대로 둡니다. 옷까지 바꾸려면 FLUX 엔진(가중치 + GPU)이 필요합니다.",
+                                   "The Lite engine replaces the background and keeps the outfit. Changing the outfit needs the FLUX engine (weights + GPU)."),
+    "workflow.no_product": ("제품을 찾지 못했습니다. 제품 주위에 상자를 그리거나 배경이 투명한 PNG를 올려 주세요.",
+                            "The product could not be found. Draw a box around it or upload a transparent PNG."),
+    "workflow.padded": ("사진 비율이 맞지 않아 가장자리를 새로 그려 채웠습니다.",
+                        "The photo's aspect didn't fit, so the edges were generated."),
+    "workflow.prompt_source.llm": ("로컬 LLM이 프롬프트를 다듬었습니다.", "The local LLM refined the prompt."),
+    "workflow.prompt_source.glossary": ("내장 사전으로 프롬프트를 만들었습니다(LLM 없음).",
+                                        "The prompt was built with the built-in glossary (no LLM)."),
+    "workflow.prompt_source.owner": ("직접 고친 영어 프롬프트를 그대로 썼습니다.", "Your edited English prompt was used as is."),
+    "workflow.cutout_backend": ("누끼: {backend}", "Cut-out: {backend}"),
+})
+
+# FLUX works best around one megapixel
+ENGINE_MEGAPIXELS = 1.0
+
+
+@dataclass
+class Framing:
+    image: Image.Image          # the framed upload at output size (RGB)
+    pad_mask: np.ndarray        # 255 where the frame had to be padded (nothing of the upload there)
+    scale: float                # output px per upload px
+    offset: tuple[float, float]  # upload (0,0) lands at this output position
+    crop: tuple[float, float, float, float] | None  # the upload box resized to the output (crop case)
+
+    def map_box(self, box: Box) -> Box:
+        x0, y0, x1, y1 = box
+        ox, oy = self.offset
+        return (int(round(x0 * self.scale + ox)), int(round(y0 * self.scale + oy)),
+                int(round(x1 * self.scale + ox)), int(round(y1 * self.scale + oy)))
+
+    def map_mask(self, mask: np.ndarray) -> np.ndarray:
+        """Carry a mask drawn on the upload into the frame (same transform as the image)."""
+        return np.asarray(_apply(Image.fromarray(mask), self, Image.Resampling.BILINEAR, 0))
+
+
+def _apply(img: Image.Image, f: "Framing | _Geometry", resample: Image.Resampling, fill) -> Image.Image:
+    out_size = f.out_size if isinstance(f, _Geometry) else f.image.size
+    if f.crop is not None:
+        return img.resize(out_size, resample, box=f.crop)
+    w, h = img.size
+    scaled = img.resize((max(1, round(w * f.scale)), max(1, round(h * f.scale))), resample)
+    canvas = Image.new(img.mode, out_size, fill)
+    canvas.paste(scaled, (round(f.offset[0]), round(f.offset[1])))
+    return canvas
+
+
+@dataclass
+class _Geometry:
+    out_size: tuple[int, int]
+    scale: float
+    offset: tuple[float, float]
+    crop: tuple[float, float, float, float] | None
+
+
+def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margin: float = 0.15) -> Framing:
+    """Crop to the output aspect around `focus` (with a margin); pad when `focus` can't fit."""
+    W, H = image.size
+    out_w, out_h = size
+    aspect = out_w / out_h
+    crop_w, crop_h = (W, W / aspect) if W / H < aspect else (H * aspect, H)
+    fx0, fy0, fx1, fy1 = focus if focus else (0, 0, W, H)
+    need_w = (fx1 - fx0) * (1 + 2 * margin) if focus else 0
+    need_h = (fy1 - fy0) * (1 + 2 * margin) if focus else 0
+    cx, cy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
+    if need_w <= crop_w + 1e-6 and need_h <= crop_h + 1e-6:
+        x0 = min(max(cx - crop_w / 2, 0.0), W - crop_w)
+        y0 = min(max(cy - crop_h / 2, 0.0), H - crop_h)
+        scale = out_w / crop_w
+        geo = _Geometry(size, scale, (-x0 * scale, -y0 * scale), (x0, y0, x0 + crop_w, y0 + crop_h))
+    else:
+        # contain the subject box (with its margin) inside the frame; the rest is padding
+        scale = min(out_w / max(need_w, 1.0), out_h / max(need_h, 1.0))
+        geo = _Geometry(size, scale, (round(out_w / 2 - cx * scale), round(out_h / 2 - cy * scale)), None)
+    framed = _apply(image.convert("RGB"), geo, Image.Resampling.LANCZOS, (0, 0, 0))
+    cover = np.asarray(_apply(Image.new("L", image.size, 255), geo, Image.Resampling.NEAREST, 0))
+    pad = np.where(cover > 0, 0, 255).astype(np.uint8)
+    arr = np.asarray(framed)
+    if pad.any():
+        arr = _fill_padding(arr, pad)
+    return Framing(Image.fromarray(arr), pad, geo.scale, geo.offset, geo.crop)
+
+
+def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
+    """Fill padded pixels with the nearest edge colour, so the generator gets a sane start."""
+    import cv2
+
+    return cv2.inpaint(arr, pad, 3, cv2.INPAINT_TELEA) if pad.mean() < 200 else arr
+
+
+def person_keep(services: Services, framed: Image.Image, face_f, face_keep: np.ndarray,
+                body: Box, include_hair: bool) -> tuple[np.ndarray, str]:
+    """For engines that can't invent clothes: keep the whole person (face, neck bridge, body
+    cut-out), with enclosed holes filled so the person comes out in one piece."""
+    import cv2
+
+    from studio.vision import masks
+
+    matte = services.vision.cutout(framed, box=body, subject="person")
+    neck = services.vision.face_keep_mask(framed.size, face_f, include_hair=include_hair, include_neck=True)
+    person = masks.binarize(masks.union(face_keep, neck, matte.mask))
+    # bridge vertical gaps (a light collar the cut-out missed between neck and shoulders)
+    fw, fh = face_f.box[2] - face_f.box[0], face_f.box[3] - face_f.box[1]
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, fw // 8), max(3, int(fh * 0.8))))
+    person = cv2.morphologyEx(person, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    contours, _ = cv2.findContours(person, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(person)
+    cv2.drawContours(filled, contours, -1, 255, thickness=cv2.FILLED)
+    return masks.union(face_keep, masks.feather(masks.erode(filled, 1), 2)), matte.backend
+
+
+def engine_size(engine: Engine, out_size: tuple[int, int]) -> tuple[int, int]:
+    """Lite composes at the output size; generative engines at ~1 MP in multiples of 16."""
+    if not engine.caps.needs_weights:
+        return out_size
+    w, h = out_size
+    k = math.sqrt(ENGINE_MEGAPIXELS * 1024 * 1024 / (w * h))
+    return max(256, int(round(w * k / 16)) * 16), max(256, int(round(h * k / 16)) * 16)
+
+
+def seeds_for(options_seed: int, n: int) -> list[int]:
+    base = random.SystemRandom().randrange(0, 2**31 - n) if options_seed < 0 else options_seed
+    return [base + i for i in range(n)]
+
+
+def step_progress(progress: ProgressFn | None, offset: int, total: int) -> ProgressFn:
+    p = progress or no_progress
+
+    def inner(step: int, _total: int, desc: str = "") -> None:
+        p(offset + step, total, desc)
+
+    return inner
+
+
+def generate(services: Services, engine: Engine, job: InpaintJob, seeds: list[int], out_size: tuple[int, int],
+             progress: ProgressFn | None, cancel: CancelToken | None, name: str) -> list[Image.Image]:
+    """One engine call per seed (each result reproducible from its own recorded seed), under the GPU lock."""
+    images: list[Image.Image] = []
+
+    def run() -> None:
+        for i, seed in enumerate(seeds):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            job.seed = seed
+            job.num_images = 1
+            out = engine.inpaint(job, step_progress(progress, i * job.steps, len(seeds) * job.steps), cancel)
+            img = out[0].convert("RGB")
+            if img.size != out_size:
+                img = img.resize(out_size, Image.Resampling.LANCZOS)
+            images.append(img)
+
+    services.jobs.run(run, name=name)
+    return images
+
+
+def paste_back(services: Services, generated: Image.Image, framed: Image.Image, keep: np.ndarray,
+               feather: int) -> Image.Image:
+    """Feathered paste of the kept pixels; outside the blend band they are exactly the framed upload."""
+    return services.vision.paste_back(generated, framed, keep, feather_px=feather)
+
+
+def save_all(services: Services, workflow: str, engine_name: str, images: list[Image.Image], seeds: list[int],
+             request: AdRequest, prompt_en: str, settings: dict, model_ids: list[str],
+             kept_owner_pixels: bool = True) -> list[Record]:
+    records = []
+    for img, seed in zip(images, seeds):
+        rec = NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
+                        prompt_ko=request.prompt_ko, prompt_en=prompt_en,
+                        settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels)
+        records.append(services.store.save_image(img, rec))
+    return records
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self._t
+        self._t = now
+
+
+def prompt_notice(source: str) -> Notice:
+    known = ("llm", "glossary", "owner")
+    return Notice(f"workflow.prompt_source.{source if source in known else 'glossary'}")
+
+
+def model_ids(engine: Engine, used_control: bool) -> list[str]:
+    """What produced a result, for the history row: the engine's models (ControlNet only if used)."""
+    ids = list(getattr(engine, "model_ids", None) or [engine.name])
+    if not used_control:
+        ids = [i for i in ids if "controlnet" not in i]
+    return ids
+
+
+ProgressCallback = Callable[[int, int, str], None]
