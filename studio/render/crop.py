@@ -75,7 +75,7 @@ def crop_window(img_w: int, img_h: int, target_w: int, target_h: int,
 
 def smart_crop(image: Image.Image, target_w: int, target_h: int,
                focus_box: Sequence[float] | None = None) -> Image.Image:
-    """Exactly `target_w` x `target_h`, cropped around `focus_box` (or the salient centre)."""
+    """Exactly `target_w` x `target_h` (RGB), cropped around `focus_box` (or the salient centre)."""
     if target_w <= 0 or target_h <= 0:
         raise ValueError(f"target size must be positive, got {target_w}x{target_h}")
     w, h = image.size
@@ -86,11 +86,11 @@ def smart_crop(image: Image.Image, target_w: int, target_h: int,
     centre = None
     if not valid_box and abs(w / h - target_w / target_h) > 0.01:
         centre = saliency_centre(image)
-    box = crop_window(w, h, target_w, target_h, focus_box if valid_box else None, centre)
-    out = image.crop(box)
-    if out.size != (target_w, target_h):
-        shrinking = out.width > target_w
-        out = out.resize((target_w, target_h),
-                         Image.Resampling.BICUBIC if not shrinking else Image.Resampling.LANCZOS,
-                         reducing_gap=2.0 if shrinking else None)
-    return out
+    x0, y0, x1, y1 = crop_window(w, h, target_w, target_h, focus_box if valid_box else None, centre)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    arr = np.asarray(rgb)[y0:y1, x0:x1]
+    if arr.shape[1] != target_w or arr.shape[0] != target_h:
+        shrinking = arr.shape[1] > target_w
+        arr = cv2.resize(np.ascontiguousarray(arr), (target_w, target_h),
+                         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    return Image.fromarray(np.ascontiguousarray(arr))

@@ -374,11 +374,16 @@ def _blend(region: np.ndarray, alpha: np.ndarray, colour: RGB) -> None:
     sa = a8[y:y + h, x:x + w]
     solid = np.empty_like(sub)
     solid[...] = colour
-    lo_f, hi_f, _, _ = cv2.minMaxLoc(np.ascontiguousarray(sa))
+    sa = np.ascontiguousarray(sa)
+    lo_f, hi_f, _, _ = cv2.minMaxLoc(sa)
     lo, hi = int(lo_f), int(hi_f)
     if lo == hi:
         k = lo / 255.0
         sub[...] = cv2.addWeighted(sub, 1.0 - k, solid, k, 0.0)
+    elif lo == 0 and cv2.countNonZero(sa) == cv2.countNonZero(cv2.inRange(sa, hi, hi)):
+        # a hard-edged shape of one opacity (plates): blend once, copy inside the shape
+        k = hi / 255.0
+        np.copyto(sub, cv2.addWeighted(sub, 1.0 - k, solid, k, 0.0), where=(sa > 0)[..., None])
     else:
         wa = sa.astype(np.float32) * (1.0 / 255.0)
         sub[...] = cv2.blendLinear(np.ascontiguousarray(sub), solid, 1.0 - wa, wa)
@@ -429,15 +434,16 @@ class _Renderer:
                        (notch, (ry0 + ry1) / 2)], fill=a)
         else:
             d.rectangle((0, ry0, x1 - x0, ry1), fill=a)
-        m = np.asarray(mask, dtype=np.float32)
+        core = np.asarray(mask)
+        _blend(region[ry0:ry1], np.ascontiguousarray(core[ry0:ry1]), colour)  # one opacity: fast path
         if fade > 0:  # a soft gradient edge on the open sides
-            if y0 - fy0 > 0:
-                ramp = np.linspace(0, 1, y0 - fy0, endpoint=False, dtype=np.float32) ** 1.5 * a
-                m[: y0 - fy0] = ramp[:, None]
+            width = x1 - x0
+            if ry0 > 0:
+                ramp = np.linspace(0, 1, ry0, endpoint=False, dtype=np.float32) ** 1.5 * a
+                _blend(region[:ry0], np.repeat(ramp[:, None] + 0.5, width, axis=1).astype(np.uint8), colour)
             if fy1 - y1 > 0:
                 ramp = np.linspace(1, 0, fy1 - y1, endpoint=False, dtype=np.float32) ** 1.5 * a
-                m[y1 - fy0:] = ramp[:, None]
-        _blend(region, np.clip(m + 0.5, 0, 255).astype(np.uint8), colour)
+                _blend(region[ry1:], np.repeat(ramp[:, None] + 0.5, width, axis=1).astype(np.uint8), colour)
 
     def badge(self, text: str, corner: str) -> IntBox:
         d = int(round(0.3 * self.min_side))
@@ -560,7 +566,7 @@ def render_overlay_detailed(image: Image.Image, spec: OverlaySpec, sns: "SnsSize
     layout = layouts.get(spec.layout) or next(iter(layouts.values()))
     if layout.id != spec.layout:
         log.warning("unknown overlay layout %r; using %r", spec.layout, layout.id)
-    base = image.convert("RGB")
+    base = image if image.mode == "RGB" else image.convert("RGB")
     if base.size != (sns.width, sns.height):
         base = smart_crop(base, sns.width, sns.height, focus_box or spec.focus_box)
     canvas = np.array(base, dtype=np.uint8)
