@@ -5,7 +5,7 @@
   must lie inside that folder. Choices: birefnet-general (MIT), isnet-general-use, u2net,
   u2net_human_seg (Apache-2.0), bria-rmbg (non-commercial: only when asked for by name).
 - GrabCut (no weights): seeded from a box, run at reduced resolution; the mask is then refined
-  back at full size in a band around the edge with the colour models GrabCut learned.
+  back at full size: a guided filter snaps the upsampled edge to the photo (soft, matte-like).
 - An uploaded RGBA image (or an explicit alpha) is used directly.
 
 `Matter.from_folder(models_dir).to(device)(image, box, alpha, prefer, subject) -> MatteResult`,
@@ -136,24 +136,6 @@ def _clip_box(box: tuple[int, int, int, int] | None, w: int, h: int) -> tuple[in
     return x0, y0, x1, y1
 
 
-def _gmm_loglik(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """Log-likelihood of BGR float pixels (N x 3) under an OpenCV GrabCut GMM (1 x 65)."""
-    m = np.asarray(model, dtype=np.float64).reshape(-1)
-    k = 5
-    coefs, means, covs = m[:k], m[k:4 * k].reshape(k, 3), m[4 * k:13 * k].reshape(k, 3, 3)
-    out = np.zeros(len(pixels), dtype=np.float64)
-    for i in range(k):
-        if coefs[i] <= 0:
-            continue
-        cov = covs[i] + np.eye(3) * 1e-3
-        inv = np.linalg.inv(cov)
-        det = max(float(np.linalg.det(cov)), 1e-12)
-        d = pixels - means[i]
-        mahal = np.einsum("ni,ij,nj->n", d, inv, d)
-        out += coefs[i] / np.sqrt(det) * np.exp(-0.5 * mahal)
-    return np.log(out + 1e-30)
-
-
 def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
                    work_side: int = GRABCUT_WORK_SIDE, iterations: int = 5, refine: bool = True) -> np.ndarray:
     """GrabCut seeded from `box` (x0, y0, x1, y1; default: the image less a 4 % border) at
@@ -168,6 +150,7 @@ def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, in
     sx1, sy1 = min(int(round(x1 * s)), sw - 1), min(int(round(y1 * s)), sh - 1)
     gc = np.zeros((sh, sw), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)  # GrabCut's k-means start: same photo, same cut-out
     cv2.grabCut(small, gc, (sx0, sy0, sx1 - sx0, sy1 - sy0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
     low = np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
     # drop specks: keep the components that hold most of the subject
@@ -175,7 +158,7 @@ def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, in
     up = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR)
     if not refine or s >= 1.0:
         return masks.binarize(up)
-    return _refine_full_size(rgb, up, fgd, bgd, band=max(3, int(np.ceil(1.5 / s))))
+    return _refine_full_size(rgb, up, band=max(2, int(np.ceil(2.0 / s))))
 
 
 def _largest_components(mask: np.ndarray, keep_share: float = 0.05) -> np.ndarray:
@@ -187,31 +170,38 @@ def _largest_components(mask: np.ndarray, keep_share: float = 0.05) -> np.ndarra
     return np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
 
 
-def _refine_full_size(rgb: np.ndarray, up: np.ndarray, fgd: np.ndarray, bgd: np.ndarray, band: int) -> np.ndarray:
-    """Decide the pixels within `band` of the upsampled edge at full resolution: the colour
-    models' log-likelihood ratio plus the upsampled mask as a prior, lightly smoothed."""
+def _guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter (grey guide, box windows): `src` follows the guide's edges."""
+    k = (2 * radius + 1, 2 * radius + 1)
+    mean_i, mean_p = cv2.blur(guide, k), cv2.blur(src, k)
+    cov_ip = cv2.blur(guide * src, k) - mean_i * mean_p
+    var_i = cv2.blur(guide * guide, k) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return cv2.blur(a, k) * guide + cv2.blur(b, k)
+
+
+def _refine_full_size(rgb: np.ndarray, up: np.ndarray, band: int) -> np.ndarray:
+    """Snap the upsampled edge to the full-resolution photo: a guided filter (guide = the photo's
+    luminance) decides the pixels within `band` of the edge and gives them a soft, matte-like
+    value; everything further in or out keeps the low-resolution answer."""
     hard = masks.binarize(up)
     grown, shrunk = masks.dilate(hard, band), masks.erode(hard, band)
     in_band = (grown > 0) & (shrunk == 0)
     ys, xs = np.nonzero(in_band)
     if ys.size == 0:
         return hard
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = rgb[y0:y1, x0:x1]
-    sel = in_band[y0:y1, x0:x1]
-    bgr = crop[:, :, ::-1][sel].astype(np.float64)
-    ratio = np.clip(_gmm_loglik(fgd, bgr) - _gmm_loglik(bgd, bgr), -8.0, 8.0)
-    prior = up[y0:y1, x0:x1][sel].astype(np.float64) / 255.0
-    prior_logit = np.log((prior + 0.02) / (1.02 - prior))
-    score = np.zeros(sel.shape, np.float32)
-    score[sel] = (0.5 * ratio + prior_logit).astype(np.float32)
-    score = cv2.GaussianBlur(score, (5, 5), 1.2)
+    pad = 2 * band + 2
+    y0, y1 = max(int(ys.min()) - pad, 0), min(int(ys.max()) + 1 + pad, rgb.shape[0])
+    x0, x1 = max(int(xs.min()) - pad, 0), min(int(xs.max()) + 1 + pad, rgb.shape[1])
+    guide = cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    soft = up[y0:y1, x0:x1].astype(np.float32) / 255.0
+    q = _guided_filter(guide, soft, radius=max(2, band * 2), eps=1e-3)
     out = hard.copy()
+    sel = in_band[y0:y1, x0:x1]
     region = out[y0:y1, x0:x1]
-    region[sel] = np.where(score[sel] > 0, 255, 0).astype(np.uint8)
-    out = _largest_components(out)
-    # a one-pixel anti-aliased edge
-    return cv2.GaussianBlur(out, (3, 3), 0.8)
+    region[sel] = np.clip(np.rint(q[sel] * 255.0), 0, 255).astype(np.uint8)
+    return out
 
 
 class Matter:
