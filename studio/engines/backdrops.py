@@ -199,7 +199,7 @@ def _split(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, hori
     x, y = _grid(h, w)
     aspect = w / h
     variant = int(rng.integers(3))
-    soft = 2.5 / h
+    soft = 1.2 / h
     if variant == 0:           # horizontal: wall / floor
         hz = horizon if layout == "tabletop" else float(rng.uniform(0.55, 0.7))
         field = y - hz
@@ -214,7 +214,7 @@ def _split(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, hori
         dy = (y - cy) / (aw * aspect * 0.5)
         d = np.where(y >= cy, 1.0 - np.abs(dx), 1.0 - np.sqrt(dx ** 2 + dy ** 2))
         field = d
-        soft = 2.0 / (aw * w * 0.5)
+        soft = 1.2 / (aw * w * 0.5)
     t = _smoothstep(-soft, soft, field)[..., None]
     return (a[None, None, :] * (1 - t) + b[None, None, :] * t).astype(np.float32)
 
@@ -239,11 +239,17 @@ def _bokeh(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, hori
     cy = rng.beta(1.4, 2.0, n) * lh * limit
     r = rng.uniform(0.025, 0.09, n) * lw
     glow = np.zeros((lh, lw, 3), np.float32)
-    for k in range(n):
-        d = np.sqrt((xx - cx[k]) ** 2 + (yy - cy[k]) ** 2) / r[k]
-        disc = _smoothstep(1.0, 0.86, d) * (0.85 + 0.25 * _smoothstep(0.55, 0.95, d))
+    for k in range(n):                      # each disc only touches its own window
+        rad = r[k] + 2
+        ya, yb = max(0, int(cy[k] - rad)), min(lh, int(cy[k] + rad) + 1)
+        xa, xb = max(0, int(cx[k] - rad)), min(lw, int(cx[k] + rad) + 1)
         col = mix(pal[int(rng.integers(len(pal)))], _WHITE, float(rng.uniform(0.35, 0.7)))
-        glow += disc[..., None] * col[None, None, :] * float(rng.uniform(0.12, 0.35))
+        gain = float(rng.uniform(0.12, 0.35))
+        if ya >= yb or xa >= xb:
+            continue
+        d = np.sqrt((xx[:, xa:xb] - cx[k]) ** 2 + (yy[ya:yb] - cy[k]) ** 2) / r[k]
+        disc = _smoothstep(1.0, 0.86, d) * (0.85 + 0.25 * _smoothstep(0.55, 0.95, d))
+        glow[ya:yb, xa:xb] += disc[..., None] * (col * gain)[None, None, :]
     glow = cv2.GaussianBlur(glow, (0, 0), 1.2)
     img = 1.0 - (1.0 - img) * (1.0 - np.clip(glow, 0, 1))           # screen blend
     if layout == "tabletop":
@@ -326,7 +332,7 @@ def _wood(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, seed:
 def _linen(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, seed: int,
            layout: str) -> np.ndarray:
     light = sorted(pal, key=luma)[-1 - int(rng.integers(min(2, len(pal))))]
-    base = mix(light, hex_to_rgb("#e2dbcf"), float(rng.uniform(0.45, 0.7))) * 0.94
+    base = mix(light, hex_to_rgb("#e2dbcf"), float(rng.uniform(0.55, 0.75))) * 0.94
     period = max(2.4, w / 180.0)
     xs = np.arange(w, dtype=np.float32)[None, :]
     ys = np.arange(h, dtype=np.float32)[:, None]
@@ -338,6 +344,21 @@ def _linen(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, seed
     fold_amp = 0.05 if layout == "tabletop" else 0.09
     shade = 1.0 + 0.035 * (warp + weft) * 0.5 + 0.03 * (slub_x + slub_y) * 0.5 + fold_amp * folds
     return (base[None, None, :] * shade[..., None]).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _texture(kind: str, th: int, tw: int, pal_key: tuple, seed: int, layout: str) -> np.ndarray:
+    """The flat marble / wood / linen texture; cached (it is the expensive part), read-only."""
+    pal = [np.array(p, np.float32) for p in pal_key]
+    rng = np.random.default_rng([seed, _KIND_SALT[kind], 1])
+    if kind == "marble":
+        tex = _marble(th, tw, pal, rng, seed)
+    elif kind == "wood":
+        tex = _wood(th, tw, pal, rng, seed)
+    else:
+        tex = _linen(th, tw, pal, rng, seed, layout)
+    tex.setflags(write=False)
+    return tex
 
 
 def _wall_colour(pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -413,8 +434,9 @@ def render_backdrop(
 
     if kind == "sweep":
         img = _sweep(h, w, pal, rng, horizon, layout)
-    elif kind == "split":
-        img = _split(h, w, pal, rng, horizon, layout)
+    elif kind == "split":   # flat colour blocks: draw at half size, upsample (edges stay ~2 px soft)
+        img = cv2.resize(_split(max(2, h // 2), max(2, w // 2), pal, rng, horizon, layout), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
         vignette *= 0.6
     elif kind == "bokeh":
         img = _bokeh(h, w, pal, rng, horizon, layout, seed)
@@ -425,19 +447,14 @@ def render_backdrop(
         ts = 0.65 if layout == "tabletop" else 0.5
         tw = max(8, int(w * ts))
         th = max(8, int(h * 0.9 * ts)) if layout == "tabletop" else max(8, int(h * ts))
-        if kind == "marble":
-            tex = _marble(th, tw, pal, rng, seed)
-        elif kind == "wood":
-            tex = _wood(th, tw, pal, rng, seed)
-        else:
-            tex = _linen(th, tw, pal, rng, seed, layout)
+        tex = _texture(kind, th, tw, tuple(tuple(float(v) for v in p) for p in pal), seed, layout)
         if layout == "tabletop" and horizon_px is not None:
             img = _on_table(tex, h, w, horizon_px, _wall_colour(pal, rng))
         else:  # a defocused wall behind a person
             tex = cv2.GaussianBlur(tex, (0, 0), max(0.8, tw / 500.0))
             img = cv2.resize(tex, (w, h), interpolation=cv2.INTER_CUBIC)
-    img = img * _light_field(h, w, light_x, horizon, strength, vignette)
-    img = img + _dither(h, w, seed % 4)
+    img = np.multiply(img, _light_field(h, w, light_x, horizon, strength, vignette), dtype=np.float32)
+    img += _dither(h, w, seed % 4)
     np.clip(img, 0.0, 1.0, out=img)
     return Backdrop(rgb=img.astype(np.float32, copy=False), kind=kind, layout=layout,
                     horizon_px=horizon_px, light_x=light_x)

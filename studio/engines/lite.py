@@ -204,8 +204,8 @@ class _Subject:
     base_x1: int
 
 
-def _subject_geometry(alpha: np.ndarray) -> _Subject | None:
-    solid = alpha > SUBJECT_THRESHOLD
+def _subject_geometry(mask: np.ndarray) -> _Subject | None:
+    solid = mask < int(255 * (1 - SUBJECT_THRESHOLD))
     rows = np.flatnonzero(solid.any(axis=1))
     if rows.size == 0:
         return None
@@ -217,12 +217,12 @@ def _subject_geometry(alpha: np.ndarray) -> _Subject | None:
                     base_x0=int(base_cols[0]), base_x1=int(base_cols[-1]) + 1)
 
 
-def contact_shadow(alpha: np.ndarray, geo: _Subject, light_x: float, strength: float = 1.0) -> np.ndarray:
+def contact_shadow(mask: np.ndarray, geo: _Subject, light_x: float, strength: float = 1.0) -> np.ndarray:
     """Shadow density in [0, 1] (h, w): a contact pool at the base plus a soft squashed cast."""
-    h, w = alpha.shape
+    h, w = mask.shape
     f = 4
     lw, lh = max(4, w // f), max(4, h // f)
-    a = cv2.resize(alpha, (lw, lh), interpolation=cv2.INTER_AREA)
+    a = 1.0 - cv2.resize(mask, (lw, lh), interpolation=cv2.INTER_AREA).astype(np.float32) * (1.0 / 255.0)
     x0, y0, x1, y1 = (v / f for v in geo.box)
     bx0, bx1 = geo.base_x0 / f, geo.base_x1 / f
     bw, bh = max(1.0, x1 - x0), max(1.0, y1 - y0)
@@ -243,22 +243,34 @@ def contact_shadow(alpha: np.ndarray, geo: _Subject, light_x: float, strength: f
     return cv2.resize(density, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def reflection_layer(photo: np.ndarray, alpha: np.ndarray, geo: _Subject,
-                     opacity: float = 0.28) -> tuple[np.ndarray, np.ndarray]:
-    """A faded mirror image of the subject below its base: (rgb float [0,1], coverage)."""
-    h, w = alpha.shape
+def apply_shadow(bg: np.ndarray, density: np.ndarray) -> None:
+    """Darken `bg` in place by `density`, touching only the rows/columns the shadow reaches."""
+    rows = np.flatnonzero(density.max(axis=1) > 1.0 / 512)
+    if rows.size == 0:
+        return
+    cols = np.flatnonzero(density[rows[0]:rows[-1] + 1].max(axis=0) > 1.0 / 512)
+    ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    bg[ys, xs] *= (1.0 - density[ys, xs])[..., None]
+
+
+def apply_reflection(bg: np.ndarray, photo: np.ndarray, mask: np.ndarray, geo: _Subject,
+                     opacity: float = 0.28) -> None:
+    """Blend a faded mirror image of the subject below its base into `bg` (in place)."""
+    h, w = mask.shape
     y1 = geo.box[3]
     length = max(1, int(0.35 * (geo.box[3] - geo.box[1])))
     rows = np.arange(y1, min(h, y1 + length))
-    rgb = np.zeros((h, w, 3), np.float32)
-    cov = np.zeros((h, w), np.float32)
     if rows.size == 0:
-        return rgb, cov
+        return
+    x0, x1 = geo.box[0], geo.box[2]
     src = np.clip(2 * y1 - 1 - rows, 0, h - 1)
     fade = (opacity * (1.0 - (rows - y1) / length) ** 2).astype(np.float32)
-    cov[rows] = alpha[src] * fade[:, None]
-    rgb[rows] = photo[src].astype(np.float32) / 255.0
-    return rgb, cov
+    alpha = (255.0 - mask[src, x0:x1].astype(np.float32)) * (1.0 / 255.0)
+    cov = (alpha * fade[:, None])[..., None]
+    rgb = photo[src, x0:x1].astype(np.float32) * (1.0 / 255.0)
+    region = bg[y1:y1 + rows.size, x0:x1]
+    region *= 1.0 - cov
+    region += rgb * cov
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,7 +279,8 @@ def reflection_layer(photo: np.ndarray, alpha: np.ndarray, geo: _Subject,
 class LiteEngine:
     name = "lite"
     caps = EngineCaps(inpaint=True, changes_outfit=False, uses_pose_control=False,
-                      text2image=False, needs_gpu=False, needs_weights=False)
+                      text2image=False, needs_gpu=False, needs_weights=False,
+                      work_megapixels=None, size_multiple=1)
 
     def __init__(self, presets: Presets, lang: str = "ko") -> None:
         self.presets = presets
@@ -309,8 +322,7 @@ class LiteEngine:
         n = max(1, int(job.num_images))
         total = STAGES_PER_IMAGE * n
         kind, palette, lighting = self.backdrop_for(job)
-        alpha = (255 - mask.astype(np.float32)) * (1.0 / 255.0)       # 1 = subject
-        geo = _subject_geometry(alpha)
+        geo = _subject_geometry(mask)
         product = job.subject == "product"
         layout = "tabletop" if product else "wall"
         horizon = 0.62
@@ -320,9 +332,12 @@ class LiteEngine:
         touches_bottom = geo is not None and geo.box[3] >= h - 2
         want_shadow = bool(job.extras.get("shadow", product)) and geo is not None and not touches_bottom
         want_reflection = bool(job.extras.get("reflection", False)) and geo is not None and not touches_bottom
-        keep = mask == 0
-        blend = alpha[..., None]
-        subject_part = photo.astype(np.float32) * blend                 # constant across seeds
+        flat_mask = mask.reshape(-1)
+        keep_idx = np.flatnonzero(flat_mask == 0)
+        soft_idx = np.flatnonzero((flat_mask > 0) & (flat_mask < 255))
+        flat_photo = photo.reshape(-1, 3)
+        soft_a = ((255.0 - flat_mask[soft_idx].astype(np.float32)) * (1.0 / 255.0))[:, None]
+        soft_photo = flat_photo[soft_idx].astype(np.float32) * soft_a
         outputs: list[Image.Image] = []
 
         def tick(step: int, key: str, i: int) -> None:
@@ -338,19 +353,20 @@ class LiteEngine:
             tick(i * STAGES_PER_IMAGE + 1, "engine.lite.stage.backdrop", i)
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            if want_shadow:
-                density = contact_shadow(alpha, geo, bd.light_x, float(job.extras.get("shadow_strength", 1.0)))
-                bg = bg * (1.0 - density[..., None])
-            if want_reflection:
-                rgb, cov = reflection_layer(photo, alpha, geo)
-                c = cov[..., None]
-                bg = bg * (1.0 - c) + rgb * c
+            if want_shadow and geo is not None:
+                apply_shadow(bg, contact_shadow(mask, geo, bd.light_x,
+                                                float(job.extras.get("shadow_strength", 1.0))))
+            if want_reflection and geo is not None:
+                apply_reflection(bg, photo, mask, geo)
             tick(i * STAGES_PER_IMAGE + 2, "engine.lite.stage.shadow", i)
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            out = subject_part + bg * (255.0 * (1.0 - blend))
-            out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-            out[keep] = photo[keep]                                    # exact, not just close
+            out = cv2.convertScaleAbs(bg, alpha=255.0)                 # rounds and saturates
+            flat = out.reshape(-1, 3)
+            flat[keep_idx] = flat_photo[keep_idx]                      # exact, not just close
+            if soft_idx.size:
+                mixed = soft_photo + bg.reshape(-1, 3)[soft_idx] * (255.0 * (1.0 - soft_a))
+                flat[soft_idx] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
             outputs.append(Image.fromarray(out, "RGB"))
             tick(i * STAGES_PER_IMAGE + 3, "engine.lite.stage.composite", i)
         log.info("lite: %d image(s) %dx%d, backdrop %s, %.0f ms", n, w, h, kind,

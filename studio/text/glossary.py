@@ -89,6 +89,9 @@ class Glossary:
                 return [], [], particle
             if stem in self.entries:
                 return [self.entries[stem]], [], particle
+            inner, second = self._strip_particle(stem)          # stacked particles: "봄에는"
+            if second and (inner in self.entries or inner in self.ignore):
+                return ([self.entries[inner]] if inner in self.entries else []), [], particle
         for base in ([stem, word] if particle else [word]):
             for ending, repl in ENDINGS:
                 if len(base) > len(ending) and base.endswith(ending):
