@@ -46,6 +46,7 @@ def test_engine_protocol_and_caps(engine):
     assert engine.name == "lite"
     assert engine.caps.inpaint and not engine.caps.changes_outfit and not engine.caps.uses_pose_control
     assert not engine.caps.needs_gpu and not engine.caps.needs_weights
+    assert getattr(engine.caps, "work_megapixels", None) is None       # works at the output size
 
 
 def test_output_count_size_and_kept_pixels_identical(engine, placed):

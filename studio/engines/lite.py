@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Sequence
 
 import cv2
@@ -67,6 +67,8 @@ register({
 })
 
 STAGES_PER_IMAGE = 3
+# a compositor works at the output size (EngineCaps.work_megapixels=None, where that field exists)
+_OUTPUT_SIZE_CAPS = {"work_megapixels": None} if "work_megapixels" in {f.name for f in fields(EngineCaps)} else {}
 SUBJECT_THRESHOLD = 0.5          # keep-alpha above this counts as subject for geometry
 
 
