@@ -24,6 +24,10 @@ class EngineCaps:
     text2image: bool = False
     needs_gpu: bool = False
     needs_weights: bool = False
+    # working resolution: generative engines work near `work_megapixels` in multiples of
+    # `size_multiple` (FLUX: ~1 MP, 16 px); None = work at the output size (compositors)
+    work_megapixels: float | None = 1.0
+    size_multiple: int = 16
 
 
 @dataclass

@@ -51,10 +51,6 @@ register({
     "workflow.cutout_backend": ("누끼: {backend}", "Cut-out: {backend}"),
 })
 
-# FLUX works best around one megapixel
-ENGINE_MEGAPIXELS = 1.0
-
-
 @dataclass
 class Framing:
     image: Image.Image          # the framed upload at output size (RGB)
@@ -100,10 +96,13 @@ def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margi
     aspect = out_w / out_h
     crop_w, crop_h = (W, W / aspect) if W / H < aspect else (H * aspect, H)
     fx0, fy0, fx1, fy1 = focus if focus else (0, 0, W, H)
+    fx0, fy0, fx1, fy1 = max(0, fx0), max(0, fy0), min(W, fx1), min(H, fy1)
+    cx, cy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
+    # the margin shrinks (down to none) before the frame resorts to padding
+    fits = (fx1 - fx0) <= crop_w + 1e-6 and (fy1 - fy0) <= crop_h + 1e-6
     need_w = (fx1 - fx0) * (1 + 2 * margin) if focus else 0
     need_h = (fy1 - fy0) * (1 + 2 * margin) if focus else 0
-    cx, cy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
-    if need_w <= crop_w + 1e-6 and need_h <= crop_h + 1e-6:
+    if fits:
         x0 = min(max(cx - crop_w / 2, 0.0), W - crop_w)
         y0 = min(max(cy - crop_h / 2, 0.0), H - crop_h)
         scale = out_w / crop_w
@@ -150,12 +149,14 @@ def person_keep(services: Services, framed: Image.Image, face_f, face_keep: np.n
 
 
 def engine_size(engine: Engine, out_size: tuple[int, int]) -> tuple[int, int]:
-    """Lite composes at the output size; generative engines at ~1 MP in multiples of 16."""
-    if not engine.caps.needs_weights:
+    """The engine's working size for an output size, from its capabilities (no name checks)."""
+    caps = engine.caps
+    if caps.work_megapixels is None:
         return out_size
     w, h = out_size
-    k = math.sqrt(ENGINE_MEGAPIXELS * 1024 * 1024 / (w * h))
-    return max(256, int(round(w * k / 16)) * 16), max(256, int(round(h * k / 16)) * 16)
+    m = max(1, caps.size_multiple)
+    k = math.sqrt(caps.work_megapixels * 1024 * 1024 / (w * h))
+    return max(256, int(round(w * k / m)) * m), max(256, int(round(h * k / m)) * m)
 
 
 def seeds_for(options_seed: int, n: int) -> list[int]:
