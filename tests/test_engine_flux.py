@@ -263,7 +263,7 @@ def _ladder_engine(models_dir: Path, hook: _InjectedOOM):
 def test_oom_ladder_walks_lighter_plans(models_dir: Path) -> None:
     hook = _InjectedOOM(fail=2)
     eng = _ladder_engine(models_dir, hook)
-    job = _job(size=128)
+    job = _job(size=128, steps=2)
     out = eng.inpaint(job)
     assert [c[0] for c in hook.calls] == ["gpu", "model_offload", "group_offload"]
     assert out[0].size == (128, 128)
@@ -275,7 +275,7 @@ def test_oom_ladder_walks_lighter_plans(models_dir: Path) -> None:
 def test_oom_ladder_then_lower_resolution(models_dir: Path) -> None:
     hook = _InjectedOOM(fail=4)
     eng = _ladder_engine(models_dir, hook)
-    job = _job(size=128)
+    job = _job(size=128, steps=2)
     out = eng.inpaint(job)
     assert hook.calls[-1] == ("sequential_offload", 96, 96)
     assert out[0].size == (128, 128)  # upscaled back to what was asked
@@ -290,7 +290,7 @@ def test_oom_everywhere_gives_clear_error(models_dir: Path) -> None:
     hook = _InjectedOOM(fail=100)
     eng = _ladder_engine(models_dir, hook)
     with pytest.raises(StudioError) as info:
-        eng.inpaint(_job(size=128))
+        eng.inpaint(_job(size=128, steps=2))
     assert info.value.key == "engine.oom"
     assert len(hook.calls) == 6  # 4 plans + 2 lower resolutions
 

@@ -159,12 +159,20 @@ def validate_component(folder: Path, model: str = "") -> None:
         for shard in shards:
             validate_weight_file(folder / shard, model)
     if not indexes:
-        for p in files:
-            if p.suffix in WEIGHT_SUFFIXES:
-                validate_weight_file(p, model)
+        weights = [p for p in files if p.suffix in WEIGHT_SUFFIXES]
+        for p in weights:
+            validate_weight_file(p, model)
+        if not weights and _expects_weights(folder):
+            expected = "model.safetensors" if folder.name.startswith("text_encoder") else "diffusion_pytorch_model.safetensors"
+            raise WeightsError("weights.missing_file", path=str(folder / expected), model=model)
     for p in files:
         if p.suffix == ".json":
             _read_json(p, model)
+
+
+def _expects_weights(folder: Path) -> bool:
+    """Model folders (a config.json, not a tokenizer or scheduler) must hold weights."""
+    return (folder / "config.json").is_file() and not folder.name.startswith(("tokenizer", "scheduler"))
 
 
 def validate_pipeline_folder(folder: Path, model: str = "", required: tuple[str, ...] = ()) -> dict:
@@ -256,12 +264,9 @@ SHARED = ComponentCache()
 # Loading (imports torch / diffusers / transformers lazily)
 # --------------------------------------------------------------------------------------------
 def _class_for(index: dict, name: str) -> Any:
+    """The class model_index.json names for a component, e.g. ["transformers", "T5EncoderModel"]."""
     library, class_name = index[name]
-    if library in ("diffusers", "transformers"):
-        module = importlib.import_module(library)
-    else:  # diffusers writes e.g. ["diffusers", "FlowMatchEulerDiscreteScheduler"]; anything else is odd
-        module = importlib.import_module(library)
-    return getattr(module, class_name)
+    return getattr(importlib.import_module(library), class_name)
 
 
 def _load(cls: Any, folder: Path, model: str, **kwargs: Any) -> Any:
