@@ -61,14 +61,14 @@ def test_no_human_face_on_chelsea_or_coffee(tmp_path: Path) -> None:
 
 def test_several_faces_come_largest_first(tmp_path: Path) -> None:
     a = data.astronaut()
-    small = np.asarray(Image.fromarray(a).resize((256, 256)))
+    small = np.asarray(Image.fromarray(a).resize((320, 320)))   # its face is ~60 px wide
     canvas = np.full((512, 1024, 3), 230, np.uint8)
-    canvas[:256, 0:256] = small
+    canvas[:320, 0:320] = small
     canvas[:, 400:912] = a
     faces = FaceDetector.from_folder(tmp_path)(canvas)
     assert len(faces) == 2
     assert faces[0].area > faces[1].area
-    assert faces[0].box[0] >= 400 and faces[1].box[2] <= 256
+    assert faces[0].box[0] >= 400 and faces[1].box[2] <= 320
 
 
 def test_missing_backend_is_a_weights_error(tmp_path: Path) -> None:
@@ -158,3 +158,17 @@ def test_report_prefers_insightface_and_flags_its_licence(scrfd_pack: Path) -> N
     assert "non-commercial" in rep["note"]
     assert rep["available"] == ["insightface", "haar"]
     assert kit.detect_faces(np.zeros((128, 128, 3), np.uint8)) == []
+
+
+def test_kit_face_keep_and_regenerate_masks(settings) -> None:
+    kit = VisionKit.from_settings(settings)
+    img = data.astronaut()
+    face = kit.detect_faces(img)[0]
+    keep = kit.face_keep_mask((512, 512), face)
+    regen = kit.face_regenerate_mask((512, 512), face)
+    cx, cy = (int(v) for v in face.center)
+    assert keep.shape == (512, 512) and keep[cy, cx] == 255 and keep[500, 10] == 0
+    assert np.any((keep > 0) & (keep < 255))                    # feathered edge
+    assert np.array_equal(regen, 255 - keep)                    # engine mask: 255 = regenerate
+    tight = kit.face_keep_mask((512, 512), face, include_hair=False, dilate_px=0, feather_px=3)
+    assert (tight >= 128).sum() < (keep >= 128).sum()

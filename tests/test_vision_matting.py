@@ -56,7 +56,7 @@ def _edge_strength(img: np.ndarray, fg: np.ndarray) -> float:
 
 
 def test_full_size_refinement_snaps_the_edge_to_the_photo() -> None:
-    img = cv2.resize(data.coffee(), (1200, 800), interpolation=cv2.INTER_CUBIC)   # GrabCut works at 400
+    img = cv2.resize(data.coffee(), (1200, 800), interpolation=cv2.INTER_CUBIC)   # GrabCut works at 320
     box = tuple(v * 2 for v in COFFEE_BOX)
     ref = cv2.resize(_coffee_reference().astype(np.uint8), (1200, 800), interpolation=cv2.INTER_NEAREST) > 0
     coarse = grabcut_cutout(img, box, refine=False) >= 128

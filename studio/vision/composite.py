@@ -23,9 +23,19 @@ log = logging.getLogger(__name__)
 
 def _blend(top: np.ndarray, bottom: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(top * a + bottom * (255 - a)) / 255, rounded, in integers: a = 255 gives `top` exactly."""
-    a = alpha.astype(np.uint32)[:, :, None]
-    out = top.astype(np.uint32) * a + bottom.astype(np.uint32) * (255 - a) + 127
-    return (out // 255).astype(np.uint8)
+    out = bottom.copy()
+    cv2.copyTo(top, (alpha == 255).astype(np.uint8), out)
+    soft = ((alpha > 0) & (alpha < 255)).astype(np.uint8)
+    x, y, w, h = cv2.boundingRect(soft)
+    if w == 0 or h == 0:
+        return out
+    sl = (slice(y, y + h), slice(x, x + w))
+    a = alpha[sl].astype(np.uint16)[:, :, None]
+    # at most 255 * 255 + 127 = 65152: fits uint16
+    mixed = (top[sl].astype(np.uint16) * a + bottom[sl].astype(np.uint16) * (255 - a) + 127) // 255
+    band = soft[sl].astype(bool)
+    out[sl][band] = mixed.astype(np.uint8)[band]
+    return out
 
 
 def match_colour(original: np.ndarray, generated: np.ndarray, keep: np.ndarray, strength: float = 0.35,

@@ -39,7 +39,8 @@ register({
 INSIGHTFACE_PACKS: tuple[str, ...] = ("buffalo_l", "antelopev2")
 BACKENDS: tuple[str, ...] = ("insightface", "yunet", "haar")
 HAAR_FILE = "haarcascade_frontalface_default.xml"
-DETECT_MAX_SIDE = 640  # YuNet / Haar run on a copy no larger than this; boxes are scaled back
+DETECT_MAX_SIDE = 640  # YuNet runs on a copy no larger than this; boxes are scaled back
+HAAR_MAX_PIXELS = 480 * 480  # Haar is slow per pixel: it runs on a copy of at most this many pixels
 
 LICENCES: dict[str, tuple[str, bool]] = {
     "insightface": ("InsightFace model pack: non-commercial research only", False),
@@ -88,6 +89,12 @@ def _downscale(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
         return rgb, 1.0
     small = cv2.resize(rgb, (max(int(round(w * s)), 1), max(int(round(h * s)), 1)), interpolation=cv2.INTER_AREA)
     return small, s
+
+
+def _side_for_pixels(rgb: np.ndarray, budget: int) -> int:
+    h, w = rgb.shape[:2]
+    k = min(1.0, (budget / float(h * w)) ** 0.5)
+    return max(int(max(h, w) * k), 1)
 
 
 def _skin_fraction(rgb: np.ndarray) -> float:
@@ -233,10 +240,10 @@ class FaceDetector:
 
     def _run_haar(self, cascade: Any, rgb: np.ndarray) -> list[FaceBox]:
         h, w = rgb.shape[:2]
-        small, s = _downscale(rgb, DETECT_MAX_SIDE)
+        small, s = _downscale(rgb, _side_for_pixels(rgb, HAAR_MAX_PIXELS))
         gray = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
         min_side = max(24, int(0.06 * min(gray.shape[:2])))
-        rects, votes = cascade.detectMultiScale2(gray, scaleFactor=1.1, minNeighbors=5,
+        rects, votes = cascade.detectMultiScale2(gray, scaleFactor=1.15, minNeighbors=4,
                                                  minSize=(min_side, min_side))
         out: list[FaceBox] = []
         colour = not (np.array_equal(small[..., 0], small[..., 1]) and np.array_equal(small[..., 1], small[..., 2]))

@@ -115,9 +115,17 @@ def feather(mask: np.ndarray, px: float) -> np.ndarray:
     radius = int(math.ceil(px))
     sigma = max(px / 3.0, 0.3)
     k = 2 * radius + 1
-    blurred = cv2.GaussianBlur(m.astype(np.float32), (k, k), sigmaX=sigma, sigmaY=sigma,
+    # Only the neighbourhood of non-zero pixels can change: blur that window, not the whole image.
+    x, y, bw, bh = cv2.boundingRect(m)
+    out = np.zeros_like(m)
+    if bw == 0 or bh == 0:
+        return out
+    y0, y1 = max(y - radius - 1, 0), min(y + bh + radius + 1, m.shape[0])
+    x0, x1 = max(x - radius - 1, 0), min(x + bw + radius + 1, m.shape[1])
+    blurred = cv2.GaussianBlur(m[y0:y1, x0:x1].astype(np.float32), (k, k), sigmaX=sigma, sigmaY=sigma,
                                borderType=cv2.BORDER_REPLICATE)
-    return np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
+    return out
 
 
 def invert(mask: np.ndarray) -> np.ndarray:

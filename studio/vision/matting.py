@@ -66,7 +66,7 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "product": ("birefnet-general", "isnet-general-use", "u2net"),
     "person": ("u2net_human_seg", "birefnet-general", "isnet-general-use", "u2net"),
 }
-GRABCUT_WORK_SIDE = 400
+GRABCUT_WORK_SIDE = 320
 _ENV_LOCK = threading.Lock()
 
 

@@ -65,7 +65,8 @@ def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
     from studio.errors import InputError
 
     if isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        return np.ascontiguousarray(np.asarray(image if image.mode == "RGB" else image.convert("RGB"),
+                                               dtype=np.uint8))
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
