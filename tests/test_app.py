@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from studio.config import REPO_ROOT, Settings
@@ -104,3 +105,35 @@ def test_gallery_lists_opens_and_deletes_through_the_api(running_app) -> None:
     client.predict(rec.id, "all", api_name="/gallery_delete")
     assert store.count() == 0
     assert not rec.path.exists()
+
+
+def test_product_ad_through_the_api_and_bad_upload_message(running_app, tmp_path: Path) -> None:
+    """The Product tab's event, driven by gradio_client: a real upload becomes a stored ad; a text
+    file named .png comes back as the Korean message, and the history stays empty."""
+    from gradio_client import handle_file
+    from skimage import data
+
+    cup = tmp_path / "cup.jpg"
+    Image.fromarray(data.coffee()).save(cup, quality=92)
+    client = running_app.client()
+    args = dict(industry_id="cafe", style_id="warm", text_ko="라떼", text_en="", sns_id="ig_square", n=1,
+                face_index=0, box_text="90,20,520,380", steps_v=2, guidance_v=30, cn_scale_v=0.7, cn_start_v=0,
+                cn_end_v=0.8, feather_v=12, dilate_v=8, seed_v=11, hair_v=True, shadow_v=True,
+                reflection_v=False)
+    gallery, notes, prompt_en, files = client.predict(handle_file(str(cup)), *args.values(),
+                                                      api_name="/product_generate")
+    assert len(gallery) == 1 and "seed 11" in gallery[0]["caption"]
+    assert "갤러리에도 저장" in notes and prompt_en.strip()
+    store = running_app.services.store
+    assert store.count("product") == 1
+    with Image.open(store.list()[0].path) as im:
+        assert im.size == (1080, 1080)
+
+    fake = tmp_path / "menu.png"
+    fake.write_text("this is not an image", encoding="utf-8")
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as exc:
+        client.predict(handle_file(str(fake)), *args.values(), api_name="/product_generate")
+    assert "이미지 파일이 아닙니다" in str(exc.value)
+    assert store.count() == 1

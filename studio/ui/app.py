@@ -21,7 +21,7 @@ TABS: tuple[tuple[str, str | None], ...] = (
     ("person", "studio.ui.tabs.person"),
     ("product", "studio.ui.tabs.product"),
     ("advanced", "studio.ui.tabs.advanced"),
-    ("overlay", None),
+    ("overlay", "studio.ui.tabs.overlay"),
     ("video", None),
     ("stock", None),
     ("gallery", "studio.ui.tabs.gallery"),

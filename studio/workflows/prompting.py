@@ -37,12 +37,13 @@ def llm_if_running(services: Services):
 
 
 def prompt_for(req: AdRequest, services: Services, engine: Engine, subject: str) -> PromptChoice:
-    if req.prompt_en and req.prompt_en.strip():
-        return PromptChoice(" ".join(req.prompt_en.split()), "owner")
-    from studio.text.prompts import build_prompt
+    from studio.text.prompts import build_prompt, fit_prompt
 
     folder = tokenizer_folder(services, engine)
     tokenizers = _tokenizers_cache(folder) if folder else None
+    if req.prompt_en and req.prompt_en.strip():
+        # the owner's words, trimmed only if they overflow the CLIP budget (no truncation warning)
+        return PromptChoice(fit_prompt(req.prompt_en, tokenizers).prompt, "owner")
     res = build_prompt(req.industry, req.style, req.prompt_ko, presets=services.presets, subject=subject,
                        llm=llm_if_running(services), tokenizers=tokenizers)
     return PromptChoice(res.prompt_en, res.source)
