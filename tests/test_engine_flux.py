@@ -304,3 +304,24 @@ def test_from_parts_equals_loaded_folder(models_dir: Path) -> None:
     b = FluxFillEngine(models_dir, device="cpu", max_sequence_length=SEQ)
     job = _job(steps=2)
     assert np.array_equal(_arr(a.inpaint(job)[0]), _arr(b.inpaint(job)[0]))
+
+
+def test_tiny_engine_through_the_provider(settings) -> None:
+    """`--engine tiny`: saved into models/.tiny-cache in the real layout and loaded by the real loader."""
+    from studio.runtime.engine_select import EngineProvider
+
+    provider = EngineProvider(settings.with_(engine="tiny"))
+    eng = provider.get()
+    assert eng.name == "tiny" and isinstance(eng, Engine)
+    assert not eng.caps.needs_gpu and eng.caps.uses_pose_control
+    assert not eng.loaded
+    cache = settings.models_dir / ".tiny-cache"
+    assert (cache / "flux-fill" / "model_index.json").is_file()
+    assert (cache / "controlnet-union" / "config.json").is_file()
+    job = _job(steps=2)
+    out = eng.inpaint(job)
+    assert out[0].size == (SIZE, SIZE) and eng.loaded
+    assert eng.pipeline.controlnet is not None
+    assert job.extras["notices"] == []
+    provider.release("tiny")
+    assert not eng.loaded

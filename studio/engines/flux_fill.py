@@ -30,10 +30,10 @@ from studio.engines.base import EngineCaps, InpaintJob
 from studio.errors import CancelledError, InputError, StudioError, WeightsError
 from studio.i18n import register, t
 from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
+from studio.runtime.memory import MemoryPlan
 
 if TYPE_CHECKING:
     from studio.config import Settings
-    from studio.runtime.memory import MemoryPlan
     from studio.runtime.weights import ComponentCache
 
 log = logging.getLogger(__name__)
@@ -244,18 +244,18 @@ class FluxFillEngine:
     def _load_parts(self, qconfig: Any) -> dict[str, Any]:
         from studio.runtime import weights as W
 
-        assert self.models_dir is not None  # noqa: S101 - guaranteed by __init__
-        fill = self.models_dir / W.FLUX_FILL_DIR
-        single = W.fill_single_file(self.models_dir)
+        models_dir = Path(self.models_dir or ".")
+        fill = models_dir / W.FLUX_FILL_DIR
+        single = W.fill_single_file(models_dir)
         required = ("scheduler", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
         W.validate_pipeline_folder(fill, "FLUX.1 Fill [dev]", required if single else required + ("transformer",))
         cache = self._cache if self._cache is not None else W.SHARED
-        parts = W.load_shared_components(self.models_dir, fill, self._dtype, "cpu", cache)
+        parts = W.load_shared_components(models_dir, fill, self._dtype, "cpu", cache)
         parts["scheduler"] = W.load_scheduler(fill, "FLUX.1 Fill [dev]")
         use_single = single is not None and not W.has_component(fill, "transformer")
         parts["transformer"] = W.load_transformer(fill, self._dtype, qconfig, "FLUX.1 Fill [dev]",
                                                   single_file=single if use_single else None)
-        cn_dir = W.find_controlnet_dir(self.models_dir)
+        cn_dir = W.find_controlnet_dir(models_dir)
         parts["controlnet"] = W.load_controlnet(cn_dir, self._dtype, "FLUX ControlNet Union") if cn_dir else None
         if cn_dir is None:
             self.load_notices = [Notice("engine.notice.no_controlnet")]
@@ -314,8 +314,9 @@ class FluxFillEngine:
     def _attempts(self, job: InpaintJob) -> list[tuple["MemoryPlan", int, int]]:
         from studio.runtime.memory import lighter_plans
 
-        assert self.plan is not None  # noqa: S101 - set by _resolve_device
-        plans = [self.plan, *lighter_plans(self.plan)]
+        self._resolve_device()
+        first: MemoryPlan = self.plan  # type: ignore[assignment]  # set by _resolve_device
+        plans = [first, *lighter_plans(first)]
         attempts = [(p, job.width, job.height) for p in plans]
         seen = {(job.width, job.height)}
         for factor in self.lower_res_factors:
@@ -354,8 +355,7 @@ class FluxFillEngine:
                 self._recover()
         if images is None:
             raise StudioError("engine.oom") from last_exc
-        assert plan is not None  # noqa: S101
-        if plan.name != self.plan.name:
+        if self.plan is None or plan.name != self.plan.name:
             notices.append(Notice("engine.notice.plan", {"plan": plan.name}))
             self.plan = plan  # stay on the plan that worked for the next jobs
         size = (job.width, job.height)
