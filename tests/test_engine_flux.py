@@ -325,3 +325,39 @@ def test_tiny_engine_through_the_provider(settings) -> None:
     assert job.extras["notices"] == []
     provider.release("tiny")
     assert not eng.loaded
+
+
+def test_oom_evicts_a_half_moved_model_and_the_next_attempt_reloads_it(models_dir: Path) -> None:
+    import torch
+
+    from studio.engines.flux_fill import FluxFillEngine
+    from studio.runtime.weights import ComponentCache
+
+    cache = ComponentCache()
+    state = {"armed": False, "calls": 0}
+
+    def hook(plan, w: int, h: int) -> None:
+        state["calls"] += 1
+        if state["calls"] == 1:
+            vae = eng.pipeline.vae
+            real_to = vae.to
+
+            def stuck_to(*args, **kwargs):
+                if state["armed"]:
+                    raise RuntimeError("CUDA error: out of memory while moving (injected)")
+                return real_to(*args, **kwargs)
+
+            vae.to = stuck_to
+            state["armed"] = True
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+
+    eng = FluxFillEngine(models_dir, device="cpu", max_sequence_length=SEQ, cache=cache, alloc_hook=hook)
+    eng.load()
+    old_vae, old_t5, old_tr = eng.pipeline.vae, eng.pipeline.text_encoder_2, eng.pipeline.transformer
+    loads_before = cache.loads
+    out = eng.inpaint(_job(steps=2, size=96))
+    assert out[0].size == (96, 96) and state["calls"] == 2
+    assert eng.pipeline.vae is not old_vae          # evicted and reloaded from disk
+    assert eng.pipeline.text_encoder_2 is old_t5    # the healthy parts were reused
+    assert eng.pipeline.transformer is old_tr
+    assert cache.loads == loads_before + 1

@@ -169,6 +169,7 @@ class FluxFillEngine:
         self.lower_res_factors = lower_res_factors
         self.name = name
         self._pipe: Any = None
+        self._kept: dict[str, Any] = {}
         self._placed: "MemoryPlan | None" = None
         self.plan: "MemoryPlan | None" = None
         self.device_info: Any = None
@@ -250,13 +251,20 @@ class FluxFillEngine:
         required = ("scheduler", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
         W.validate_pipeline_folder(fill, "FLUX.1 Fill [dev]", required if single else required + ("transformer",))
         cache = self._cache if self._cache is not None else W.SHARED
+        kept, self._kept = self._kept, {}  # healthy parts surviving an eviction are not reloaded
         parts = W.load_shared_components(models_dir, fill, self._dtype, "cpu", cache)
         parts["scheduler"] = W.load_scheduler(fill, "FLUX.1 Fill [dev]")
-        use_single = single is not None and not W.has_component(fill, "transformer")
-        parts["transformer"] = W.load_transformer(fill, self._dtype, qconfig, "FLUX.1 Fill [dev]",
-                                                  single_file=single if use_single else None)
+        if "transformer" in kept:
+            parts["transformer"] = kept["transformer"]
+        else:
+            use_single = single is not None and not W.has_component(fill, "transformer")
+            parts["transformer"] = W.load_transformer(fill, self._dtype, qconfig, "FLUX.1 Fill [dev]",
+                                                      single_file=single if use_single else None)
         cn_dir = W.find_controlnet_dir(models_dir)
-        parts["controlnet"] = W.load_controlnet(cn_dir, self._dtype, "FLUX ControlNet Union") if cn_dir else None
+        if "controlnet" in kept:
+            parts["controlnet"] = kept["controlnet"]
+        else:
+            parts["controlnet"] = W.load_controlnet(cn_dir, self._dtype, "FLUX ControlNet Union") if cn_dir else None
         if cn_dir is None:
             self.load_notices = [Notice("engine.notice.no_controlnet")]
         return parts
@@ -298,8 +306,10 @@ class FluxFillEngine:
         cache = self._cache if self._cache is not None else W.SHARED
         for name in stuck:
             cache.evict(getattr(self._pipe, name, None))
-        log.warning("evicted half-moved components %s; the pipeline reloads on the next job", stuck)
+        log.warning("evicted half-moved components %s; they reload on the next attempt", stuck)
         if self._parts is None:
+            self._kept = {name: getattr(self._pipe, name, None) for name in ("transformer", "controlnet")
+                          if name not in stuck and getattr(self._pipe, name, None) is not None}
             self._pipe = None
         self._placed = None
 
