@@ -2,7 +2,7 @@
 advanced accordion, generate with live progress and cancel, results gallery.
 
 Handlers build the typed request BY KEYWORD and call the workflow; StudioErrors become gr.Error.
-Uploads reach `studio.vision.io.load_image` untouched (see `UploadImage`).
+Uploads reach `studio.vision.io.load_image` untouched (see `upload_image`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import tempfile
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -62,26 +63,30 @@ def lbl(key: str, lang: str) -> str:
     return en if lang == "en" else ko
 
 
-class UploadImage(gr.Image):
-    """A gr.Image whose upload reaches our safe loader untouched.
+def _raw_preprocess(self: gr.Image, payload: Any) -> str | None:
+    """Hand the uploaded file to our safe loader untouched.
 
     gr.Image would open the file with PIL first (a decompression bomb or a text file named .png
-    would fail there with Gradio's own English error); this hands over the raw file path instead.
+    would fail there with Gradio's own English error). Bound per instance rather than through a
+    gr.Image subclass, because Gradio writes a .pyi stub next to any module defining one.
     """
+    if payload is None:
+        return None
+    url = getattr(payload, "url", None)
+    if url and url.startswith("data:"):
+        _, _, data = url.partition(",")
+        with tempfile.NamedTemporaryFile(prefix="fitad_paste_", suffix=".bin", delete=False,
+                                         dir=self.GRADIO_CACHE) as fh:
+            fh.write(base64.b64decode(data))
+            return fh.name
+    return payload.path
 
-    is_template = True  # render with the stock Image frontend
 
-    def preprocess(self, payload: Any) -> str | None:  # type: ignore[override]
-        if payload is None:
-            return None
-        url = getattr(payload, "url", None)
-        if url and url.startswith("data:"):
-            _, _, data = url.partition(",")
-            with tempfile.NamedTemporaryFile(prefix="fitad_paste_", suffix=".bin", delete=False,
-                                             dir=self.GRADIO_CACHE) as fh:
-                fh.write(base64.b64decode(data))
-                return fh.name
-        return payload.path
+def upload_image(**kwargs: Any) -> gr.Image:
+    """A gr.Image (drag-and-drop, paste) whose value is the raw uploaded file's path."""
+    image = gr.Image(type="filepath", **kwargs)
+    image.preprocess = types.MethodType(_raw_preprocess, image)  # type: ignore[method-assign]
+    return image
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
 
     with gr.Row():
         with gr.Column(scale=5):
-            upload = UploadImage(label=lbl("upload", lang), type="filepath", sources=["upload", "clipboard"],
-                                 height=340, elem_id=f"{wf}-upload")
+            upload = upload_image(label=lbl("upload", lang), sources=["upload", "clipboard"], height=340,
+                                  elem_id=f"{wf}-upload")
             notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
             preview = gr.Image(label=lbl("preview", lang), interactive=False, height=300, elem_id=f"{wf}-preview")
             face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=lbl("face", lang), visible=spec.faces,

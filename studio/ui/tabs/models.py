@@ -73,6 +73,8 @@ def build(services: Services) -> None:
         return device_markdown(services), vision_markdown(services), catalog_rows(services)
 
     check.click(refresh_device, None, [device_md, vision_md, table], api_name="models_device")
+    # also on page load (after the first HTTP 200, so startup stays light)
+    gr.on(None, refresh_device, None, [device_md, vision_md, table], api_name=False)
 
     gr.Markdown(f"### {esc(label('models.download', lang))}")
     with gr.Row():
