@@ -137,3 +137,19 @@ def test_product_ad_through_the_api_and_bad_upload_message(running_app, tmp_path
         client.predict(handle_file(str(fake)), *args.values(), api_name="/product_generate")
     assert "이미지 파일이 아닙니다" in str(exc.value)
     assert store.count() == 1
+
+
+def test_models_tab_download_offline_says_so_in_korean(running_app) -> None:
+    """The Models tab's download, offline (HF_HUB_OFFLINE=1 in tests): a Korean message naming the
+    model and where to copy files, and nothing is written into models/."""
+    from gradio_client.exceptions import AppError
+
+    client = running_app.client()
+    with pytest.raises(AppError) as exc:
+        client.predict("flux_schnell", "", api_name="/models_download")
+    assert "오프라인" in str(exc.value) and "flux-schnell" in str(exc.value)
+    device_md, vision_md, rows = client.predict(api_name="/models_device")
+    assert "메모리 계획" in device_md and "lite" in device_md
+    assert "haar" in vision_md and "grabcut" in vision_md
+    assert not (running_app.services.settings.models_dir / "flux-schnell").exists() or \
+        not any((running_app.services.settings.models_dir / "flux-schnell").iterdir())

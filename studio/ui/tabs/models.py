@@ -88,14 +88,17 @@ def build(services: Services) -> None:
     def do_download(model_id: str, hf_token: str, progress=gr.Progress()):
         from studio.runtime.downloader import download_model
 
+        if not model_id:
+            raise gr.Error(label("models.pick", lang))
         entry = services.presets.model(model_id)
 
-        def report(done: float, total: float, desc: str = "") -> None:
+        def report(done: int, total: int, desc: str = "") -> None:
             progress((done, total) if total else None, desc=desc or entry.name(lang))
 
-        path = download_model(entry, services.settings.models_dir, token=hf_token or None, progress=report)
+        result = download_model(model_id, services.settings.models_dir, presets=services.presets,
+                                token=hf_token or None, progress=report)
         done = "Downloaded to" if lang == "en" else "내려받기 완료:"
-        return f"{done} `{esc(path)}`", catalog_rows(services)
+        return f"{done} `{esc(result.path)}` ({result.files})", catalog_rows(services)
 
     download.click(do_download, [pick, token], [download_md, table], api_name="models_download",
                    concurrency_id="downloads", concurrency_limit=1)
