@@ -59,8 +59,7 @@ def run(req: AdvancedRequest, services: Services, progress: ProgressFn | None = 
     keep_prod = masks.feather(masks.erode(masks.binarize(framing.map_mask(product_mask)), 1), 2)
     keep = masks.union(keep_face, keep_prod)
     if not engine.caps.changes_outfit:
-        keep, _ = common.person_keep(services, framed, face_f, keep, body_box(face_f.box, out_size),
-                                     req.include_hair)
+        keep, _ = common.person_keep(services, req.image, framing, face, keep, req.include_hair)
         notices.append(Notice("workflow.outfit_needs_flux"))
     keep = np.where(framing.pad_mask > 0, 0, keep).astype(np.uint8)
     timer.lap("masks")

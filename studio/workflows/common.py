@@ -127,25 +127,38 @@ def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
     return cv2.inpaint(arr, pad, 3, cv2.INPAINT_TELEA) if pad.mean() < 200 else arr
 
 
-def person_keep(services: Services, framed: Image.Image, face_f, face_keep: np.ndarray,
-                body: Box, include_hair: bool) -> tuple[np.ndarray, str]:
-    """For engines that can't invent clothes: keep the whole person (face, neck bridge, body
-    cut-out), with enclosed holes filled so the person comes out in one piece."""
+def person_keep(services: Services, image: Image.Image, framing: Framing, face, face_keep: np.ndarray,
+                include_hair: bool) -> tuple[np.ndarray, str]:
+    """For engines that can't invent clothes: keep the whole person.
+
+    The cut-out runs on the upload (before framing cuts the body at the frame's edges, which
+    would teach GrabCut that clothing is background), seeded by a wide box from the face down to
+    the bottom edge; the face, a neck bridge and the cut-out are united, vertical gaps (a light
+    collar) bridged, and only the piece holding the face is kept, holes filled. Then it is framed.
+    """
     import cv2
 
     from studio.vision import masks
 
-    matte = services.vision.cutout(framed, box=body, subject="person")
-    neck = services.vision.face_keep_mask(framed.size, face_f, include_hair=include_hair, include_neck=True)
-    person = masks.binarize(masks.union(face_keep, neck, matte.mask))
-    # bridge vertical gaps (a light collar the cut-out missed between neck and shoulders)
-    fw, fh = face_f.box[2] - face_f.box[0], face_f.box[3] - face_f.box[1]
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, fw // 8), max(3, int(fh * 0.8))))
+    W, H = image.size
+    x0, y0, x1, y1 = face.box
+    fw, fh = x1 - x0, y1 - y0
+    cx = (x0 + x1) / 2
+    box = (int(max(0, cx - 2.5 * fw)), int(max(0, y0 - 0.8 * fh)), int(min(W, cx + 2.5 * fw)), H)
+    matte = services.vision.cutout(image, box=box, subject="person")
+    head = services.vision.face_keep_mask(image.size, face, include_hair=include_hair, include_neck=True)
+    person = masks.binarize(masks.union(head, matte.mask))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, fw // 8), max(3, int(fh * 0.6))))
     person = cv2.morphologyEx(person, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    n, labels = cv2.connectedComponents(person)
+    fcx, fcy = int(min(W - 1, cx)), int(min(H - 1, (y0 + y1) / 2))
+    if n > 1 and labels[fcy, fcx] > 0:
+        person = np.where(labels == labels[fcy, fcx], 255, 0).astype(np.uint8)
     contours, _ = cv2.findContours(person, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(person)
     cv2.drawContours(filled, contours, -1, 255, thickness=cv2.FILLED)
-    return masks.union(face_keep, masks.feather(masks.erode(filled, 1), 2)), matte.backend
+    framed = masks.binarize(framing.map_mask(filled))
+    return masks.union(face_keep, masks.feather(masks.erode(framed, 1), 2)), matte.backend
 
 
 def engine_size(engine: Engine, out_size: tuple[int, int]) -> tuple[int, int]:

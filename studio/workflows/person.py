@@ -75,8 +75,7 @@ def run(req: PersonRequest, services: Services, progress: ProgressFn | None = No
                                  dilate_px=opts.mask_dilate, feather_px=opts.mask_feather)
     cutout_backend = None
     if not engine.caps.changes_outfit:
-        keep, cutout_backend = common.person_keep(services, framed, face_f, keep, body_box(face_f.box, out_size),
-                                                  req.include_hair)
+        keep, cutout_backend = common.person_keep(services, req.image, framing, face, keep, req.include_hair)
         notices.append(Notice("workflow.outfit_needs_flux"))
     keep = np.where(framing.pad_mask > 0, 0, keep).astype(np.uint8)
     timer.lap("masks")
