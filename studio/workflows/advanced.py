@@ -40,10 +40,7 @@ def run(req: AdvancedRequest, services: Services, progress: ProgressFn | None = 
     out_size = (sns.width, sns.height)
     notices: list[Notice] = []
 
-    faces = vision.detect_faces(req.image)
-    face = pick_face(faces, req.face_index)
-    if len(faces) > 1:
-        notices.append(Notice("workflow.many_faces", {"n": len(faces), "i": req.face_index + 1}))
+    faces, face = pick_face(services, req.image, req.face_index, notices)
     matte, pbox = product_matte(services, req.image, req.product_box, req.alpha)
     # the product must not swallow the face (a box drawn over the person)
     face_hole = masks.box_mask(req.image.size, face.box)
@@ -67,13 +64,7 @@ def run(req: AdvancedRequest, services: Services, progress: ProgressFn | None = 
         cancel.raise_if_cancelled()
 
     ew, eh = common.engine_size(engine, out_size)
-    control = None
-    if engine.caps.uses_pose_control:
-        pose = vision.pose(framed, ew, eh)
-        if pose is not None and pose.found:
-            control = pose.image
-        else:
-            notices.append(Notice("workflow.no_pose"))
+    control, _ = common.pose_guide(services, engine, framed, (ew, eh), notices)
     prompt = prompt_for(req, services, engine, subject="mixed")
     notices.append(common.prompt_notice(prompt.source))
     timer.lap("prompt")

@@ -161,6 +161,18 @@ def person_keep(services: Services, image: Image.Image, framing: Framing, face, 
     return masks.union(face_keep, masks.feather(masks.erode(framed, 1), 2)), matte.backend
 
 
+def pose_guide(services: Services, engine: Engine, framed: Image.Image, size: tuple[int, int],
+               notices: list[Notice]) -> tuple[Image.Image | None, str | None]:
+    """The OpenPose skeleton for engines that take one; a notice when there is none."""
+    if not engine.caps.uses_pose_control:
+        return None, None
+    pose = services.vision.pose(framed, *size)
+    if pose is not None and pose.found:
+        return pose.image, pose.backend
+    notices.append(Notice("workflow.no_pose"))
+    return None, None
+
+
 def engine_size(engine: Engine, out_size: tuple[int, int]) -> tuple[int, int]:
     """The engine's working size for an output size, from its capabilities (no name checks)."""
     caps = engine.caps

@@ -46,12 +46,16 @@ def map_face(face, framing: common.Framing):
     return FaceBox(box=framing.map_box(face.box), score=face.score, landmarks=lm, backend=face.backend)
 
 
-def pick_face(faces: list, index: int):
+def pick_face(services: Services, image: Image.Image, index: int, notices: list[Notice]):
+    """All faces (largest first) and the one to keep; a clear message when there is none."""
+    faces = services.vision.detect_faces(image)
     if not faces:
         raise InputError("workflow.no_face")
     if not 0 <= index < len(faces):
         raise InputError("workflow.face_index", i=index + 1, n=len(faces))
-    return faces[index]
+    if len(faces) > 1:
+        notices.append(Notice("workflow.many_faces", {"n": len(faces), "i": index + 1}))
+    return faces, faces[index]
 
 
 def run(req: PersonRequest, services: Services, progress: ProgressFn | None = None,
@@ -64,10 +68,7 @@ def run(req: PersonRequest, services: Services, progress: ProgressFn | None = No
     out_size = (sns.width, sns.height)
     notices: list[Notice] = []
 
-    faces = vision.detect_faces(req.image)
-    face = pick_face(faces, req.face_index)
-    if len(faces) > 1:
-        notices.append(Notice("workflow.many_faces", {"n": len(faces), "i": req.face_index + 1}))
+    faces, face = pick_face(services, req.image, req.face_index, notices)
     framing = common.frame(req.image, out_size, body_box(face.box, req.image.size), margin=0.05)
     framed = framing.image
     face_f = map_face(face, framing)
@@ -83,15 +84,7 @@ def run(req: PersonRequest, services: Services, progress: ProgressFn | None = No
         cancel.raise_if_cancelled()
 
     ew, eh = common.engine_size(engine, out_size)
-    control = None
-    pose_backend = None
-    if engine.caps.uses_pose_control:
-        pose = vision.pose(framed, ew, eh)
-        if pose is not None and pose.found:
-            control = pose.image
-            pose_backend = pose.backend
-        else:
-            notices.append(Notice("workflow.no_pose"))
+    control, pose_backend = common.pose_guide(services, engine, framed, (ew, eh), notices)
     timer.lap("pose")
 
     prompt = prompt_for(req, services, engine, subject="person")
