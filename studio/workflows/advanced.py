@@ -10,9 +10,7 @@ import logging
 from dataclasses import asdict
 
 import numpy as np
-from PIL import Image
 
-from studio.engines.base import InpaintJob
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import AdResult, AdvancedRequest, Notice
 from studio.services import Services
@@ -69,12 +67,7 @@ def run(req: AdvancedRequest, services: Services, progress: ProgressFn | None = 
     notices.append(common.prompt_notice(prompt.source))
     timer.lap("prompt")
 
-    regen = masks.resize_mask(masks.invert(keep), (ew, eh))
-    job = InpaintJob(image=framed.resize((ew, eh), Image.Resampling.LANCZOS) if (ew, eh) != out_size else framed,
-                     mask=Image.fromarray(regen, "L"), prompt=prompt.prompt_en, width=ew, height=eh,
-                     steps=opts.steps, guidance=opts.guidance, control_image=control,
-                     controlnet_scale=opts.controlnet_scale, control_start=opts.control_start,
-                     control_end=opts.control_end, industry=req.industry, style=req.style, subject="mixed")
+    job = common.inpaint_job(framed, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req, "mixed", control=control)
     seeds = common.seeds_for(opts.seed, opts.num_images)
     generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "advanced")
     timer.lap("engine")

@@ -22,7 +22,7 @@ from PIL import Image
 from studio.engines.base import Engine, InpaintJob
 from studio.i18n import register
 from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
-from studio.schema import AdRequest, Box, Notice
+from studio.schema import AdRequest, Box, GenerationOptions, Notice
 from studio.services import Services
 from studio.store.history import NewRecord, Record
 
@@ -182,6 +182,22 @@ def engine_size(engine: Engine, out_size: tuple[int, int]) -> tuple[int, int]:
     m = max(1, caps.size_multiple)
     k = math.sqrt(caps.work_megapixels * 1024 * 1024 / (w * h))
     return max(256, int(round(w * k / m)) * m), max(256, int(round(h * k / m)) * m)
+
+
+def inpaint_job(framed: Image.Image, regenerate: np.ndarray, size: tuple[int, int], prompt_en: str,
+                opts: GenerationOptions, req: AdRequest, subject: str,
+                control: Image.Image | None = None, extras: dict | None = None) -> InpaintJob:
+    """The engine's job at its working `size`: the framed upload and the regenerate mask
+    (255 = regenerate) resized to it, plus the owner's options."""
+    from studio.vision import masks
+
+    w, h = size
+    image = framed if framed.size == size else framed.resize(size, Image.Resampling.LANCZOS)
+    mask = Image.fromarray(masks.resize_mask(regenerate, size), "L")
+    return InpaintJob(image=image, mask=mask, prompt=prompt_en, width=w, height=h, steps=opts.steps,
+                      guidance=opts.guidance, control_image=control, controlnet_scale=opts.controlnet_scale,
+                      control_start=opts.control_start, control_end=opts.control_end, industry=req.industry,
+                      style=req.style, subject=subject, extras=extras or {})
 
 
 def seeds_for(options_seed: int, n: int) -> list[int]:

@@ -15,7 +15,6 @@ from dataclasses import asdict
 import numpy as np
 from PIL import Image
 
-from studio.engines.base import InpaintJob
 from studio.errors import InputError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import AdResult, Notice, PersonRequest
@@ -93,12 +92,7 @@ def run(req: PersonRequest, services: Services, progress: ProgressFn | None = No
 
     from studio.vision import masks
 
-    regen = masks.resize_mask(masks.invert(keep), (ew, eh))
-    job = InpaintJob(image=framed.resize((ew, eh), Image.Resampling.LANCZOS) if (ew, eh) != out_size else framed,
-                     mask=Image.fromarray(regen, "L"), prompt=prompt.prompt_en, width=ew, height=eh,
-                     steps=opts.steps, guidance=opts.guidance, control_image=control,
-                     controlnet_scale=opts.controlnet_scale, control_start=opts.control_start,
-                     control_end=opts.control_end, industry=req.industry, style=req.style, subject="person")
+    job = common.inpaint_job(framed, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req, "person", control=control)
     seeds = common.seeds_for(opts.seed, opts.num_images)
     generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "person")
     timer.lap("engine")

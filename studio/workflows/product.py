@@ -13,7 +13,6 @@ from dataclasses import asdict
 import numpy as np
 from PIL import Image
 
-from studio.engines.base import InpaintJob
 from studio.errors import InputError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import AdResult, Box, Notice, ProductRequest
@@ -66,11 +65,7 @@ def run(req: ProductRequest, services: Services, progress: ProgressFn | None = N
     timer.lap("prompt")
 
     ew, eh = common.engine_size(engine, out_size)
-    regen = masks.resize_mask(masks.union(masks.invert(keep), framing.pad_mask), (ew, eh))
-    job = InpaintJob(image=framed.resize((ew, eh), Image.Resampling.LANCZOS) if (ew, eh) != out_size else framed,
-                     mask=Image.fromarray(regen, "L"), prompt=prompt.prompt_en, width=ew, height=eh,
-                     steps=opts.steps, guidance=opts.guidance, industry=req.industry, style=req.style,
-                     subject="product", extras={"reflection": req.reflection, "shadow": req.shadow})
+    job = common.inpaint_job(framed, masks.union(masks.invert(keep), framing.pad_mask), (ew, eh), prompt.prompt_en, opts, req, "product", extras={"reflection": req.reflection, "shadow": req.shadow})
     seeds = common.seeds_for(opts.seed, opts.num_images)
     generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "product")
     timer.lap("engine")
