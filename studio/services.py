@@ -30,6 +30,7 @@ class Services:
     jobs: JobRunner = field(default_factory=JobRunner)
     _llm: Any = None
     _vision: Any = None
+    startup_report: Any = None  # the store's reconcile report from startup (shown in the gallery)
 
     @property
     def lang(self) -> str:
@@ -66,4 +67,5 @@ def build_services(settings: Settings, *, engine_choice: EngineChoice | None = N
         log.warning("history reconcile: %d rows without file, %d files without row",
                     len(report.missing_files), len(report.orphan_files))
     return Services(settings=settings, presets=presets, store=store,
-                    engines=EngineProvider(settings, engine_choice), _llm=llm, _vision=vision)
+                    engines=EngineProvider(settings, engine_choice), _llm=llm, _vision=vision,
+                    startup_report=report)

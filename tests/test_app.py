@@ -153,3 +153,22 @@ def test_models_tab_download_offline_says_so_in_korean(running_app) -> None:
     assert "haar" in vision_md and "grabcut" in vision_md
     assert not (running_app.services.settings.models_dir / "flux-schnell").exists() or \
         not any((running_app.services.settings.models_dir / "flux-schnell").iterdir())
+
+
+def test_gallery_reports_the_startup_reconcile(settings: Settings) -> None:
+    """A file with no history row, present before start, is reported once in the gallery (not deleted)."""
+    from tests.conftest import RunningApp
+
+    day = settings.outputs_dir / "2026-01-02"
+    day.mkdir(parents=True)
+    orphan = day / "000099_product_seed1.png"
+    Image.new("RGB", (300, 300), (10, 20, 30)).save(orphan)
+    app = RunningApp(settings)
+    try:
+        assert len(app.services.startup_report.orphan_files) == 1
+        with urllib.request.urlopen(app.url + "config", timeout=10) as r:
+            config = r.read().decode("utf-8")
+        assert "기록이 없는 파일 1개" in config
+        assert orphan.exists()
+    finally:
+        app.close()

@@ -65,31 +65,20 @@ class NewRecord:
     parent_id: int | None = None
 
 
-@dataclass(frozen=True)
-class Record:
-    """A stored result. `path` is the absolute main file; `missing` is set by `reconcile`."""
+@dataclass(frozen=True, kw_only=True)
+class Record(NewRecord):
+    """A stored result: the NewRecord plus where and when it was stored. `path` is the absolute
+    main file; `missing` is set by `reconcile`."""
 
     id: int
     created_at: str
     path: Path
-    workflow: str
-    engine: str
     extra_paths: list[Path] = field(default_factory=list)
-    model_ids: list[str] = field(default_factory=list)
-    seed: int | None = None
-    prompt_ko: str = ""
-    prompt_en: str = ""
-    settings: dict = field(default_factory=dict)
-    copy: dict = field(default_factory=dict)
-    hashtags: list[str] = field(default_factory=list)
-    kept_owner_pixels: bool = True
-    parent_id: int | None = None
     missing: bool = False
 
     def to_new(self, **changes: Any) -> NewRecord:
         """The NewRecord fields of this record (e.g. to store a variation with parent_id=self.id)."""
-        names = {f.name for f in dataclasses.fields(NewRecord)}
-        values = {n: getattr(self, n) for n in names}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(NewRecord)}
         values.update(changes)
         return NewRecord(**values)
 

@@ -14,7 +14,6 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -276,5 +275,3 @@ def model_ids(engine: Engine, used_control: bool) -> list[str]:
         ids = [i for i in ids if "controlnet" not in i]
     return ids
 
-
-ProgressCallback = Callable[[int, int, str], None]

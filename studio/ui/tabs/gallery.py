@@ -43,8 +43,8 @@ def _details_md(rec: Any, lang: str) -> str:
 
 def build(services: Services) -> None:
     lang = services.lang
-    report = services.store.reconcile()
-    if report.missing_files or report.orphan_files:
+    report = services.startup_report  # scanned once at startup, not again per UI build
+    if report is not None and (report.missing_files or report.orphan_files):
         gr.Markdown(esc(label("gallery.reconcile", lang, missing=len(report.missing_files),
                               orphans=len(report.orphan_files))))
     ids_state = gr.State([])
