@@ -29,17 +29,10 @@ from studio.i18n import t  # noqa: E402
 log = logging.getLogger("fitad")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="launch.py",
-        description="Fit-AD Studio: upload-ready ads from one photo, on your own PC. "
-                    "핏애드 스튜디오: 사진 한 장으로 광고를 만듭니다.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="commands:\n  (none)   open the studio in the browser\n"
-               "  demo     write sample ads (coffee product, astronaut person) into outputs/ with the active engine",
-    )
-    p.add_argument("command", nargs="?", choices=("serve", "demo"), default="serve",
-                   help="serve (default): open the studio; demo: headless sample ads")
+def add_common_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """The flags every command takes. Subcommands add them without defaults, so that a flag given
+    before the command name (`launch.py --lang en demo`) is not overwritten by the subparser."""
+    before = len(p._actions)
     p.add_argument("--port", type=int, default=7860, help="port on 127.0.0.1 (default 7860)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
                    help="auto: FLUX when its weights are in models/ and CUDA is present, else lite; "
@@ -59,6 +52,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the GPU memory plan chosen from the detected VRAM")
     p.add_argument("--quantize", choices=("none", "8bit", "4bit"), default="none",
                    help="load the FLUX transformer in 8/4-bit with bitsandbytes (CUDA only)")
+    if not defaults:
+        for action in p._actions[before:]:
+            action.default = argparse.SUPPRESS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    from studio.cli import SUBCOMMANDS
+
+    epilog = "commands:\n  (none)   open the studio in the browser\n" + "".join(
+        f"  {name:<8} {help_}\n" for name, (_, help_) in SUBCOMMANDS.items())
+    p = argparse.ArgumentParser(
+        prog="launch.py",
+        description="Fit-AD Studio: upload-ready ads from one photo, on your own PC. "
+                    "핏애드 스튜디오: 사진 한 장으로 광고를 만듭니다.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog,
+    )
+    add_common_arguments(p)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    add_common_arguments(sub.add_parser("serve", help="open the studio (the default)"), defaults=False)
+    for name, (module, help_) in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        add_common_arguments(sp, defaults=False)
+        importlib.import_module(module).add_arguments(sp)
     return p
 
 
@@ -111,10 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
         if settings.share and not settings.auth:
             raise StudioError("launch.share_needs_auth")
-        if args.command == "demo":
-            from studio.workflows.demo import run_demo
+        command = args.command or "serve"
+        if command != "serve":
+            import importlib
 
-            return run_demo(settings)
+            from studio.cli import SUBCOMMANDS
+
+            return int(importlib.import_module(SUBCOMMANDS[command][0]).run(settings, args))
         serve(settings)
     except StudioError as exc:
         print(exc.message(lang), file=sys.stderr)

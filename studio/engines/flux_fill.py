@@ -28,7 +28,7 @@ from PIL import Image
 
 from studio.engines.base import EngineCaps, InpaintJob
 from studio.errors import CancelledError, InputError, StudioError, WeightsError
-from studio.i18n import register, t
+from studio.i18n import t
 from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
 from studio.runtime.memory import MemoryPlan
 
@@ -43,28 +43,6 @@ MIN_SIZE = 64
 MAX_SIZE = 2048
 MAX_IMAGES = 8
 LOWER_RES_FACTORS: tuple[float, ...] = (0.75, 0.5)
-
-register({
-    "engine.bad_size": ("크기는 {mult}의 배수이고 {min}~{max}px 사이여야 합니다(받은 값 {w}×{h}).",
-                        "Width and height must be multiples of {mult} between {min} and {max}px (got {w}×{h})."),
-    "engine.mask_size": ("마스크 크기({mw}×{mh})가 사진 크기({w}×{h})와 다릅니다. 같은 사진에서 만든 마스크를 주세요.",
-                         "The mask size ({mw}×{mh}) differs from the photo ({w}×{h}). Use a mask made from the same photo."),
-    "engine.control_size": ("포즈 이미지 크기({cw}×{ch})가 사진 크기({w}×{h})와 다릅니다.",
-                            "The pose image size ({cw}×{ch}) differs from the photo ({w}×{h})."),
-    "engine.mask_empty": ("마스크에 새로 그릴 부분(흰색, 255)이 없습니다. 흰색=새로 그림, 검은색=원본 유지입니다.",
-                          "The mask has nothing to regenerate (white, 255). White = regenerate, black = keep."),
-    "engine.bad_param": ("설정값이 범위를 벗어났습니다: {name}={value} (허용 {allowed}).",
-                         "A setting is out of range: {name}={value} (allowed {allowed})."),
-    "engine.oom": ("GPU 메모리가 모자라 모든 메모리 계획과 낮은 해상도로도 실패했습니다. 다른 프로그램을 닫거나 양자화(8bit/4bit)를 켜세요.",
-                   "Out of GPU memory with every memory plan and at lower resolutions. Close other programs or turn on 8-bit/4-bit quantisation."),
-    "engine.notice.plan": ("메모리가 부족해 '{plan}' 계획으로 바꿔 다시 실행했습니다.",
-                           "Memory ran short, so the job was rerun with the '{plan}' plan."),
-    "engine.notice.lower_res": ("메모리가 부족해 {w}×{h}에서 생성한 뒤 {tw}×{th}로 키웠습니다.",
-                                "Memory ran short, so the image was generated at {w}×{h} and upscaled to {tw}×{th}."),
-    "engine.notice.no_controlnet": ("ControlNet 가중치가 없어 포즈 유지 없이 생성했습니다. 모델 탭에서 ControlNet Union을 내려받으세요.",
-                                    "No ControlNet weights, so the pose was not enforced. Download ControlNet Union in the Models tab."),
-    "engine.notice.resized": ("사진을 {w}×{h}로 맞춰 생성했습니다.", "The photo was resized to {w}×{h} for generation."),
-})
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from PIL import Image
 from studio.engines.backdrops import KINDS, render_backdrop
 from studio.engines.base import EngineCaps, InpaintJob
 from studio.errors import InputError
-from studio.i18n import register, t
+from studio.i18n import t
 from studio.presets import Presets
 
 if TYPE_CHECKING:
@@ -51,20 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-register({
-    "engine.lite.stage.backdrop": ("배경을 그리는 중 ({i}/{n})", "Painting the backdrop ({i}/{n})"),
-    "engine.lite.stage.shadow": ("그림자와 반사를 넣는 중 ({i}/{n})", "Adding shadow and reflection ({i}/{n})"),
-    "engine.lite.stage.composite": ("사진을 합성하는 중 ({i}/{n})", "Compositing the photo ({i}/{n})"),
-    "engine.lite.outfit_needs_flux": (
-        "Lite 엔진은 배경만 바꾸고 인물과 옷은 그대로 둡니다. 옷을 바꾸려면 FLUX 엔진(GPU와 가중치)이 필요합니다.",
-        "The Lite engine only replaces the background; the person and their outfit stay as they are. "
-        "Changing the outfit needs the FLUX engine (a GPU and its weights)."),
-    "engine.lite.no_subject": (
-        "남길 부분(제품·인물)이 마스크에 없습니다. 제품을 다시 선택하거나 다른 사진을 올려 주세요.",
-        "The mask keeps nothing (no product or person). Select the product again or upload another photo."),
-    "engine.lite.bad_size": ("이미지 크기가 잘못되었습니다({w}×{h}). 다시 시도해 주세요.",
-                             "The image size is invalid ({w}×{h}). Please try again."),
-})
 
 STAGES_PER_IMAGE = 3
 # a compositor works at the output size (EngineCaps.work_megapixels=None, where that field exists)

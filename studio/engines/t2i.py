@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from studio.errors import CancelledError, InputError
-from studio.i18n import register
 from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
 
 if TYPE_CHECKING:
@@ -28,12 +27,6 @@ if TYPE_CHECKING:
     from studio.runtime.weights import ComponentCache
 
 log = logging.getLogger(__name__)
-
-register({
-    "t2i.bad_model": ("알 수 없는 이미지 생성 모델입니다: {model}. schnell 또는 dev를 고르세요.",
-                      "Unknown text-to-image model: {model}. Choose schnell or dev."),
-    "t2i.empty_prompt": ("만들 이미지를 설명하는 문장을 넣어 주세요.", "Please describe the image to generate."),
-})
 
 
 @dataclass(frozen=True)

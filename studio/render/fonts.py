@@ -24,19 +24,11 @@ import numpy as np
 from PIL import ImageFont
 
 from studio.errors import StudioError
-from studio.i18n import register
 
 log = logging.getLogger(__name__)
 
 Weight = Literal["regular", "bold", "black"]
 
-register({
-    "render.no_hangul_font": (
-        "한글 글꼴을 찾지 못했습니다. `pip install manimgx-fonts-cjk`(Noto Sans CJK) 또는 "
-        "`sudo apt install fonts-nanum`으로 설치하거나, FITAD_FONT 환경 변수에 한글 글꼴 파일 경로를 지정하세요.",
-        "No Hangul font was found. Install one with `pip install manimgx-fonts-cjk` (Noto Sans CJK) or "
-        "`sudo apt install fonts-nanum`, or point FITAD_FONT at a Korean font file."),
-})
 
 NANUM_DIR = Path("/usr/share/fonts/truetype/nanum")
 _NANUM = {"regular": ("NanumGothic.ttf", "NanumSquareR.ttf", "NanumBarunGothic.ttf"),

@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from studio.config import REPO_ROOT
 from studio.errors import InputError
-from studio.i18n import register
 from studio.render.contrast import AA_TEXT, best_text_colour, hex_to_rgb, ring_mask, worst_contrast
 from studio.render.crop import smart_crop
 from studio.render.fonts import Fonts, Weight
@@ -40,12 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-register({
-    "render.bad_layout": ("오버레이 레이아웃 프리셋이 잘못되었습니다({err}).",
-                          "The overlay layout preset is invalid ({err})."),
-    "render.bad_colour": ("색상 값이 잘못되었습니다({value}). #rrggbb 형식으로 입력하세요.",
-                          "Invalid colour ({value}). Use the #rrggbb form."),
-})
 
 Role = Literal["headline", "sub_copy", "cta", "badge", "ai_label"]
 Corner = Literal["top_left", "top_right", "bottom_left", "bottom_right"]

@@ -19,33 +19,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio.errors import StudioError
-from studio.i18n import register
 from studio.presets import ModelEntry, Presets
 
 log = logging.getLogger(__name__)
 
 DownloadProgress = Callable[[int, int, str], None]
 HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-register({
-    "download.offline": (
-        "오프라인 모드라 '{model}'을(를) 내려받을 수 없습니다(HF_HUB_OFFLINE=1). 인터넷에 연결한 뒤 HF_HUB_OFFLINE을 끄고 다시 시도하거나, 다른 PC에서 받은 파일을 models/{local_dir}/에 복사하세요.",
-        "Offline mode (HF_HUB_OFFLINE=1): '{model}' cannot be downloaded. Connect, unset HF_HUB_OFFLINE and retry, or copy the files into models/{local_dir}/."),
-    "download.unreachable": (
-        "Hugging Face 서버({endpoint})에 연결할 수 없어 '{model}'을(를) 내려받지 못했습니다. 인터넷 연결을 확인하고 다시 시도하세요.",
-        "Could not reach the Hugging Face server ({endpoint}) to download '{model}'. Check the internet connection and retry."),
-    "download.gated": (
-        "'{model}'은(는) 사용 동의가 필요한 모델입니다. huggingface.co/{repo}에서 동의한 뒤, 모델 탭에 Hugging Face 토큰을 넣고 다시 시도하세요.",
-        "'{model}' is gated. Accept its terms at huggingface.co/{repo}, then enter your Hugging Face token in the Models tab and retry."),
-    "download.not_found": ("'{repo}' 저장소를 찾을 수 없습니다. 모델 목록(presets/models.json)을 확인하세요.",
-                           "Repository '{repo}' was not found. Check the model catalog (presets/models.json)."),
-    "download.not_hf": ("'{model}'은(는) 여기서 자동으로 내려받을 수 없습니다({repo}). 안내에 따라 직접 받아 models/{local_dir}/에 넣으세요.",
-                        "'{model}' cannot be downloaded automatically ({repo}). Fetch it by hand into models/{local_dir}/."),
-    "download.failed": ("'{model}'을(를) 내려받지 못했습니다: {err}. 잠시 후 다시 시도하세요.",
-                        "Downloading '{model}' failed: {err}. Please retry later."),
-    "download.disk": ("디스크 공간이 부족해 '{model}'을(를) 내려받지 못했습니다({need:.1f}GB 필요). 공간을 비우고 다시 시도하세요.",
-                      "Not enough disk space to download '{model}' ({need:.1f} GB needed). Free some space and retry."),
-})
 
 
 @dataclass(frozen=True)

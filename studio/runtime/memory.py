@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from studio.errors import StudioError
-from studio.i18n import register
 
 log = logging.getLogger(__name__)
 
@@ -38,35 +37,6 @@ CLIP_VAE_GB = 0.5
 ACTIVATIONS_GB = 3.0         # attention + VAE decode at 1024x1024, one image
 GROUP_OFFLOAD_MIN_GB = 10.0  # two streamed groups + activations + VAE decode
 TILING_BELOW_GB = 16.0
-
-register({
-    "memory.plan.gpu": ("GPU에 모두 올림(가장 빠름)", "Everything on the GPU (fastest)"),
-    "memory.plan.model_offload": ("모델 단위 CPU 오프로드(필요한 모델만 GPU에)",
-                                  "Model CPU offload (one model on the GPU at a time)"),
-    "memory.plan.group_offload": ("레이어 묶음 오프로드(CUDA 스트림으로 미리 불러옴)",
-                                  "Group offload (layer groups prefetched on a CUDA stream)"),
-    "memory.plan.sequential_offload": ("레이어 단위 순차 오프로드(가장 느리지만 가장 적게 씀)",
-                                       "Sequential offload (slowest, least VRAM)"),
-    "memory.plan.cpu": ("CUDA GPU가 없어 CPU로 실행(매우 느림, 테스트용)",
-                        "No CUDA GPU: runs on the CPU (very slow; for tests)"),
-    "memory.note.tiling": ("큰 해상도를 위해 VAE 타일링/슬라이싱을 켭니다.",
-                           "VAE tiling/slicing are on for large sizes."),
-    "memory.note.quant": ("트랜스포머를 {quantize}로 양자화합니다(bitsandbytes).",
-                          "The transformer is quantised to {quantize} (bitsandbytes)."),
-    "memory.note.quant_offload": ("양자화 모델은 레이어 오프로드를 쓸 수 없어 모델 오프로드를 씁니다. 메모리가 모자라면 4bit를 고르세요.",
-                                  "Quantised weights cannot be layer-offloaded, so model offload is used; pick 4bit if memory runs out."),
-    "memory.note.forced": ("메모리 계획을 직접 지정했습니다: {plan}", "Memory plan chosen explicitly: {plan}"),
-    "memory.note.unknown_vram": ("VRAM 크기를 알 수 없어 가장 안전한 계획을 고릅니다.",
-                                 "VRAM size unknown, so the safest plan is used."),
-    "memory.quantize_needs_gpu": (
-        "8bit/4bit 양자화는 CUDA GPU에서만 됩니다(bitsandbytes). 이 PC에는 CUDA GPU가 없으니 양자화를 'none'으로 두세요.",
-        "8-bit/4-bit quantisation needs a CUDA GPU (bitsandbytes). This PC has none: set quantisation to 'none'."),
-    "memory.bitsandbytes_missing": (
-        "양자화에 필요한 bitsandbytes 패키지가 없습니다. 'pip install bitsandbytes'로 설치하거나 양자화를 끄세요.",
-        "The bitsandbytes package is needed for quantisation: 'pip install bitsandbytes', or turn quantisation off."),
-    "memory.bad_plan": ("알 수 없는 메모리 계획입니다: {plan}. auto, gpu, model_offload, group_offload, sequential_offload 중에서 고르세요.",
-                        "Unknown memory plan: {plan}. Choose auto, gpu, model_offload, group_offload or sequential_offload."),
-})
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio.errors import WeightsError
-from studio.i18n import register
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +61,6 @@ CONTROLNET_UNION_PRO2_CONFIG: dict[str, Any] = {
 CONTROLNET_UNION_INSTANTX_CONFIG: dict[str, Any] = {
     **CONTROLNET_UNION_PRO2_CONFIG, "num_layers": 5, "num_single_layers": 10, "num_mode": 10,
 }
-
-register({
-    "weights.missing_folder": (
-        "모델 폴더가 없습니다: {path}. 모델 탭에서 '{model}'을(를) 내려받거나, 다른 엔진(Lite)을 쓰세요.",
-        "Model folder missing: {path}. Download '{model}' in the Models tab, or use another engine (Lite)."),
-    "weights.missing_file": (
-        "모델 파일이 없습니다: {path}. 내려받기가 덜 끝났을 수 있습니다. 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
-        "Model file missing: {path}. The download may be incomplete; download '{model}' again in the Models tab."),
-    "weights.lfs_pointer": (
-        "{path} 파일은 실제 가중치가 아니라 git-lfs 포인터(작은 텍스트 파일)입니다. 'git lfs pull'을 실행하거나 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
-        "{path} is a git-lfs pointer (a small text file), not the weights. Run 'git lfs pull' or download '{model}' again in the Models tab."),
-    "weights.corrupt": (
-        "모델 파일이 손상되었습니다: {path} ({why}). 이 파일을 지우고 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
-        "Model file is corrupt: {path} ({why}). Delete it and download '{model}' again in the Models tab."),
-    "weights.bad_index": (
-        "모델 구성 파일을 읽을 수 없습니다: {path} ({why}). 모델 탭에서 '{model}'을(를) 다시 내려받으세요.",
-        "Cannot read the model description file {path} ({why}). Download '{model}' again in the Models tab."),
-    "weights.load_failed": (
-        "모델을 불러오지 못했습니다: {path} ({why}). 파일이 완전한지 확인하고 모델 탭에서 다시 내려받으세요.",
-        "Could not load the model {path} ({why}). Check the files are complete and download them again in the Models tab."),
-    "weights.no_shared": (
-        "{component}을(를) 찾을 수 없습니다. {path}에 없고 models/flux-fill/에도 없습니다. 모델 탭에서 FLUX.1 Fill 또는 schnell 전체를 내려받으세요.",
-        "{component} was not found in {path} nor in models/flux-fill/. Download FLUX.1 Fill or schnell in full in the Models tab."),
-})
 
 
 # --------------------------------------------------------------------------------------------

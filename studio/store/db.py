@@ -19,20 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from studio.errors import StudioError
-from studio.i18n import MESSAGES, register
 
 log = logging.getLogger(__name__)
 
-_MESSAGES = {
-    "store.db_newer": ("기록 데이터베이스({path})가 이 프로그램보다 새 버전(v{found}, 지원 v{latest})에서 만들어졌습니다. "
-                       "프로그램을 최신 버전으로 업데이트하세요.",
-                       "The history database ({path}) was made by a newer version (v{found}; this one supports "
-                       "v{latest}). Please update the app."),
-    "store.db_broken": ("기록 데이터베이스({path})를 열 수 없습니다({err}). 파일을 다른 곳으로 옮기면 새 기록으로 시작합니다.",
-                        "The history database ({path}) cannot be opened ({err}). Move the file away to start a "
-                        "fresh history."),
-}
-register({k: v for k, v in _MESSAGES.items() if k not in MESSAGES})
 
 BUSY_TIMEOUT_MS = 10_000
 

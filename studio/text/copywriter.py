@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from studio.errors import StudioError
-from studio.i18n import register, t
+from studio.i18n import t
 from studio.text.hangul import attach, clamp_eojeol, fields_of, fill
 
 if TYPE_CHECKING:
@@ -37,13 +37,6 @@ TONES: tuple[str, ...] = ("friendly", "premium", "playful", "trendy")
 HEADLINE_MAX = 20
 TAGS_MIN, TAGS_MAX = 10, 20
 MAX_EN_TAGS = 4
-
-register({
-    "copy.source.llm": ("로컬 LLM({model})이 쓴 문구입니다.", "Copy written by the local LLM ({model})."),
-    "copy.source.template": ("템플릿으로 쓴 문구입니다.", "Copy written from templates."),
-    "copy.fallback": ("LLM 대신 템플릿 문구를 썼습니다: {reason}", "Template copy was used instead of the LLM: {reason}"),
-    "copy.no_llm": ("LLM 서버가 꺼져 있어 템플릿을 썼습니다.", "The LLM server is off, so templates were used."),
-})
 
 
 class CopyRequest(BaseModel):

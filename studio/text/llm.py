@@ -21,33 +21,11 @@ import ollama
 from pydantic import BaseModel, ValidationError
 
 from studio.errors import StudioError
-from studio.i18n import register
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 
-register({
-    "llm.server_down": (
-        "로컬 LLM 서버(Ollama, {host})에 연결할 수 없습니다. 터미널에서 `ollama serve`를 실행해 서버를 켜거나 "
-        "Ollama 앱을 실행한 뒤 다시 시도하세요. 그동안은 템플릿 문구를 씁니다.",
-        "Cannot reach the local LLM server (Ollama, {host}). Start it with `ollama serve` in a terminal "
-        "(or open the Ollama app) and try again. Template copy is used meanwhile."),
-    "llm.model_missing": (
-        "Ollama에 '{model}' 모델이 없습니다. 터미널에서 `ollama pull {model}`을 실행해 내려받은 뒤 다시 시도하세요.",
-        "The model '{model}' is not in Ollama. Run `ollama pull {model}` in a terminal, then try again."),
-    "llm.timeout": (
-        "LLM이 {seconds:.0f}초 안에 답하지 않았습니다. 모델을 처음 불러오는 중일 수 있으니 잠시 뒤 다시 시도하거나 "
-        "더 작은 모델을 고르세요.",
-        "The LLM did not answer within {seconds:.0f} s. It may still be loading the model; try again shortly "
-        "or pick a smaller model."),
-    "llm.bad_output": (
-        "LLM의 답이 요구한 형식(JSON)에 맞지 않습니다(재시도 후에도). 다시 생성하거나 템플릿 문구를 쓰세요.",
-        "The LLM's answer did not match the required JSON format, even after a retry. "
-        "Generate again or use the template copy."),
-    "llm.failed": ("LLM 요청이 실패했습니다({err}). Ollama 로그를 확인하고 다시 시도하세요.",
-                   "The LLM request failed ({err}). Check the Ollama log and try again."),
-})
 
 RETRY_NOTE = ("방금 답은 JSON 스키마에 맞지 않았습니다({err}). 설명 없이 스키마에 맞는 JSON 객체 하나만 답하세요. / "
               "Your last answer did not match the JSON schema. Reply with one JSON object only.")

@@ -9,9 +9,9 @@ from typing import Callable
 
 import gradio as gr
 
+from studio.i18n import t
 from studio.services import Services
 from studio.ui.common import esc
-from studio.ui.labels import label
 from studio.ui.tabs.coming import build_coming
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,11 @@ def _builder(key: str, module: str | None) -> Callable[[Services], None]:
 def build_app(services: Services) -> gr.Blocks:
     lang = services.lang
     choice = services.engines.choice
-    with gr.Blocks(title=label("app.title", lang), analytics_enabled=False) as demo:
-        gr.Markdown(f"## {esc(label('app.title', lang))}\n{esc(label('app.subtitle', lang))}")
-        gr.Markdown(f"**{esc(label('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",
+    with gr.Blocks(title=t("app.title", lang), analytics_enabled=False) as demo:
+        gr.Markdown(f"## {esc(t('app.title', lang))}\n{esc(t('app.subtitle', lang))}")
+        gr.Markdown(f"**{esc(t('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",
                     elem_id="engine-banner")
         for key, module in TABS:
-            with gr.Tab(label(f"tab.{key}", lang), id=key, elem_id=f"tab-{key}"):
+            with gr.Tab(t(f"tab.{key}", lang), id=key, elem_id=f"tab-{key}"):
                 _builder(key, module)(services)
     return demo

@@ -22,19 +22,10 @@ import numpy as np
 from PIL import Image
 
 from studio.errors import WeightsError
-from studio.i18n import register
 from studio.vision.toolkit import BackendInfo, onnx_providers, to_rgb_array
 
 log = logging.getLogger(__name__)
 
-register({
-    "vision.faces.none": ("사진에서 얼굴을 찾지 못했습니다. 얼굴이 정면으로 크게 나온 사진을 올려 주세요.",
-                          "No face was found in the photo. Please upload one where the face is large and frontal."),
-    "vision.faces.backend_missing": ("얼굴 검출 모델 '{backend}'을(를) 찾을 수 없습니다({where}). 모델 탭에서 내려받거나 기본(Haar) 검출기를 쓰세요.",
-                                     "Face detector '{backend}' was not found ({where}). Download it in the Models tab or use the built-in Haar detector."),
-    "vision.faces.load_failed": ("얼굴 검출 모델 '{backend}'을(를) 불러오지 못했습니다({err}). 파일을 다시 내려받으세요.",
-                                 "Face detector '{backend}' could not be loaded ({err}). Please download the file again."),
-})
 
 INSIGHTFACE_PACKS: tuple[str, ...] = ("buffalo_l", "antelopev2")
 BACKENDS: tuple[str, ...] = ("insightface", "yunet", "haar")

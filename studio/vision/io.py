@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from studio.errors import InputError
-from studio.i18n import MESSAGES, register, t
+from studio.i18n import t
 
 log = logging.getLogger(__name__)
 
@@ -58,25 +58,6 @@ _HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", 
 MIN_DECODED_FRACTION = 0.5
 #: Errors PIL raises while parsing or decoding a damaged file.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error, zlib.error)
-
-_MESSAGES: dict[str, tuple[str, str]] = {
-    "image.io.heic_no_plugin": (
-        "아이폰 HEIC/HEIF 사진은 아직 열 수 없습니다(이 PC에 HEIC 플러그인 pillow-heif가 설치되어 있지 않음). "
-        "사진을 JPG로 내보내거나, 아이폰 설정 > 카메라 > 포맷 > '높은 호환성'으로 찍어 올려 주세요.",
-        "HEIC/HEIF (iPhone) photos cannot be opened yet: the HEIC plugin pillow-heif is not installed on this PC. "
-        "Export the photo as JPG, or set iPhone Settings > Camera > Formats > 'Most Compatible', and upload again."),
-    "image.io.unreadable": (
-        "파일을 읽을 수 없습니다({name}). 사진 파일을 다시 골라 올려 주세요.",
-        "The file could not be read ({name}). Please choose the photo file again."),
-    "image.io.bad_array": (
-        "이미지 배열 형식이 올바르지 않습니다({shape}, {dtype}). 높이×너비(×3 또는 ×4) 배열이어야 합니다.",
-        "The image array is not usable ({shape}, {dtype}). It must be height×width (×3 or ×4)."),
-    "image.io.extreme_aspect": (
-        "사진의 가로·세로 비율이 너무 극단적입니다({w}×{h}). 덜 길쭉하게 잘라 올려 주세요.",
-        "The photo's aspect ratio is too extreme ({w}×{h}). Please crop it less elongated and upload again."),
-}
-if not set(_MESSAGES) <= set(MESSAGES):  # module reload (tests) must not trip the no-override guard
-    register({k: v for k, v in _MESSAGES.items() if k not in MESSAGES})
 
 
 @dataclass(frozen=True)

@@ -26,24 +26,11 @@ import numpy as np
 from PIL import Image
 
 from studio.errors import InputError, WeightsError
-from studio.i18n import register
 from studio.vision import masks
 from studio.vision.toolkit import onnx_providers, to_rgb_array
 
 log = logging.getLogger(__name__)
 
-register({
-    "vision.matting.missing": ("배경 제거 모델 '{model}'이(가) models/rembg 폴더에 없습니다. 모델 탭에서 내려받거나 '자동'(GrabCut)을 쓰세요.",
-                               "Background-removal model '{model}' is not in models/rembg. Download it in the Models tab or use 'auto' (GrabCut)."),
-    "vision.matting.outside": ("사용자 지정 모델은 {home} 폴더 안에 있어야 합니다({path}). 파일을 그 폴더로 옮기세요.",
-                               "A custom model must be inside {home} ({path}). Move the file into that folder."),
-    "vision.matting.unknown": ("알 수 없는 배경 제거 모델입니다: {model}. {choices} 중에서 고르세요.",
-                               "Unknown background-removal model: {model}. Choose one of {choices}."),
-    "vision.matting.bad_box": ("선택 상자가 너무 작거나 사진 밖에 있습니다({box}). 제품을 감싸도록 다시 그려 주세요.",
-                               "The selection box is too small or outside the photo ({box}). Draw it around the product again."),
-    "vision.matting.fallback": ("'{model}' 모델을 쓰지 못해 GrabCut으로 배경을 제거했습니다({err}).",
-                                "'{model}' could not be used, so GrabCut removed the background ({err})."),
-})
 
 REMBG_DIR = "rembg"
 # rembg session name -> (file name, licence, commercial use)

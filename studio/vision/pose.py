@@ -26,15 +26,10 @@ import numpy as np
 from PIL import Image
 
 from studio.errors import WeightsError
-from studio.i18n import register
 from studio.vision.toolkit import BackendInfo, onnx_providers, to_rgb_array
 
 log = logging.getLogger(__name__)
 
-register({
-    "vision.pose.load_failed": ("포즈 모델 '{backend}'을(를) 불러오지 못했습니다({err}). 파일을 다시 내려받으세요.",
-                                "The pose model '{backend}' could not be loaded ({err}). Please download it again."),
-})
 
 BACKENDS: tuple[str, ...] = ("dwpose", "openpose")
 OPENPOSE_FILE = ("annotators", "body_pose_model.pth")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from studio.i18n import register, t
+from studio.i18n import t
 
 if TYPE_CHECKING:
     from studio.config import Settings
@@ -25,18 +25,6 @@ if TYPE_CHECKING:
     from studio.vision.pose import PoseEstimator, PoseResult
 
 log = logging.getLogger(__name__)
-
-register({
-    "vision.pose.none": ("포즈 가중치가 없어 ControlNet 없이 생성합니다(몸 자세가 달라질 수 있습니다). 모델 탭에서 OpenPose 또는 DWPose를 내려받으세요.",
-                         "No pose weights, so generation runs without the ControlNet (the body pose may change). Download OpenPose or DWPose in the Models tab."),
-    "vision.pose.not_found": ("사진에서 사람의 자세를 찾지 못해 ControlNet 없이 생성합니다.",
-                              "No body pose was found in the photo, so generation runs without the ControlNet."),
-    "vision.pose.ready": ("포즈 가이드: {backend}", "Pose guide: {backend}"),
-    "vision.noncommercial": ("'{backend}'은(는) 비상업 라이선스입니다({licence}). 상업용 광고에는 다른 모델을 쓰세요.",
-                             "'{backend}' is licensed for non-commercial use only ({licence}). Use another model for commercial ads."),
-    "vision.bad_image": ("이미지 형식을 읽을 수 없습니다({shape}). RGB 사진을 올려 주세요.",
-                         "The image could not be read ({shape}). Please upload an RGB photo."),
-})
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import numpy as np
 from PIL import Image
 
 from studio.engines.base import Engine, InpaintJob
-from studio.i18n import register
 from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
 from studio.schema import AdRequest, Box, GenerationOptions, Notice
 from studio.services import Services
@@ -27,28 +26,6 @@ from studio.store.history import NewRecord, Record
 
 log = logging.getLogger(__name__)
 
-register({
-    "workflow.no_face": ("사진에서 얼굴을 찾지 못했습니다. 얼굴이 정면으로 잘 보이는 사진을 올리거나, 제품 탭을 쓰세요.",
-                         "No face was found. Upload a photo where the face is clearly visible, or use the Product tab."),
-    "workflow.face_index": ("얼굴 {n}개 중 {i}번째를 고를 수 없습니다. 1~{n} 사이에서 고르세요.",
-                            "Face {i} of {n} can't be chosen; pick between 1 and {n}."),
-    "workflow.many_faces": ("얼굴이 {n}개 있습니다. 가장 큰 얼굴부터 번호를 매겼고, {i}번 얼굴을 지켰습니다. 얼굴 선택에서 바꿀 수 있습니다.",
-                            "{n} faces found (largest first); face {i} was kept. Change it with the face picker."),
-    "workflow.no_pose": ("포즈 가중치가 없어 ControlNet 없이 만들었습니다. 모델 탭에서 OpenPose/DWPose를 내려받으면 자세가 더 잘 유지됩니다.",
-                         "No pose weights, so this ran without the ControlNet. Download OpenPose/DWPose in the Models tab to keep the pose better."),
-    "workflow.pose_off": ("이 엔진은 포즈 가이드를 쓰지 않습니다.", "This engine does not use the pose guide."),
-    "workflow.outfit_needs_flux": ("Lite 엔진은 배경만 바꾸고 옷은 그대로 둡니다. 옷까지 바꾸려면 FLUX 엔진(가중치 + GPU)이 필요합니다.",
-                                   "The Lite engine replaces the background and keeps the outfit. Changing the outfit needs the FLUX engine (weights + GPU)."),
-    "workflow.no_product": ("제품을 찾지 못했습니다. 제품 주위에 상자를 그리거나 배경이 투명한 PNG를 올려 주세요.",
-                            "The product could not be found. Draw a box around it or upload a transparent PNG."),
-    "workflow.padded": ("사진 비율이 맞지 않아 가장자리를 새로 그려 채웠습니다.",
-                        "The photo's aspect didn't fit, so the edges were generated."),
-    "workflow.prompt_source.llm": ("로컬 LLM이 프롬프트를 다듬었습니다.", "The local LLM refined the prompt."),
-    "workflow.prompt_source.glossary": ("내장 사전으로 프롬프트를 만들었습니다(LLM 없음).",
-                                        "The prompt was built with the built-in glossary (no LLM)."),
-    "workflow.prompt_source.owner": ("직접 고친 영어 프롬프트를 그대로 썼습니다.", "Your edited English prompt was used as is."),
-    "workflow.cutout_backend": ("누끼: {backend}", "Cut-out: {backend}"),
-})
 
 @dataclass
 class Framing:

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from studio.errors import InputError
-from studio.i18n import register, t
+from studio.i18n import t
 from studio.runtime.jobs import CancelToken
 from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
 from studio.services import Services
@@ -27,40 +27,9 @@ from studio.ui.common import esc, guarded
 
 log = logging.getLogger(__name__)
 
-register({
-    "ui.ads.box_hint": ("미리보기에서 제품의 왼쪽 위, 오른쪽 아래를 차례로 클릭하면 상자가 그려집니다. 비워 두면 자동으로 찾습니다.",
-                        "Click the product's top-left then bottom-right corner in the preview to draw a box; leave it empty to find it automatically."),
-    "ui.ads.box_first": ("첫 번째 꼭짓점을 찍었습니다. 반대쪽 꼭짓점을 클릭하세요.", "First corner set; click the opposite corner."),
-    "ui.ads.bad_box": ("상자 형식이 잘못되었습니다. 'x0,y0,x1,y1' 숫자 네 개로 적어 주세요.",
-                       "The box must be four numbers 'x0,y0,x1,y1'."),
-    "ui.ads.faces_found": ("얼굴 {n}개를 찾았습니다(큰 얼굴부터 번호).", "{n} faces found (largest first)."),
-    "ui.ads.done": ("{n}장을 만들었습니다 ({secs:.1f}초). 갤러리에도 저장되었습니다.",
-                    "Made {n} image(s) in {secs:.1f} s; saved to the gallery too."),
-})
-
-L = {  # widget labels: (ko, en)
-    "upload": ("사진 (끌어다 놓기 또는 붙여넣기)", "Photo (drag and drop or paste)"),
-    "industry": ("업종", "Industry"), "style": ("스타일", "Style"),
-    "prompt_ko": ("원하는 장면을 한국어로 (비워도 됩니다)", "Describe the scene (Korean or English, optional)"),
-    "prompt_en": ("최종 영어 프롬프트 (고칠 수 있음, 비우면 자동)", "Final English prompt (editable; empty = automatic)"),
-    "make_prompt": ("프롬프트 미리 만들기", "Build prompt"),
-    "sns": ("SNS 크기", "SNS size"), "count": ("만들 장수", "Variations"),
-    "face": ("지킬 얼굴", "Face to keep"), "preview": ("미리보기: 밝은 부분이 그대로 지켜집니다", "Preview: the bright area is kept"),
-    "box": ("제품 상자 x0,y0,x1,y1", "Product box x0,y0,x1,y1"),
-    "advanced": ("고급 설정", "Advanced settings"), "steps": ("스텝 수", "Steps"),
-    "guidance": ("가이던스", "Guidance"), "cn_scale": ("ControlNet 강도(포즈)", "ControlNet scale (pose)"),
-    "cn_start": ("ControlNet 시작", "ControlNet start"), "cn_end": ("ControlNet 끝", "ControlNet end"),
-    "feather": ("마스크 부드럽게(px)", "Mask feather (px)"), "dilate": ("마스크 넓히기(px)", "Mask dilate (px)"),
-    "seed": ("시드 (-1 = 무작위)", "Seed (-1 = random)"), "hair": ("머리카락도 지키기", "Keep the hair too"),
-    "shadow": ("바닥 그림자", "Contact shadow"), "reflection": ("반사", "Reflection"),
-    "generate": ("광고 만들기", "Make the ad"), "cancel": ("취소", "Cancel"),
-    "results": ("결과", "Results"), "files": ("내려받기", "Download"),
-}
 
 
-def lbl(key: str, lang: str) -> str:
-    ko, en = L[key]
-    return en if lang == "en" else ko
+
 
 
 def _raw_preprocess(self: gr.Image, payload: Any) -> str | None:
@@ -147,53 +116,53 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
 
     with gr.Row():
         with gr.Column(scale=5):
-            upload = upload_image(label=lbl("upload", lang), sources=["upload", "clipboard"], height=340,
+            upload = upload_image(label=t("ads.upload", lang), sources=["upload", "clipboard"], height=340,
                                   elem_id=f"{wf}-upload")
             notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
-            preview = gr.Image(label=lbl("preview", lang), interactive=False, height=300, elem_id=f"{wf}-preview")
-            face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=lbl("face", lang), visible=spec.faces,
+            preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=300, elem_id=f"{wf}-preview")
+            face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=t("ads.face", lang), visible=spec.faces,
                                     elem_id=f"{wf}-face")
-            box_txt = gr.Textbox(label=lbl("box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
+            box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
                                  elem_id=f"{wf}-box")
             corner = gr.State(None)
             with gr.Row():
                 industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                       value=presets.industries[0].id, label=lbl("industry", lang))
+                                       value=presets.industries[0].id, label=t("ads.industry", lang))
                 style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
-                                    value=presets.styles[0].id, label=lbl("style", lang))
-            prompt_ko = gr.Textbox(label=lbl("prompt_ko", lang), lines=2,
+                                    value=presets.styles[0].id, label=t("ads.style", lang))
+            prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=2,
                                    placeholder="예: 창가 햇살, 봄 느낌, 따뜻한 우드 테이블" if lang != "en" else
                                    "e.g. window light, spring mood, warm wooden table")
             with gr.Row():
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
-                                  value="ig_portrait", label=lbl("sns", lang))
-                count = gr.Slider(1, 4, value=1, step=1, label=lbl("count", lang))
-            prompt_en = gr.Textbox(label=lbl("prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
-            make_prompt = gr.Button(lbl("make_prompt", lang), size="sm")
-            with gr.Accordion(lbl("advanced", lang), open=False):
+                                  value="ig_portrait", label=t("ads.sns", lang))
+                count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang))
+            prompt_en = gr.Textbox(label=t("ads.prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
+            make_prompt = gr.Button(t("ads.make_prompt", lang), size="sm")
+            with gr.Accordion(t("ads.advanced", lang), open=False):
                 with gr.Row():
-                    steps = gr.Slider(1, 50, value=28, step=1, label=lbl("steps", lang))
-                    guidance = gr.Slider(1, 60, value=30, step=0.5, label=lbl("guidance", lang))
+                    steps = gr.Slider(1, 50, value=28, step=1, label=t("ads.steps", lang))
+                    guidance = gr.Slider(1, 60, value=30, step=0.5, label=t("ads.guidance", lang))
                 with gr.Row(visible=spec.pose):
-                    cn_scale = gr.Slider(0, 1.5, value=0.7, step=0.05, label=lbl("cn_scale", lang))
-                    cn_start = gr.Slider(0, 1, value=0.0, step=0.05, label=lbl("cn_start", lang))
-                    cn_end = gr.Slider(0, 1, value=0.8, step=0.05, label=lbl("cn_end", lang))
+                    cn_scale = gr.Slider(0, 1.5, value=0.7, step=0.05, label=t("ads.cn_scale", lang))
+                    cn_start = gr.Slider(0, 1, value=0.0, step=0.05, label=t("ads.cn_start", lang))
+                    cn_end = gr.Slider(0, 1, value=0.8, step=0.05, label=t("ads.cn_end", lang))
                 with gr.Row():
-                    feather = gr.Slider(0, 64, value=12, step=1, label=lbl("feather", lang))
-                    dilate = gr.Slider(0, 64, value=8, step=1, label=lbl("dilate", lang))
-                    seed = gr.Number(value=-1, precision=0, label=lbl("seed", lang))
+                    feather = gr.Slider(0, 64, value=12, step=1, label=t("ads.feather", lang))
+                    dilate = gr.Slider(0, 64, value=8, step=1, label=t("ads.dilate", lang))
+                    seed = gr.Number(value=-1, precision=0, label=t("ads.seed", lang))
                 with gr.Row():
-                    hair = gr.Checkbox(value=True, label=lbl("hair", lang), visible=spec.faces)
-                    shadow = gr.Checkbox(value=True, label=lbl("shadow", lang), visible=wf == "product")
-                    reflection = gr.Checkbox(value=False, label=lbl("reflection", lang), visible=wf == "product")
+                    hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces)
+                    shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
+                    reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
             with gr.Row():
-                generate = gr.Button(lbl("generate", lang), variant="primary", elem_id=f"{wf}-generate")
-                cancel = gr.Button(lbl("cancel", lang), variant="stop", elem_id=f"{wf}-cancel")
+                generate = gr.Button(t("ads.generate", lang), variant="primary", elem_id=f"{wf}-generate")
+                cancel = gr.Button(t("ads.cancel", lang), variant="stop", elem_id=f"{wf}-cancel")
         with gr.Column(scale=5):
-            results = gr.Gallery(label=lbl("results", lang), columns=2, height=560, buttons=["download"],
+            results = gr.Gallery(label=t("ads.results", lang), columns=2, height=560, buttons=["download"],
                                  elem_id=f"{wf}-results")
             notes_out = gr.Markdown(elem_id=f"{wf}-notes")
-            files = gr.File(label=lbl("files", lang), file_count="multiple", interactive=False)
+            files = gr.File(label=t("ads.files", lang), file_count="multiple", interactive=False)
 
     def _load(path: str | None):
         from studio.vision.io import load_image
@@ -322,6 +291,5 @@ def builder(workflow: str) -> Callable[[Services], None]:
         build_ad_tab(services, SPECS[workflow])
 
     return build
-
 
 

@@ -7,8 +7,7 @@ import gradio as gr
 from studio.i18n import t
 from studio.services import Services
 from studio.ui.common import esc
-from studio.ui.labels import label
 
 
 def build_coming(services: Services, what_key: str) -> None:
-    gr.Markdown(f"### {esc(label(what_key, services.lang))}\n\n{esc(t('tab.coming', services.lang, what=label(what_key, services.lang)))}")
+    gr.Markdown(f"### {esc(t(what_key, services.lang))}\n\n{esc(t('tab.coming', services.lang, what=t(what_key, services.lang)))}")

@@ -11,7 +11,6 @@ import gradio as gr
 from studio.i18n import t
 from studio.services import Services
 from studio.ui.common import esc, guarded
-from studio.ui.labels import label
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +44,26 @@ def build(services: Services) -> None:
     lang = services.lang
     report = services.startup_report  # scanned once at startup, not again per UI build
     if report is not None and (report.missing_files or report.orphan_files):
-        gr.Markdown(esc(label("gallery.reconcile", lang, missing=len(report.missing_files),
+        gr.Markdown(esc(t("gallery.reconcile", lang, missing=len(report.missing_files),
                               orphans=len(report.orphan_files))))
     ids_state = gr.State([])
     selected = gr.Number(value=None, visible=False, precision=0, label="id")
     with gr.Row():
-        choices = [(label("gallery.all", lang), "all")] + [(label(f"tab.{w}", lang), w) for w in WORKFLOWS]
-        workflow = gr.Dropdown(choices=choices, value="all", label=label("gallery.filter", lang), scale=3)
-        refresh = gr.Button(label("gallery.refresh", lang), scale=1)
+        choices = [(t("gallery.all", lang), "all")] + [(t(f"tab.{w}", lang), w) for w in WORKFLOWS]
+        workflow = gr.Dropdown(choices=choices, value="all", label=t("gallery.filter", lang), scale=3)
+        refresh = gr.Button(t("gallery.refresh", lang), scale=1)
     empty_note = gr.Markdown(visible=False)
-    gallery = gr.Gallery(label=label("gallery.items", lang), columns=5, height=420, allow_preview=False,
+    gallery = gr.Gallery(label=t("gallery.items", lang), columns=5, height=420, allow_preview=False,
                          buttons=["download"], elem_id="history-gallery")
     with gr.Row():
         with gr.Column(scale=3):
-            detail_img = gr.Image(label=label("gallery.detail", lang), type="filepath", interactive=False,
+            detail_img = gr.Image(label=t("gallery.detail", lang), type="filepath", interactive=False,
                                   height=360)
         with gr.Column(scale=2):
             detail_md = gr.Markdown()
-            settings_json = gr.JSON(label=label("gallery.settings", lang))
-            files = gr.File(label=label("gallery.download", lang), file_count="multiple", interactive=False)
-            delete = gr.Button(label("gallery.delete", lang), variant="stop")
+            settings_json = gr.JSON(label=t("gallery.settings", lang))
+            files = gr.File(label=t("gallery.download", lang), file_count="multiple", interactive=False)
+            delete = gr.Button(t("gallery.delete", lang), variant="stop")
 
     @guarded(lang)
     def load(wf: str):
@@ -102,5 +101,5 @@ def build(services: Services) -> None:
                    api_name=False)
     delete.click(delete_item, [selected, workflow],
                  outs + [selected, detail_img, detail_md, settings_json, files],
-                 js=f"(a, b) => confirm({json.dumps(label('gallery.confirm', lang))}) ? [a, b] : [null, b]",
+                 js=f"(a, b) => confirm({json.dumps(t('gallery.confirm', lang))}) ? [a, b] : [null, b]",
                  api_name="gallery_delete")

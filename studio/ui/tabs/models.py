@@ -8,9 +8,9 @@ import logging
 import gradio as gr
 
 from studio.runtime.catalog import catalog_status
+from studio.i18n import t
 from studio.services import Services
 from studio.ui.common import esc, guarded
-from studio.ui.labels import label
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ COLUMNS = ("name", "purpose", "present", "disk", "vram", "licence", "commercial"
 
 def catalog_rows(services: Services) -> list[list[object]]:
     lang = services.lang
-    yes, no = label("yes", lang), label("no", lang)
+    yes, no = t("yes", lang), t("no", lang)
     rows = []
     for st in catalog_status(services.presets.models, services.settings.models_dir):
         e = st.entry
@@ -59,13 +59,13 @@ def vision_markdown(services: Services) -> str:
 
 def build(services: Services) -> None:
     lang = services.lang
-    gr.Markdown(f"### {esc(label('models.catalog', lang))}")
-    table = gr.Dataframe(value=catalog_rows(services), headers=[label(f"models.col.{c}", lang) for c in COLUMNS],
+    gr.Markdown(f"### {esc(t('models.catalog', lang))}")
+    table = gr.Dataframe(value=catalog_rows(services), headers=[t(f"models.col.{c}", lang) for c in COLUMNS],
                          interactive=False, wrap=True, elem_id="model-catalog")
-    gr.Markdown(f"### {esc(label('models.device', lang))}")
-    check = gr.Button(label("models.check", lang))
+    gr.Markdown(f"### {esc(t('models.device', lang))}")
+    check = gr.Button(t("models.check", lang))
     device_md = gr.Markdown()
-    gr.Markdown(f"### {esc(label('models.vision', lang))}")
+    gr.Markdown(f"### {esc(t('models.vision', lang))}")
     vision_md = gr.Markdown()
 
     @guarded(lang)
@@ -76,12 +76,12 @@ def build(services: Services) -> None:
     # also on page load (after the first HTTP 200, so startup stays light)
     gr.on(None, refresh_device, None, [device_md, vision_md, table], api_name=False)
 
-    gr.Markdown(f"### {esc(label('models.download', lang))}")
+    gr.Markdown(f"### {esc(t('models.download', lang))}")
     with gr.Row():
         pick = gr.Dropdown(choices=[(m.name(lang), m.id) for m in services.presets.models],
-                           label=label("models.pick", lang), scale=3)
-        token = gr.Textbox(label=label("models.token", lang), type="password", scale=2)
-        download = gr.Button(label("models.download", lang), variant="primary", scale=1)
+                           label=t("models.pick", lang), scale=3)
+        token = gr.Textbox(label=t("models.token", lang), type="password", scale=2)
+        download = gr.Button(t("models.download", lang), variant="primary", scale=1)
     download_md = gr.Markdown()
 
     @guarded(lang)
@@ -89,7 +89,7 @@ def build(services: Services) -> None:
         from studio.runtime.downloader import download_model
 
         if not model_id:
-            raise gr.Error(label("models.pick", lang))
+            raise gr.Error(t("models.pick", lang))
         entry = services.presets.model(model_id)
 
         def report(done: int, total: int, desc: str = "") -> None:

@@ -15,76 +15,21 @@ import gradio as gr
 from PIL import Image
 
 from studio.errors import InputError, StudioError
-from studio.i18n import register
 from studio.render.export import export_all
 from studio.render.overlay import OverlaySpec, load_layouts, render_overlay
 from studio.services import Services
 from studio.text.copywriter import TONES, AdCopy, CopyRequest, clean_tag, write_copy_detailed
+from studio.i18n import t
 from studio.ui.common import esc, guarded
 
 log = logging.getLogger(__name__)
 
-register({
-    "overlay.no_image": ("이미지를 올리거나 기록에서 하나를 고르세요.", "Upload an image or pick one from the history."),
-    "overlay.no_sizes": ("내보낼 SNS 크기를 하나 이상 고르세요.", "Pick at least one SNS size to export."),
-    "overlay.no_headline": ("헤드라인을 입력하거나 문구를 먼저 생성하세요.", "Enter a headline or generate copy first."),
-})
 
-# UI labels (ko, en) for this tab
-L: dict[str, tuple[str, str]] = {
-    "source": ("1. 이미지", "1. Image"),
-    "history": ("기록에서 고르기", "Pick from history"),
-    "refresh": ("기록 새로 고침", "Refresh history"),
-    "upload": ("또는 이미지 올리기", "Or upload an image"),
-    "copy": ("2. 광고 문구", "2. Ad copy"),
-    "industry": ("업종", "Industry"),
-    "shop": ("가게 이름", "Shop name"),
-    "product": ("상품·메뉴", "Product / menu item"),
-    "offer": ("혜택 (예: 20% 할인, 1+1)", "Offer (e.g. 20% off, 1+1)"),
-    "tone": ("말투", "Tone"),
-    "target": ("타깃 고객 (예: 직장인, 20대 여성)", "Target customers"),
-    "use_llm": ("로컬 LLM(Ollama) 사용", "Use the local LLM (Ollama)"),
-    "model": ("LLM 모델", "LLM model"),
-    "models": ("모델 목록", "List models"),
-    "generate": ("문구 생성", "Generate copy"),
-    "stream": ("캡션 새로 쓰기(실시간)", "Rewrite caption (live)"),
-    "headline": ("헤드라인 (20자 이내)", "Headline (max 20 chars)"),
-    "sub_copy": ("서브 문구", "Sub-copy"),
-    "cta": ("행동 유도 문구", "Call to action"),
-    "caption": ("인스타그램 캡션", "Instagram caption"),
-    "hashtags": ("해시태그", "Hashtags"),
-    "place": ("3. 배치", "3. Placement"),
-    "layout": ("레이아웃", "Layout"),
-    "badge": ("가격 배지 문구 (비우면 없음)", "Price badge text (empty = none)"),
-    "badge_corner": ("배지 위치", "Badge corner"),
-    "accent": ("강조 색", "Accent colour"),
-    "effect": ("글자 효과", "Text effect"),
-    "logo": ("로고 (PNG 권장)", "Logo (PNG recommended)"),
-    "logo_corner": ("로고 위치", "Logo corner"),
-    "ai_label": ("'AI 생성' 표시 넣기", "Show an 'AI 생성' (AI-generated) label"),
-    "sizes": ("내보낼 SNS 크기", "SNS sizes to export"),
-    "preview": ("미리 보기", "Preview"),
-    "export": ("PNG + 캡션 내보내기", "Export PNGs + caption"),
-    "exports": ("내보낸 이미지", "Exported images"),
-    "files": ("내려받기", "Downloads"),
-    "tone.friendly": ("친근한", "Friendly"), "tone.premium": ("고급스러운", "Premium"),
-    "tone.playful": ("발랄한", "Playful"), "tone.trendy": ("트렌디한", "Trendy"),
-    "corner.top_left": ("왼쪽 위", "Top left"), "corner.top_right": ("오른쪽 위", "Top right"),
-    "corner.bottom_left": ("왼쪽 아래", "Bottom left"), "corner.bottom_right": ("오른쪽 아래", "Bottom right"),
-    "effect.auto": ("자동(대비 측정)", "Auto (measured contrast)"), "effect.shadow": ("그림자", "Shadow"),
-    "effect.outline": ("외곽선", "Outline"),
-    "saved": ("기록 #{id}에 {n}개 크기와 캡션을 저장했습니다.", "Saved {n} sizes and the caption to history item #{id}."),
-    "source.llm": ("LLM", "LLM"), "source.template": ("템플릿", "Template"),
-}
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 DEFAULT_SIZES = ("ig_portrait", "ig_square", "ig_story")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
-def lbl(key: str, lang: str, **fields: object) -> str:
-    ko, en = L[key]
-    text = en if lang == "en" else ko
-    return text.format(**fields) if fields else text
 
 
 # --- handlers (no gradio inside) -----------------------------------------------------------------
@@ -143,7 +88,7 @@ def md_text(text: object) -> str:
 
 def copy_summary_md(copy: AdCopy, source: str, note: str, lang: str) -> str:
     """A short Markdown summary; every piece of copy is escaped (it may come from an LLM)."""
-    src = lbl(f"source.{source}", lang)
+    src = t(f"overlay.source.{source}", lang)
     return (f"**{md_text(src)}** · {md_text(note)}  \n"
             f"**{md_text(copy.headline)}** — {md_text(copy.sub_copy)} · {md_text(copy.cta)}")
 
@@ -237,7 +182,7 @@ def export(services: Services, *, upload: Image.Image | None, record_id: int | N
     rec = services.store.add_files(rec.id, files)
     gallery = [(outs[s.id], f"{s.name(services.lang)} · {s.width}×{s.height}") for s in sns]
     paths = [str(rec.path)] + [str(p) for p in rec.extra_paths]
-    return gallery, paths, md_text(lbl("saved", services.lang, id=rec.id, n=len(sns)))
+    return gallery, paths, md_text(t("overlay.saved", services.lang, id=rec.id, n=len(sns)))
 
 
 # --- widgets -------------------------------------------------------------------------------------
@@ -246,67 +191,67 @@ def build(services: Services) -> None:
     presets = services.presets
     g = guarded(lang)
     layouts = load_layouts(presets)
-    corner_choices = [(lbl(f"corner.{c}", lang), c) for c in CORNERS]
+    corner_choices = [(t(f"overlay.corner.{c}", lang), c) for c in CORNERS]
 
     with gr.Row():
         with gr.Column(scale=1):
-            gr.Markdown(f"### {esc(lbl('source', lang))}")
-            record = gr.Dropdown(choices=_safe_history(services), value=None, label=lbl("history", lang), allow_custom_value=False)
-            refresh = gr.Button(lbl("refresh", lang), size="sm")
-            upload = gr.Image(type="pil", label=lbl("upload", lang), sources=["upload", "clipboard"], height=260)
+            gr.Markdown(f"### {esc(t('overlay.source', lang))}")
+            record = gr.Dropdown(choices=_safe_history(services), value=None, label=t("overlay.history", lang), allow_custom_value=False)
+            refresh = gr.Button(t("overlay.refresh", lang), size="sm")
+            upload = gr.Image(type="pil", label=t("overlay.upload", lang), sources=["upload", "clipboard"], height=260)
 
-            gr.Markdown(f"### {esc(lbl('copy', lang))}")
+            gr.Markdown(f"### {esc(t('overlay.copy', lang))}")
             industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                   value=presets.industries[0].id, label=lbl("industry", lang))
-            shop = gr.Textbox(label=lbl("shop", lang), max_lines=1)
-            product = gr.Textbox(label=lbl("product", lang), max_lines=1)
-            offer = gr.Textbox(label=lbl("offer", lang), max_lines=1)
-            tone = gr.Radio(choices=[(lbl(f"tone.{t}", lang), t) for t in TONES], value=presets.industries[0].copy_tone,
-                            label=lbl("tone", lang))
-            target = gr.Textbox(label=lbl("target", lang), max_lines=1)
+                                   value=presets.industries[0].id, label=t("overlay.industry", lang))
+            shop = gr.Textbox(label=t("overlay.shop", lang), max_lines=1)
+            product = gr.Textbox(label=t("overlay.product", lang), max_lines=1)
+            offer = gr.Textbox(label=t("overlay.offer", lang), max_lines=1)
+            tone = gr.Radio(choices=[(t(f"overlay.tone.{tone_id}", lang), tone_id) for tone_id in TONES], value=presets.industries[0].copy_tone,
+                            label=t("overlay.tone", lang))
+            target = gr.Textbox(label=t("overlay.target", lang), max_lines=1)
             with gr.Row():
-                use_llm = gr.Checkbox(value=True, label=lbl("use_llm", lang))
+                use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang))
                 model = gr.Dropdown(choices=[services.settings.ollama_model], value=services.settings.ollama_model,
-                                    label=lbl("model", lang), allow_custom_value=True)
-                models_btn = gr.Button(lbl("models", lang), size="sm")
+                                    label=t("overlay.model", lang), allow_custom_value=True)
+                models_btn = gr.Button(t("overlay.models", lang), size="sm")
             with gr.Row():
-                gen = gr.Button(lbl("generate", lang), variant="primary")
-                stream_btn = gr.Button(lbl("stream", lang))
+                gen = gr.Button(t("overlay.generate", lang), variant="primary")
+                stream_btn = gr.Button(t("overlay.stream", lang))
             summary = gr.Markdown()
         with gr.Column(scale=1):
-            headline = gr.Textbox(label=lbl("headline", lang), max_lines=1, max_length=20)
-            sub_copy = gr.Textbox(label=lbl("sub_copy", lang), lines=2)
-            cta = gr.Textbox(label=lbl("cta", lang), max_lines=1)
-            caption = gr.Textbox(label=lbl("caption", lang), lines=6, buttons=["copy"], elem_id="overlay-caption")
-            hashtags = gr.Textbox(label=lbl("hashtags", lang), lines=3, buttons=["copy"], elem_id="overlay-hashtags")
+            headline = gr.Textbox(label=t("overlay.headline", lang), max_lines=1, max_length=20)
+            sub_copy = gr.Textbox(label=t("overlay.sub_copy", lang), lines=2)
+            cta = gr.Textbox(label=t("overlay.cta", lang), max_lines=1)
+            caption = gr.Textbox(label=t("overlay.caption", lang), lines=6, buttons=["copy"], elem_id="overlay-caption")
+            hashtags = gr.Textbox(label=t("overlay.hashtags", lang), lines=3, buttons=["copy"], elem_id="overlay-hashtags")
 
-            gr.Markdown(f"### {esc(lbl('place', lang))}")
+            gr.Markdown(f"### {esc(t('overlay.place', lang))}")
             layout = gr.Dropdown(choices=[(x.name(lang), x.id) for x in layouts.values()], value="bottom_bar",
-                                 label=lbl("layout", lang))
+                                 label=t("overlay.layout", lang))
             with gr.Row():
-                badge = gr.Textbox(label=lbl("badge", lang), max_lines=1)
-                badge_corner = gr.Dropdown(choices=corner_choices, value="top_right", label=lbl("badge_corner", lang))
+                badge = gr.Textbox(label=t("overlay.badge", lang), max_lines=1)
+                badge_corner = gr.Dropdown(choices=corner_choices, value="top_right", label=t("overlay.badge_corner", lang))
             with gr.Row():
-                accent = gr.ColorPicker(value=presets.industries[0].palette[-1], label=lbl("accent", lang))
-                effect = gr.Radio(choices=[(lbl(f"effect.{e}", lang), e) for e in ("auto", "shadow", "outline")],
-                                  value="auto", label=lbl("effect", lang))
+                accent = gr.ColorPicker(value=presets.industries[0].palette[-1], label=t("overlay.accent", lang))
+                effect = gr.Radio(choices=[(t(f"overlay.effect.{e}", lang), e) for e in ("auto", "shadow", "outline")],
+                                  value="auto", label=t("overlay.effect", lang))
             with gr.Row():
-                logo = gr.Image(type="pil", image_mode="RGBA", label=lbl("logo", lang), height=120,
+                logo = gr.Image(type="pil", image_mode="RGBA", label=t("overlay.logo", lang), height=120,
                                 sources=["upload"])
-                logo_corner = gr.Dropdown(choices=corner_choices, value="top_left", label=lbl("logo_corner", lang))
-            ai_label = gr.Checkbox(value=True, label=lbl("ai_label", lang))
+                logo_corner = gr.Dropdown(choices=corner_choices, value="top_left", label=t("overlay.logo_corner", lang))
+            ai_label = gr.Checkbox(value=True, label=t("overlay.ai_label", lang))
             sizes = gr.CheckboxGroup(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id)
                                               for s in presets.sns_sizes],
                                      value=[s for s in DEFAULT_SIZES if any(x.id == s for x in presets.sns_sizes)],
-                                     label=lbl("sizes", lang))
+                                     label=t("overlay.sizes", lang))
             with gr.Row():
-                preview_btn = gr.Button(lbl("preview", lang))
-                export_btn = gr.Button(lbl("export", lang), variant="primary")
+                preview_btn = gr.Button(t("overlay.preview", lang))
+                export_btn = gr.Button(t("overlay.export", lang), variant="primary")
         with gr.Column(scale=1):
-            preview_img = gr.Image(type="pil", label=lbl("preview", lang), interactive=False, format="png")
+            preview_img = gr.Image(type="pil", label=t("overlay.preview", lang), interactive=False, format="png")
             status = gr.Markdown()
-            exports = gr.Gallery(label=lbl("exports", lang), columns=2, height=360, allow_preview=True)
-            files = gr.File(label=lbl("files", lang), file_count="multiple", interactive=False)
+            exports = gr.Gallery(label=t("overlay.exports", lang), columns=2, height=360, allow_preview=True)
+            files = gr.File(label=t("overlay.files", lang), file_count="multiple", interactive=False)
 
     copy_in = [("industry", industry), ("shop", shop), ("product", product), ("offer", offer), ("tone", tone),
                ("target", target)]

@@ -1,0 +1,18 @@
+"""Headless subcommands of `launch.py` (no gradio).
+
+Each subcommand is one module here with two functions:
+
+- `add_arguments(parser)`: its own flags (the common flags such as --engine, --outputs-dir and
+  --lang are added by launch.py to every subcommand);
+- `run(settings, args) -> int`: the exit code (0 ok, 2 bad input with a clear message on stderr).
+
+Modules must stay cheap to import (no torch, no model loads): launch.py imports them all to build
+its parser. Register a new one in `SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("studio.cli.demo", "write sample ads (coffee product, astronaut person) into outputs/ with the active engine"),
+}
