@@ -160,7 +160,7 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
     n, _, st, _ = cv2.connectedComponentsWithStats(mu8, connectivity=8)
     areas = np.sort(st[1:, cv2.CC_STAT_AREA])[::-1]
     big = int((areas >= 0.08 * areas[0]).sum()) if areas.size else 0
-    sig["fragments"] = 1.0 if big <= 1 else (0.55 if big == 2 else 0.2)
+    sig["fragments"] = 1.0 if big <= 1 else (0.45 if big == 2 else 0.2)
 
     # person: the mask around the face
     if face_box is not None:

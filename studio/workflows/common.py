@@ -411,7 +411,23 @@ def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str)
 
 
 def scene_extras(req: AdRequest, engine: Engine, notices: list[Notice]) -> dict:
-    return {}
+    """For a compositor: the owner's scene words choose the backdrop family and colours, and the
+    owner is told which words were used and which were not."""
+    if engine.caps.needs_weights or not (req.prompt_ko or "").strip():
+        return {}
+    from studio.engines.backdrops import scene_from_words
+
+    choice = scene_from_words(req.prompt_ko)
+    out: dict = {}
+    if choice.kind:
+        out["backdrop"] = choice.kind
+    if choice.palette:
+        out["palette"] = list(choice.palette)
+    if choice.used:
+        notices.append(Notice("lite.scene.used", {"words": ", ".join(choice.used)}))
+    if choice.unused:
+        notices.append(Notice("lite.scene.unused", {"words": ", ".join(choice.unused)}))
+    return out
 
 
 def edge_clean(framed: Image.Image, keep: np.ndarray) -> Image.Image:
