@@ -58,8 +58,11 @@ def test_upscale_cap_composes_small_subjects_smaller(lite) -> None:
     st = res.records[0].settings
     assert st["upscale"] <= common.MAX_UPSCALE + 1e-6
     assert any(n.key == "lite.small_subject" for n in res.notices)
+    # whatever the layout, what is kept is at most 1.5x its size in the upload
     box = masks.mask_stats(masks.binarize(res.keep_mask)).bbox
-    assert box is not None and box[2] - box[0] <= 1.5 * 143 + 4
+    src = masks.mask_stats(masks.binarize(res.source_keep)).bbox if res.layout == "cutout" else (0, 0, 200, 133)
+    assert box is not None and src is not None
+    assert box[2] - box[0] <= 1.5 * (src[2] - src[0]) + 4 and box[3] - box[1] <= 1.5 * (src[3] - src[1]) + 4
 
 
 def test_geometry_cap_and_anchors() -> None:

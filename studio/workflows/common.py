@@ -314,6 +314,8 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
     else:
         framing, keep = fallback_framing(req.image, out_size, layout)
+        if framing.scale >= MAX_UPSCALE - 1e-6:
+            notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
     if framing.pad_mask.any() and engine.caps.needs_weights:
         notices.append(Notice("workflow.padded"))
     framed = framing.image
