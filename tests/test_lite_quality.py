@@ -122,3 +122,46 @@ def test_unsure_cutout_falls_back_to_a_card_with_a_notice(lite) -> None:
     keep = res.keep_mask == 255
     assert np.array_equal(np.asarray(res.images[0])[keep], np.asarray(res.framed)[keep])
     assert 0.2 < keep.mean() < 0.9
+
+
+def _disc_on_green(size: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """A red product on a green screen with a soft (antialiased) edge, and its alpha."""
+    import cv2
+
+    yy, xx = np.mgrid[:size, :size]
+    d = np.hypot(xx - size / 2, yy - size / 2)
+    alpha = np.clip((size * 0.3 - d) / 4.0 + 0.5, 0, 1)           # a 4 px soft edge
+    red, green = np.array([200, 30, 30], float), np.array([40, 210, 60], float)
+    img = alpha[..., None] * red + (1 - alpha[..., None]) * green
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8), (alpha * 255).astype(np.uint8)
+
+
+def test_edge_clean_removes_the_colour_halo() -> None:
+    img, alpha = _disc_on_green()
+    keep = masks.feather(masks.binarize(masks.dilate(alpha, 2)), 3)   # a generous soft cut-out edge
+    band = (keep > 0) & (keep < 255)
+    a = keep[band].astype(float)[:, None] / 255.0
+    red, grey = np.array([200, 30, 30], float), np.array([128, 128, 128], float)
+    ideal = a * red + (1 - a) * grey          # the product's edge over a new grey backdrop
+
+    def halo(src: np.ndarray) -> float:     # colour distance along the edge of the composite
+        return float(np.linalg.norm(a * src[band].astype(float) + (1 - a) * grey - ideal, axis=1).mean())
+
+    cleaned = np.asarray(common.edge_clean(Image.fromarray(img), keep))
+    before, after = halo(img), halo(cleaned)
+    assert after < 0.5 * before, (before, after)
+    assert np.array_equal(cleaned[keep == 255], img[keep == 255])      # kept pixels untouched
+
+
+def test_lite_ad_edge_has_no_green_fringe(lite) -> None:
+    img, alpha = _disc_on_green()
+    res = product.run(ProductRequest(image=Image.fromarray(img), alpha=alpha, sns_size="ig_square",
+                                     options=FAST), lite)
+    out = np.asarray(res.images[0]).astype(int)
+    band = (res.keep_mask > 0) & (res.keep_mask < 255)
+    assert band.sum() > 100
+    # green excess (G - max(R, B)) along the edge: the old green screen must not show
+    framed = np.asarray(res.framed).astype(int)
+    fringe_out = np.maximum(out[band][:, 1] - np.maximum(out[band][:, 0], out[band][:, 2]), 0).mean()
+    fringe_in = np.maximum(framed[band][:, 1] - np.maximum(framed[band][:, 0], framed[band][:, 2]), 0).mean()
+    assert fringe_out < 0.5 * fringe_in + 1, (fringe_in, fringe_out)

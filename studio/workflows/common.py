@@ -433,7 +433,39 @@ def scene_extras(req: AdRequest, engine: Engine, notices: list[Notice]) -> dict:
 
 
 def edge_clean(framed: Image.Image, keep: np.ndarray) -> Image.Image:
-    return framed
+    """Remove colour halos: in the soft band of the keep mask (0 < keep < 255) the photo's pixels
+    still carry the old background's colour. Each is replaced by the subject's own colour pulled
+    in from the fully kept pixels next to it (normalised convolution at two scales), so blending
+    over a new backdrop leaves no fringe. Fully kept pixels (255) are untouched.
+
+    (PyMatting's `estimate_foreground_ml` was measured here too: it trusts the alpha, and a
+    cut-out's soft band is not a true matte, so it removed only ~20 % of the halo.)"""
+    import cv2
+
+    band = (keep > 0) & (keep < 255)
+    if not band.any():
+        return framed
+    arr = np.asarray(framed.convert("RGB"))
+    ys, xs = np.nonzero(band)
+    pad = 16
+    y0, y1 = max(0, int(ys.min()) - pad), min(arr.shape[0], int(ys.max()) + 1 + pad)
+    x0, x1 = max(0, int(xs.min()) - pad), min(arr.shape[1], int(xs.max()) + 1 + pad)
+    crop = arr[y0:y1, x0:x1].astype(np.float32)
+    inner = cv2.erode((keep[y0:y1, x0:x1] == 255).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    fg = np.zeros_like(crop)
+    got = np.zeros(inner.shape, np.float32)
+    for sigma in (2.0, 6.0):   # near colours first; wider for pixels far from the solid body
+        w = cv2.GaussianBlur(inner, (0, 0), sigma)
+        c = cv2.GaussianBlur(crop * inner[..., None], (0, 0), sigma)
+        ok = (w > 1e-3) & (got == 0)
+        fg[ok] = c[ok] / w[ok][:, None]
+        got[ok] = 1.0
+    fg[got == 0] = crop[got == 0]
+    fg = np.clip(fg + 0.5, 0, 255).astype(np.uint8)
+    out = arr.copy()
+    sel = band[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][sel] = fg[sel]
+    return Image.fromarray(out, "RGB")
 
 
 def pose_guide(services: Services, engine: Engine, framed: Image.Image, size: tuple[int, int],
