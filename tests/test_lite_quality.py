@@ -165,3 +165,31 @@ def test_lite_ad_edge_has_no_green_fringe(lite) -> None:
     fringe_out = np.maximum(out[band][:, 1] - np.maximum(out[band][:, 0], out[band][:, 2]), 0).mean()
     fringe_in = np.maximum(framed[band][:, 1] - np.maximum(framed[band][:, 0], framed[band][:, 2]), 0).mean()
     assert fringe_out < 0.5 * fringe_in + 1, (fringe_in, fringe_out)
+
+
+def test_false_faces_are_dropped_real_ones_kept() -> None:
+    """A dog's furry chest fools OpenCV's default face cascade (it is skin-coloured); the second,
+    differently trained detector rejects it. Real faces (the astronaut, Grace Hopper's portrait,
+    the small faces of the football player and the basketball player) are kept."""
+    import sys
+    from pathlib import Path
+
+    from studio.vision.faces import FaceDetector
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from photoset import load_set
+
+    photos = {p.name: np.asarray(p.image()) for p in load_set()}
+    raw = FaceDetector.from_folder(Path("/nonexistent"), verify=False)
+    checked = FaceDetector.from_folder(Path("/nonexistent"))
+    assert raw(photos["dog"]), "the raw detector offers a false face on this photo"
+    assert checked(photos["dog"]) == []
+    for name in ("astronaut", "grace_hopper", "messi", "basketball_group"):
+        faces = checked(photos[name])
+        assert len(faces) == 1, name
+        x0, y0, x1, y1 = faces[0].box
+        assert 0.7 < (x1 - x0) / (y1 - y0) < 1.4
+    # a skin-coloured hand-sized patch on the photo is not a face either
+    astro = photos["astronaut"].copy()
+    astro[380:470, 400:470] = (224, 172, 140)
+    assert len(checked(astro)) == 1

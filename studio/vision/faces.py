@@ -32,6 +32,10 @@ BACKENDS: tuple[str, ...] = ("insightface", "yunet", "haar")
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 640  # YuNet runs on a copy no larger than this; boxes are scaled back
 HAAR_MAX_PIXELS = 480 * 480  # Haar is slow per pixel: it runs on a copy of at most this many pixels
+# A second, differently trained detector confirms each Haar/YuNet candidate on its own crop:
+# textures, a dog's chest or a hand that fool the first one are dropped (InsightFace is trusted).
+VERIFY_CASCADE = "haarcascade_frontalface_alt2.xml"
+VERIFY_SIDE = 160
 
 LICENCES: dict[str, tuple[str, bool]] = {
     "insightface": ("InsightFace model pack: non-commercial research only", False),
@@ -97,6 +101,23 @@ def _skin_fraction(rgb: np.ndarray) -> float:
     return float(np.mean((cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)))
 
 
+def confirm_face(rgb: np.ndarray, box: tuple[int, int, int, int], checker: Any) -> bool:
+    """Does the second detector also see a face in (and around) `box`?"""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    if w < 8 or h < 8 or not 0.6 <= w / float(h) <= 1.6:
+        return False
+    m = int(0.35 * w)
+    H, W = rgb.shape[:2]
+    crop = rgb[max(0, y0 - m):min(H, y1 + m), max(0, x0 - m):min(W, x1 + m)]
+    grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    s = VERIFY_SIDE / float(max(grey.shape))
+    grey = cv2.equalizeHist(cv2.resize(grey, (max(1, int(grey.shape[1] * s)), max(1, int(grey.shape[0] * s)))))
+    side = max(8, int(w * s * 0.5))
+    found = checker.detectMultiScale(grey, scaleFactor=1.05, minNeighbors=3, minSize=(side, side))
+    return len(found) > 0
+
+
 def find_weights(models_dir: Path) -> dict[str, list[Path]]:
     """Weights present per backend (Haar's cascade ships with opencv)."""
     found: dict[str, list[Path]] = {"insightface": [], "yunet": [], "haar": []}
@@ -120,13 +141,15 @@ class FaceDetector:
     """load from a folder -> `.to(device)` -> `__call__(image) -> list[FaceBox]`."""
 
     def __init__(self, backend: str, weights: Path, *, det_size: tuple[int, int] = (640, 640),
-                 score_threshold: float = 0.5) -> None:
+                 score_threshold: float = 0.5, verify: bool = True) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown face backend {backend!r}; choose from {BACKENDS}")
         self.backend = backend
         self.weights = Path(weights)
         self.det_size = det_size
         self.score_threshold = score_threshold
+        self.verify = verify
+        self._checker: Any = None
         self.device = "cpu"
         self._impl: Any = None
         self._lock = threading.Lock()
@@ -199,9 +222,20 @@ class FaceDetector:
             impl = self._impl
             if self.backend == "insightface":
                 return self._run_insightface(impl, rgb)
-            if self.backend == "yunet":
-                return self._run_yunet(impl, rgb)
-            return self._run_haar(impl, rgb)
+            found = self._run_yunet(impl, rgb) if self.backend == "yunet" else self._run_haar(impl, rgb)
+            return self._confirmed(rgb, found) if self.verify else found
+
+    def _confirmed(self, rgb: np.ndarray, faces: list[FaceBox]) -> list[FaceBox]:
+        if self._checker is None:
+            checker = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / VERIFY_CASCADE))
+            if checker.empty():
+                log.warning("face check cascade %s missing: faces are not double-checked", VERIFY_CASCADE)
+                return faces
+            self._checker = checker
+        kept = [f for f in faces if confirm_face(rgb, f.box, self._checker)]
+        if len(kept) < len(faces):
+            log.info("dropped %d face candidate(s) the second detector did not confirm", len(faces) - len(kept))
+        return kept
 
     detect = __call__
 
