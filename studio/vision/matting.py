@@ -3,7 +3,8 @@
 - rembg: `U2NET_HOME` points at models/rembg while a session is built; a named model is used
   only when its file is already there (rembg is never allowed to download), and a custom onnx
   must lie inside that folder. Choices: birefnet-general (MIT), isnet-general-use, u2net,
-  u2net_human_seg (Apache-2.0), bria-rmbg (non-commercial: only when asked for by name).
+  u2net_human_seg (Apache-2.0), birefnet-general-lite (MIT), bria-rmbg (RMBG-2.0,
+  non-commercial: only when asked for by name). Downloads: studio.runtime.rembg_models.
 - GrabCut (no weights): seeded from a box, run at reduced resolution; the mask is then refined
   back at full size: a guided filter snaps the upsampled edge to the photo (soft, matte-like).
 - An uploaded RGBA image (or an explicit alpha) is used directly.
@@ -36,12 +37,13 @@ REMBG_DIR = "rembg"
 # rembg session name -> (file name, licence, commercial use)
 REMBG_MODELS: dict[str, tuple[str, str, bool]] = {
     "birefnet-general": ("birefnet-general.onnx", "MIT", True),
+    "birefnet-general-lite": ("birefnet-general-lite.onnx", "MIT", True),
     "isnet-general-use": ("isnet-general-use.onnx", "Apache-2.0", True),
     "u2net": ("u2net.onnx", "Apache-2.0", True),
     "u2net_human_seg": ("u2net_human_seg.onnx", "Apache-2.0", True),
-    "bria-rmbg": ("bria-rmbg.onnx", "BRIA RMBG licence: non-commercial", False),
+    "bria-rmbg": ("bria-rmbg.onnx", "BRIA RMBG-2.0, CC BY-NC 4.0: non-commercial", False),
 }
-ALIASES: dict[str, str] = {"birefnet": "birefnet-general", "isnet": "isnet-general-use",
+ALIASES: dict[str, str] = {"birefnet": "birefnet-general", "birefnet-lite": "birefnet-general-lite", "isnet": "isnet-general-use",
                            "human": "u2net_human_seg", "bria": "bria-rmbg"}
 LICENCES: dict[str, tuple[str, bool]] = {
     **{k: (v[1], v[2]) for k, v in REMBG_MODELS.items()},
@@ -50,8 +52,8 @@ LICENCES: dict[str, tuple[str, bool]] = {
     "alpha": ("uploaded transparency (the owner's own file)", True),
 }
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
-    "product": ("birefnet-general", "isnet-general-use", "u2net"),
-    "person": ("u2net_human_seg", "birefnet-general", "isnet-general-use", "u2net"),
+    "product": ("birefnet-general", "birefnet-general-lite", "isnet-general-use", "u2net"),
+    "person": ("u2net_human_seg", "birefnet-general", "birefnet-general-lite", "isnet-general-use", "u2net"),
 }
 GRABCUT_WORK_SIDE = 320
 _ENV_LOCK = threading.Lock()
