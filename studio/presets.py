@@ -103,6 +103,7 @@ class ModelEntry(_Item):
     gated: bool = False
     note_ko: str = ""
     note_en: str = ""
+    source: Literal["hf", "rembg"] = "hf"   # rembg: fetched by rembg's own session code (runtime.rembg_models)
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,18 @@ def test_catalogue_matches_rembg_sessions() -> None:
         assert m.licence and m.size_mb > 100
     assert not rembg_models.MODELS["bria-rmbg"].commercial_use
     assert rembg_models.MODELS[rembg_models.DEFAULT].licence == "MIT"
+
+
+def test_models_catalogue_rembg_rows_match_what_sessions_save(presets) -> None:
+    from rembg.sessions import sessions
+
+    rows = [m for m in presets.models if m.source == "rembg"]
+    names = {Path(m.files[0]).stem for m in rows}
+    assert {"birefnet-general", "birefnet-general-lite", "u2net_human_seg", "isnet-general-use", "bria-rmbg"} <= names
+    for m in rows:
+        name = Path(m.files[0]).stem
+        assert name in sessions and m.local_dir == f"rembg/models/{name}"
+        if name in rembg_models.MODELS:
+            assert m.commercial_use == rembg_models.MODELS[name].commercial_use
+    bria = next(m for m in rows if m.files == ["bria-rmbg.onnx"])
+    assert "RMBG-2.0" in bria.licence and not bria.commercial_use

@@ -108,6 +108,12 @@ def preview_image(image: Image.Image, keep: np.ndarray | None, faces: list, face
     return base
 
 
+def _missing_cutout_model(services: Services) -> bool:
+    from studio.vision.matting import find_weights
+
+    return not find_weights(services.settings.models_dir)
+
+
 def build_ad_tab(services: Services, spec: TabSpec) -> None:
     lang = services.lang
     presets = services.presets
@@ -119,6 +125,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
             upload = upload_image(label=t("ads.upload", lang), sources=["upload", "clipboard"], height=340,
                                   elem_id=f"{wf}-upload")
             notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
+            get_model = gr.Button(t("rembg.download.button", lang), size="sm", elem_id=f"{wf}-get-cutout-model",
+                                  visible=_missing_cutout_model(services))
             preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=300, elem_id=f"{wf}-preview")
             face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=t("ads.face", lang), visible=spec.faces,
                                     elem_id=f"{wf}-face")
@@ -201,8 +209,32 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
             notes.append(t("ui.ads.faces_found", lang, n=len(faces)) if faces else t("workflow.no_face", lang))
         choices = [(f"{i + 1}", i) for i in range(max(1, len(faces)))]
         value = int(face_index or 0) if int(face_index or 0) < len(choices) else 0
+        offer = _cutout_offer()
+        if offer:
+            notes.append(offer)
         return (preview_image(loaded.image, keep, faces, value, box), "  \n".join(esc(n) for n in notes),
                 gr.update(choices=choices, value=value))
+
+    def _cutout_offer() -> str:
+        """When no cut-out model is in models/rembg: say so, and what the download button gets."""
+        from studio.runtime import rembg_models
+        from studio.vision.matting import find_weights
+
+        if find_weights(services.settings.models_dir):
+            return ""
+        m = rembg_models.MODELS[rembg_models.DEFAULT]
+        return t("rembg.download.offer", lang, model=m.name, size=f"{m.size_mb} MB")
+
+    @guarded(lang)
+    def on_get_cutout_model(progress=gr.Progress()):
+        from studio.runtime import rembg_models
+
+        def report(done: int, total: int, desc: str = "") -> None:
+            progress((done, max(total, 1)), desc=t("rembg.download.progress", lang, model=desc))
+
+        path = rembg_models.download(services.settings.models_dir, rembg_models.DEFAULT, progress=report)
+        services._vision = None   # the next cut-out uses the new model
+        return esc(t("rembg.download.done", lang, model=rembg_models.DEFAULT, path=str(path)))
 
     @guarded(lang)
     def on_click_preview(path: str | None, first, evt: gr.SelectData):
@@ -266,6 +298,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
         services.jobs.cancel(_session_key(request, wf))
         gr.Info(t("job.cancelled", lang))
 
+    get_model.click(on_get_cutout_model, None, [notes_in], api_name=f"{wf}_get_cutout_model",
+                    concurrency_id="downloads", concurrency_limit=1)
     preview_inputs = [upload, face_pick, box_txt]
     preview_outputs = [preview, notes_in, face_pick]
     upload.change(on_upload, preview_inputs, preview_outputs, api_name=f"{wf}_prepare")

@@ -57,6 +57,18 @@ def vision_markdown(services: Services) -> str:
     return "\n".join(lines)
 
 
+def rembg_download(services: Services, entry, report) -> str:
+    """A rembg cut-out model, fetched by rembg's own session code into models/rembg."""
+    from pathlib import Path
+
+    from studio.runtime import rembg_models
+
+    name = Path(entry.files[0]).stem
+    path = rembg_models.download(services.settings.models_dir, name, progress=report)
+    services._vision = None   # the next cut-out picks the new model up
+    return esc(t("rembg.download.done", services.lang, model=name, path=str(path)))
+
+
 def build(services: Services) -> None:
     lang = services.lang
     gr.Markdown(f"### {esc(t('models.catalog', lang))}")
@@ -95,6 +107,8 @@ def build(services: Services) -> None:
         def report(done: int, total: int, desc: str = "") -> None:
             progress((done, total) if total else None, desc=desc or entry.name(lang))
 
+        if entry.source == "rembg":
+            return rembg_download(services, entry, report), catalog_rows(services)
         result = download_model(model_id, services.settings.models_dir, presets=services.presets,
                                 token=hf_token or None, progress=report)
         done = "Downloaded to" if lang == "en" else "내려받기 완료:"
