@@ -328,13 +328,15 @@ def _marble(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, see
     darkest = min(pal, key=luma)
     base = mix(mix(light, _WHITE, 0.6), np.array([0.88, 0.88, 0.87], np.float32), 0.5)
     vein_col = mix(np.array([0.36, 0.36, 0.38], np.float32), darkest, float(rng.uniform(0.1, 0.4)))
-    warp = value_noise(h, w, seed + 11, w / 2.2, w / 2.2, 4)
-    fine = value_noise(h, w, seed + 13, w / 12.0, w / 12.0, 3)
+    # a smooth, low-amplitude warp keeps the veins long (a strong one closes them into contour
+    # loops); fine turbulence (|noise|) gives them their crackle
+    warp = value_noise(h, w, seed + 11, w / 1.3, w / 1.3, 2)
+    fine = np.abs(value_noise(h, w, seed + 13, w / 10.0, w / 10.0, 4)) - 0.8
     clouds = value_noise(h, w, seed + 12, w / 2.0, w / 2.0, 3)
     ang = float(rng.uniform(0.35, 1.2)) * (1 if rng.random() < 0.5 else -1)
-    period = float(rng.uniform(0.9, 1.4))
+    period = float(rng.uniform(0.55, 0.8))
     yy = y * 2.0 * (h / w)
-    t = (x * np.cos(ang) + yy * np.sin(ang)) / period + warp * 0.3 + fine * 0.08
+    t = (x * np.cos(ang) + yy * np.sin(ang)) / period + warp * 0.22 + fine * 0.09
     ridge = 1.0 - np.abs(np.sin(np.pi * t))
     r2 = ridge * ridge
     r4 = r2 * r2
@@ -342,7 +344,7 @@ def _marble(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, see
     r32 = (r8 * r8) * (r8 * r8)
     thin = r32 * r8                                      # ridge**40: crisp main veins
     soft = r4 * ridge                                    # ridge**5: the cloudy halo around them
-    t2 = (x * np.cos(ang + 0.5) + yy * np.sin(ang + 0.5)) / (period * 0.37) + warp * 0.5 + fine * 0.08
+    t2 = (x * np.cos(ang + 0.5) + yy * np.sin(ang + 0.5)) / (period * 0.45) + warp * 0.3 + fine * 0.12
     q = 1.0 - np.abs(np.sin(np.pi * t2))
     q4 = (q * q) * (q * q)
     q16 = q4 * q4 * q4 * q4
@@ -390,18 +392,29 @@ def _wood(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, seed:
 
 def _linen(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, seed: int,
            layout: str) -> np.ndarray:
+    """Plain-weave linen: every warp and weft thread has its own tone, slubs (thick, lighter
+    stretches) run along the threads, the two sets interlace over-under, and soft folds move
+    the light. Oatmeal tones drawn from the palette's lightest colour."""
     light = sorted(pal, key=luma)[-1 - int(rng.integers(min(2, len(pal))))]
-    base = mix(light, hex_to_rgb("#e2dbcf"), float(rng.uniform(0.55, 0.75))) * 0.94
-    period = max(2.4, w / 180.0)
-    xs = np.arange(w, dtype=np.float32)[None, :]
-    ys = np.arange(h, dtype=np.float32)[:, None]
-    slub_x = value_noise(h, w, seed + 31, 1.0, 24.0, 2)
-    slub_y = value_noise(h, w, seed + 32, 24.0, 1.0, 2)
-    warp = np.cos(2 * np.pi * xs / period) * (0.5 + 0.5 * slub_y)
-    weft = np.cos(2 * np.pi * ys / period) * (0.5 + 0.5 * slub_x)
-    folds = value_noise(h, w, seed + 33, h / 2.0, w / 2.5, 3)
-    fold_amp = 0.05 if layout == "tabletop" else 0.09
-    shade = 1.0 + 0.035 * (warp + weft) * 0.5 + 0.03 * (slub_x + slub_y) * 0.5 + fold_amp * folds
+    base = mix(light, hex_to_rgb("#d9cfbf"), float(rng.uniform(0.55, 0.75))) * 0.95
+    p = 2                                                    # pixels per thread at texture scale
+    ny, nx = h // p + 2, w // p + 2
+    weft_tone = np.repeat(rng.normal(0, 1, ny).astype(np.float32), p)[:h][:, None]
+    warp_tone = np.repeat(rng.normal(0, 1, nx).astype(np.float32), p)[:w][None, :]
+    slub_x = np.clip(value_noise(h, w, seed + 31, 1.0, 18.0, 1), 1.2, None) - 1.2   # along the weft
+    slub_y = np.clip(value_noise(h, w, seed + 32, 18.0, 1.0, 1), 1.2, None) - 1.2   # along the warp
+    yy = (np.arange(h) // p)[:, None]
+    xx = (np.arange(w) // p)[None, :]
+    over = ((xx + yy) % 2 == 0)                              # which thread is on top here
+    # a thread is brighter in its middle than at its edges (round yarn)
+    ry = np.cos(np.pi * ((np.arange(h) % p) + 0.5) / p - np.pi / 2)[:, None].astype(np.float32)
+    rx = np.cos(np.pi * ((np.arange(w) % p) + 0.5) / p - np.pi / 2)[None, :].astype(np.float32)
+    weft = 0.05 * weft_tone + 0.10 * slub_x + 0.05 * ry
+    warp = 0.05 * warp_tone + 0.10 * slub_y + 0.05 * rx
+    weave = np.where(over, warp, weft) - 0.03 * (1 - np.where(over, rx, ry))
+    folds = value_noise(h, w, seed + 33, h / 1.5, w / 2.0, 2)
+    fold_amp = 0.025 if layout == "tabletop" else 0.04
+    shade = 1.0 + weave + fold_amp * folds
     return (base[None, None, :] * shade[..., None]).astype(np.float32)
 
 
@@ -510,7 +523,7 @@ def render_backdrop(
         if layout == "tabletop" and horizon_px is not None:
             img = _on_table(tex, h, w, horizon_px, _wall_colour(pal, rng))
         else:  # a defocused wall behind a person
-            tex = cv2.GaussianBlur(tex, (0, 0), max(0.8, tw / 500.0))
+            tex = cv2.GaussianBlur(tex, (0, 0), 0.6 if kind == "linen" else max(0.8, tw / 500.0))
             img = cv2.resize(tex, (w, h), interpolation=cv2.INTER_CUBIC)
     img = np.multiply(img, _light_field(h, w, light_x, horizon, strength, vignette), dtype=np.float32)
     img += _dither(h, w, seed % 4)
