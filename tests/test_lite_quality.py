@@ -193,3 +193,15 @@ def test_false_faces_are_dropped_real_ones_kept() -> None:
     astro = photos["astronaut"].copy()
     astro[380:470, 400:470] = (224, 172, 140)
     assert len(checked(astro)) == 1
+
+
+def test_palette_leans_towards_the_subject() -> None:
+    red = Image.new("RGB", (100, 100), (200, 30, 30))
+    keep = np.zeros((100, 100), np.uint8)
+    keep[20:80, 20:80] = 255
+    pal = common.harmonised_palette(["#8090a0", "#d0d0d0"], red, keep)
+    before = [np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)]) for c in ["#8090a0", "#d0d0d0"]]
+    after = [np.array([int(c[i:i + 2], 16) for i in (1, 3, 5)]) for c in pal]
+    for b, a in zip(before, after):
+        assert (a[0] - a[2]) > (b[0] - b[2])          # warmer: towards the red subject
+        assert abs(int(a.mean()) - int(b.mean())) < 25  # about as light as before

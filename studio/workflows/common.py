@@ -336,6 +336,8 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
     extras = dict(plan.settings.get("extras", {}))
     extras["layout"] = layout
     extras.update(scene_extras(req, engine, notices))
+    if not engine.caps.needs_weights and "palette" not in extras:
+        extras["palette"] = harmonised_palette(services.presets.industry(req.industry).palette, framed, keep)
     source = edge_clean(framed, keep) if not engine.caps.needs_weights else framed
     job = inpaint_job(source, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req,
                       plan.subject if layout == "cutout" else "product", control=control, extras=extras)
@@ -429,6 +431,28 @@ def scene_extras(req: AdRequest, engine: Engine, notices: list[Notice]) -> dict:
         notices.append(Notice("lite.scene.used", {"words": ", ".join(choice.used)}))
     if choice.unused:
         notices.append(Notice("lite.scene.unused", {"words": ", ".join(choice.unused)}))
+    return out
+
+
+def harmonised_palette(palette: list[str], framed: Image.Image, keep: np.ndarray, pull: float = 0.3) -> list[str]:
+    """The industry palette pulled towards the subject's own colour (a calm, low-chroma version
+    of it), so the backdrop belongs to the product instead of fighting it."""
+    import cv2
+
+    solid = keep >= 250
+    if solid.sum() < 50 or not palette:
+        return list(palette)
+    lab = cv2.cvtColor(np.asarray(framed.convert("RGB")), cv2.COLOR_RGB2LAB).astype(np.float32)
+    subj = lab[solid].mean(axis=0)
+    out = []
+    for code in palette:
+        code = code.lstrip("#")
+        rgb = np.array([[[int(code[i:i + 2], 16) for i in (0, 2, 4)]]], np.uint8)
+        c = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)[0, 0]
+        target_ab = 128 + (subj[1:] - 128) * 0.35            # the subject's hue, desaturated
+        c[1:] = c[1:] * (1 - pull) + target_ab * pull
+        back = cv2.cvtColor(np.clip(c, 0, 255).astype(np.uint8)[None, None, :], cv2.COLOR_LAB2RGB)[0, 0]
+        out.append("#" + "".join(f"{int(v):02x}" for v in back))
     return out
 
 
