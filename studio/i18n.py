@@ -546,6 +546,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'it changes a lot when cut from a slightly different start'),
     'lite.reason.clutter': ('대상 주변 배경이 복잡함',
         'the background right around the subject is busy'),
+    'lite.reason.box': ('그린 상자 안의 일부가 빠짐',
+        'part of what the box holds was left out'),
     'lite.reason.size': ('대상이 너무 작거나 사진 전체를 차지함',
         'the subject is too small or fills the whole photo'),
     'lite.scene.used': ('배경에 반영한 단어: {words}',

@@ -8,6 +8,7 @@ Signals (each 0..1, 1 = good), measured on a copy no larger than `WORK_SIDE` pix
   leak into the surroundings); edges the subject is allowed to run off (a body's bottom) excepted.
 - ``background``: smooth slabs inside the mask whose colours belong to the background (sky,
   a wall, a table kept with the product).
+- ``box``: the cut-out stops well short of one side of the owner's box (part left out).
 - ``fragments``: the subject breaks into several large pieces.
 - ``size``: the subject is a speck, or fills (almost) the whole photo (nothing was cut).
 - ``clutter``: texture right outside the outline against the texture on it: on a busy
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 WORK_SIDE = 320
 THRESHOLD = 0.5
 EDGE_BAD, EDGE_GOOD = 0.45, 0.7
-CLUTTER_BAD, CLUTTER_GOOD = 0.42, 0.3
-REASON_ORDER = ("person", "background", "stability", "clutter", "border", "fragments", "edges", "size")
+CLUTTER_BAD, CLUTTER_GOOD = 0.36, 0.28
+REASON_ORDER = ("person", "box", "background", "stability", "clutter", "border", "fragments", "edges", "size")
 
 
 @dataclass
@@ -101,6 +102,16 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
             if name in allowed_edges:
                 ring[sl] = 0
         edge_band |= ring > 0
+    if box is not None:
+        # the owner's box holds the whole subject: a cut-out that stops well short of one side
+        # of it has left part of the subject out (a cap, a pot)
+        ys, xs = np.nonzero(m)
+        bx0, by0, bx1, by1 = (v * s for v in box)
+        bw, bh = max(bx1 - bx0, 1.0), max(by1 - by0, 1.0)
+        gaps = [(xs.min() - bx0) / bw, (ys.min() - by0) / bh, (bx1 - xs.max() - 1) / bw, (by1 - ys.max() - 1) / bh]
+        worst = float(max(gaps))
+        sig["box"] = _ramp(worst, 0.16, 0.1)
+        raw["box"] = worst
     n_inner = max(int(inner.sum()), 1)
     contact = float((inner & edge_band).sum()) / n_inner
     sig["border"] = _ramp(contact, 0.12, 0.04)
