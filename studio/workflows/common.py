@@ -364,7 +364,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
         images.append(paste_back(services, g, source, keep, feather=0))
     timer.lap("paste_back")
     focus = masks.mask_stats(masks.binarize(keep)).bbox
-    if plan.face is not None and layout == "cutout":
+    if plan.face is not None:
         focus = framing.map_box(plan.face.box)
     q = plan.quality
     settings = {"industry": req.industry, "style": req.style, "sns_size": sns.id, "size": list(out_size),
