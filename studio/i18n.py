@@ -572,6 +572,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'Unknown cut-out model: {model}. Choose one of: {choices}'),
     'cli.ad.bad_size': ('--size는 1080x1350처럼 써 주세요: {value}',
         '--size must look like 1080x1350: {value}'),
+    'cli.ad.unknown_size': ('{value} 크기의 SNS 규격이 없습니다. 다음 중에서 고르세요: {choices}',
+        'No SNS preset has the size {value}. Choose one of: {choices}'),
     'cli.ad.bad_box': ('--box는 x0,y0,x1,y1 네 개의 숫자로 써 주세요: {value}',
         '--box must be four numbers x0,y0,x1,y1: {value}'),
 

@@ -98,17 +98,14 @@ def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
 
 
 def _sns_for(services, size: tuple[int, int]) -> str:
-    """The SNS preset of that size, else a custom one registered for this run."""
+    """The SNS preset of exactly that size (the ad is always one of the presets' sizes)."""
+    from studio.errors import InputError
+
     for s in services.presets.sns_sizes:
         if (s.width, s.height) == size:
             return s.id
-    return services.presets.custom_sns(*size) if hasattr(services.presets, "custom_sns") else _closest(services, size)
-
-
-def _closest(services, size: tuple[int, int]) -> str:
-    w, h = size
-    best = min(services.presets.sns_sizes, key=lambda s: abs(s.width / s.height - w / h) * 10 + abs(s.width - w) / 1000)
-    return best.id
+    sizes = sorted({f"{s.width}x{s.height}" for s in services.presets.sns_sizes})
+    raise InputError("cli.ad.unknown_size", value=f"{size[0]}x{size[1]}", choices=", ".join(sizes))
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
