@@ -49,7 +49,7 @@ def test_bad_input_is_a_clear_message_and_exit_2(settings, tmp_path, capsys) -> 
     assert ad.run(settings, _args(mode="product", image=tmp_path / "missing.png", out=tmp_path / "o")) == 2
     assert ad.run(settings, _args(mode="product", image=photo, size="big", out=tmp_path / "o")) == 2
     assert "1080x1350" in capsys.readouterr().err
-    assert ad.run(settings, _args(mode="product", image=photo, size="1000x1000", out=tmp_path / "o")) == 2
+    assert ad.run(settings, _args(mode="product", image=photo, size="999x999", out=tmp_path / "o")) == 2
     assert "1080x1080" in capsys.readouterr().err          # the sizes one can choose
     assert ad.run(settings, _args(mode="person", image=photo, out=tmp_path / "o")) == 2   # no face in a cup
     assert capsys.readouterr().out == ""
