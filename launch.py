@@ -103,7 +103,7 @@ def serve(settings: Settings) -> None:
     from studio.ui.app import CSS, build_app
 
     services = build_services(settings)
-    choice = services.engines.choice
+    choice = services.engines.choice("inpaint")
     log.info("engine: %s (%s)", choice.name, choice.reason("en"))
     print(t("engine.active", settings.lang, engine=choice.name), "—", choice.reason(settings.lang), flush=True)
     demo = build_app(services)

@@ -34,10 +34,18 @@ class Settings:
     ollama_model: str = field(default_factory=lambda: os.environ.get("FITAD_OLLAMA_MODEL", "qwen2.5:7b-instruct"))
     memory_plan: str = "auto"
     quantize: Literal["none", "8bit", "4bit"] = "none"
+    # the owner's engine per task beyond inpainting, e.g. (("text2image", "flux-dev"),); unlisted = auto
+    task_engines: tuple[tuple[str, str], ...] = ()
 
     @property
     def db_path(self) -> Path:
         return self.outputs_dir / "history.sqlite"
+
+    def engine_for(self, task: str) -> str:
+        """The engine forced for a task ("auto" when none): `engine` is the inpaint task's."""
+        if task == "inpaint":
+            return self.engine
+        return dict(self.task_engines).get(task, "auto")
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]

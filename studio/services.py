@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.config import Settings
 from studio.presets import Presets
-from studio.runtime.engine_select import EngineChoice, EngineProvider
+from studio.engines.registry import EngineChoice, EngineProvider
 from studio.runtime.jobs import JobRunner
 
 if TYPE_CHECKING:

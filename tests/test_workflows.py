@@ -60,7 +60,7 @@ def test_person_keeps_the_face(services) -> None:
     _stored(services, res, "person")
     x0, y0, x1, y1 = res.records[0].settings["focus_box"]
     assert 260 < (x0 + x1) / 2 < 420 and 100 < (y0 + y1) / 2 < 260  # the face, in output pixels
-    if services.engines.active_name == "lite":
+    if services.engines.active_name("inpaint") == "lite":
         assert any(n.key == "workflow.outfit_needs_flux" for n in res.notices)
     else:
         assert any(n.key == "workflow.no_pose" for n in res.notices)  # no pose weights in tests

@@ -42,7 +42,7 @@ def _builder(key: str, module: str | None) -> Callable[[Services], None]:
 
 def build_app(services: Services) -> gr.Blocks:
     lang = services.lang
-    choice = services.engines.choice
+    choice = services.engines.choice("inpaint")
     with gr.Blocks(title=t("app.title", lang), analytics_enabled=False) as demo:
         gr.Markdown(f"## {esc(t('app.title', lang))}\n{esc(t('app.subtitle', lang))}")
         gr.Markdown(f"**{esc(t('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",

@@ -42,7 +42,7 @@ def run(req: ProductRequest, services: Services, progress: ProgressFn | None = N
 
     timer = common.Timer()
     opts = req.options.clean()
-    engine = services.engines.get()
+    engine = services.engines.get("inpaint")
     sns = services.presets.sns(req.sns_size)
     out_size = (sns.width, sns.height)
     notices: list[Notice] = []

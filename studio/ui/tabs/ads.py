@@ -111,7 +111,7 @@ def preview_image(image: Image.Image, keep: np.ndarray | None, faces: list, face
 def build_ad_tab(services: Services, spec: TabSpec) -> None:
     lang = services.lang
     presets = services.presets
-    engine_choice = services.engines.choice
+    engine_choice = services.engines.choice("inpaint")
     wf = spec.workflow
 
     with gr.Row():
@@ -219,7 +219,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
 
         req = AdRequest(image=Image.new("RGB", (256, 256)), industry=industry_id, style=style_id, prompt_ko=text_ko)
         subject = {"person": "person", "product": "product", "advanced": "mixed"}[wf]
-        return prompt_for(req, services, services.engines.get(), subject=subject).prompt_en
+        return prompt_for(req, services, services.engines.get("inpaint"), subject=subject).prompt_en
 
     @guarded(lang)
     def on_generate(path, industry_id, style_id, text_ko, text_en, sns_id, n, face_index, box_text,

@@ -37,7 +37,7 @@ def device_markdown(services: Services) -> str:
     plan = choose_plan(dev.vram_gb if dev.cuda else None, services.settings.memory_plan, services.settings.quantize)
     notes = plan.notes_en if lang == "en" else plan.notes_ko
     vram = f"{dev.vram_gb:.0f} GB" if dev.cuda and dev.vram_gb else "—"
-    engine = services.engines.choice
+    engine = services.engines.choice("inpaint")
     return "\n".join([
         f"- **{'Device' if lang == 'en' else '장치'}**: {esc(dev.name)} (VRAM {esc(vram)})",
         f"- **{'Memory plan' if lang == 'en' else '메모리 계획'}**: `{esc(plan.name)}` — {esc(notes)}",
