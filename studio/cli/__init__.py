@@ -15,4 +15,5 @@ from __future__ import annotations
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("studio.cli.demo", "write sample ads (coffee product, astronaut person) into outputs/ with the active engine"),
+    "video": ("studio.cli.video", "make a vertical ad clip from an ad image (motion without weights, or LTX/Wan)"),
 }
