@@ -129,7 +129,7 @@ def _prompt(req: VideoRequest, services: Services, engine: Any) -> tuple[str, st
 def run(req: VideoRequest, services: Services, progress: ProgressFn | None = None,
         cancel: CancelToken | None = None) -> VideoOutcome:
     from studio.engines.motion import Slide
-    from studio.render.video import clip_metadata, encode_frames, load_music, probe
+    from studio.render.video import clip_metadata, encode_frames, load_music, poster, probe
     from studio.store.history import NewRecord
     from studio.workflows.common import Timer
 
@@ -191,6 +191,7 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
         timer.lap("render+encode")
         info = probe(out)
         data = out.read_bytes()
+        cover = poster(out)
     settings = {"seconds": seconds, "fps": FPS, "size": req.size, "width": width, "height": height,
                 "style": req.style, "frames": info.frames, "codec": info.codec, "pix_fmt": info.pix_fmt,
                 "audio": info.audio_codec, "music": Path(str(req.music)).name if req.music else None,
@@ -202,6 +203,7 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
                     seed=seed, prompt_ko=req.prompt_ko, prompt_en=prompt_en, settings=settings,
                     kept_owner_pixels=kept, parent_id=req.parent_id)
     record = services.store.save_file(data, ".mp4", rec)
+    record = services.store.add_files(record.id, {"poster": cover})  # the gallery's still of the clip
     timer.lap("store")
     return VideoOutcome(record=record, path=record.path, probe=info, engine=engine.name, notices=notices,
                         timings=timer.timings)

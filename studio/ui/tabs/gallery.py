@@ -20,7 +20,7 @@ PAGE = 120
 
 def _items(services: Services, workflow: str) -> tuple[list[tuple[str, str]], list[int]]:
     records = services.store.list(limit=PAGE, workflow=None if workflow == "all" else workflow)
-    shown = [r for r in records if r.path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and r.path.is_file()]
+    shown = [r for r in records if r.path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".mp4") and r.path.is_file()]
     return [(str(r.path), f"#{r.id} · {r.workflow}") for r in shown], [r.id for r in shown]
 
 
@@ -81,7 +81,8 @@ def build(services: Services) -> None:
         settings["model_ids"] = list(rec.model_ids)
         if rec.copy:
             settings["copy"] = rec.copy
-        return rec.id, str(rec.path), _details_md(rec, lang), json.loads(json.dumps(settings, default=str)), paths
+        still = next((p for p in paths if not p.lower().endswith(".mp4")), None)  # a clip shows its poster
+        return rec.id, still, _details_md(rec, lang), json.loads(json.dumps(settings, default=str)), paths
 
     @guarded(lang)
     def delete_item(rec_id: int | None, wf: str):
