@@ -172,19 +172,22 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
         return load_image(path)
 
     def _keep_preview(loaded, face_index: int, box):
-        """What will be kept, on the upload (cheap: Haar/cut-out at preview size)."""
-        from studio.vision import masks
+        """Exactly the keep mask the generation will use (one function computes it for both)."""
+        from studio.workflows.common import preview_keep
 
         img = loaded.image
-        faces = services.vision.detect_faces(img) if spec.faces else []
-        keep = np.zeros((img.height, img.width), np.uint8)
-        if spec.faces and faces:
-            f = faces[min(face_index, len(faces) - 1)]
-            keep = masks.union(keep, services.vision.face_keep_mask(img.size, f))
-        if spec.product and (box is not None or loaded.alpha is not None):
-            matte = services.vision.cutout(img, box=box, alpha=loaded.alpha, subject="product")
-            keep = masks.union(keep, matte.mask)
-        return faces, keep
+        if spec.faces:
+            found = services.vision.detect_faces(img)
+            if not found:
+                return [], np.zeros((img.height, img.width), np.uint8)
+            face_index = min(face_index, len(found) - 1)
+        if wf == "person":
+            req = PersonRequest(image=img, face_index=face_index)
+        elif wf == "product":
+            req = ProductRequest(image=img, alpha=loaded.alpha, product_box=box)
+        else:
+            req = AdvancedRequest(image=img, face_index=face_index, product_box=box, alpha=loaded.alpha)
+        return preview_keep(req, services)
 
     @guarded(lang)
     def on_upload(path: str | None, face_index: int, box_text: str):
