@@ -10,6 +10,7 @@ keys in their own section below. Log messages stay English and never go through 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
 Lang = Literal["ko", "en"]
@@ -525,11 +526,72 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'LLM'),
     'overlay.source.template': ('템플릿',
         'Template'),
+    # --- hardening: serving, login, errors, limits (issue 12) ----------------------------------
+    'serve.not_found': ('그 파일은 없거나 볼 수 없습니다. 갤러리에서 결과를 열어 주세요.',
+        'That file does not exist or cannot be shown. Open your results from the Gallery.'),
+    'serve.login_wait': ('비밀번호가 여러 번 틀렸습니다. {secs}초 뒤에 다시 시도하세요.',
+        'Too many wrong passwords. Try again in {secs} seconds.'),
+    'serve.bad_request': ('요청을 처리하지 못했습니다. 입력한 값이나 올린 파일을 확인하고 다시 시도하세요. 계속되면 화면을 새로 고치세요.',
+        'The request could not be handled. Check the values and files you gave and try again; if it keeps happening, reload the page.'),
+    'serve.pw_weak': ('공유 링크에는 더 강한 비밀번호가 필요합니다: {why} 좋은 비밀번호 예: 서로 관계없는 단어 3~4개와 숫자를 섞은 12자 이상(예: maple-7-river-cloud).',
+        'A share link needs a stronger password: {why} A good one is 12+ characters, e.g. three or four unrelated words with a number (like maple-7-river-cloud).'),
+    'serve.pw_short': ('12자 이상이어야 합니다.', 'it must be at least 12 characters.'),
+    'serve.pw_simple': ('글자·숫자·기호 중 두 종류 이상을 섞어야 합니다.', 'it must mix at least two of letters, digits and symbols.'),
+    'serve.pw_common': ('흔히 쓰는 비밀번호입니다.', 'it is a commonly used password.'),
+    'serve.pw_user': ('사용자 이름이 들어 있습니다.', 'it contains the user name.'),
+    'serve.port_taken': ('{port}번 포트를 이미 다른 프로그램이 쓰고 있어 {new}번 포트로 엽니다: {url}',
+        'Port {port} is already in use, so the studio opens on port {new} instead: {url}'),
+    'serve.port_none': ('{port}번 포트와 그 다음 포트들이 모두 사용 중입니다. 다른 포트를 지정하세요(예: python launch.py --port 8080), 또는 이미 실행 중인 스튜디오 창을 닫으세요.',
+        'Port {port} and the ones after it are all in use. Choose another port (e.g. python launch.py --port 8080) or close the studio that is already running.'),
+    'serve.open_at': ('스튜디오 주소: {url}  (브라우저가 열리지 않으면 이 주소를 붙여 넣으세요)',
+        'The studio is at {url}  (paste this address into a browser if none opens)'),
+    'job.failed_plain': ('작업을 끝내지 못했습니다. 입력을 확인하고 다시 시도하세요. 계속되면 프로그램을 다시 시작하고, 자세한 내용은 실행 창의 기록을 확인하세요.',
+        'The job could not finish. Check your inputs and try again; if it keeps happening, restart the studio (the details are in the log of the window it runs in).'),
+    'input.too_long': ('{what}의 글자 수가 너무 많습니다({n}자). {max}자 이하로 줄여 주세요.',
+        '{what} is too long ({n} characters). Please keep it to {max} characters.'),
+    'input.bad_number': ('{what} 값이 올바르지 않습니다({value}). {min}~{max} 사이의 숫자를 넣어 주세요.',
+        '{what} is not a valid value ({value}). Please enter a number between {min} and {max}.'),
+    'input.bad_colour': ('색 값이 올바르지 않습니다. 색 고르기에서 다시 골라 주세요(예: #e4572e).',
+        'That colour is not valid. Please pick it again in the colour picker (e.g. #e4572e).'),
+    'input.bad_history_id': ('기록 번호가 올바르지 않습니다. 목록에서 다시 골라 주세요.',
+        'That history number is not valid. Please pick one from the list again.'),
+    'input.busy_images': ('지금 큰 사진을 여러 장 처리하는 중입니다. 잠시 뒤 다시 올려 주세요.',
+        'Several large photos are being processed right now. Please upload again in a moment.'),
+    'field.shop': ('가게 이름', 'The shop name'),
+    'field.product': ('상품', 'The product'),
+    'field.offer': ('혜택', 'The offer'),
+    'field.target': ('타깃 고객', 'The target customers'),
+    'field.prompt_ko': ('원하는 장면 설명', 'The scene description'),
+    'field.prompt_en': ('영어 프롬프트', 'The English prompt'),
+    'field.headline': ('헤드라인', 'The headline'),
+    'field.sub_copy': ('보조 문구', 'The sub copy'),
+    'field.cta': ('행동 유도 문구', 'The call to action'),
+    'field.caption': ('캡션', 'The caption'),
+    'field.hashtags': ('해시태그', 'The hashtags'),
+    'field.badge': ('배지 문구', 'The badge text'),
+    'field.box': ('제품 영역', 'The product box'),
+    'field.seed': ('시드', 'The seed'),
+    'store.partial': ('{saved}장은 저장했고 {failed}장은 저장하지 못했습니다({why}). 저장된 것: {ids}. 공간을 비운 뒤 나머지를 다시 만드세요.',
+        '{saved} image(s) were saved and {failed} could not be ({why}). Saved: {ids}. Free some space and make the rest again.'),
+    'store.why_disk_full': ('디스크 공간 부족', 'the disk is full'),
+    'store.why_write': ('파일 쓰기 실패', 'a file could not be written'),
 }
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A field value that is itself a message key, translated in the same language (e.g. the
+    name of the field in "{what} is too long")."""
+
+    key: str
+
+    def __str__(self) -> str:
+        return t(self.key, "ko")
 
 
 def t(key: str, lang: str = "ko", **fields: object) -> str:
     """Format message `key` in `lang` (falls back to Korean, then to the key itself)."""
+    fields = {k: (t(v.key, lang) if isinstance(v, Ref) else v) for k, v in fields.items()}
     pair = MESSAGES.get(key)
     if pair is None:
         log.warning("missing message key %s", key)

@@ -17,9 +17,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def guarded(lang: str) -> Callable[[F], F]:
-    """Turn StudioError into a translated gr.Error; anything else is logged and shown briefly.
-
-    The owner never sees a bare traceback; the log has it.
+    """Turn StudioError into a translated gr.Error; anything else is logged with its traceback
+    and the owner reads one plain message saying what to do (never an exception name, a server
+    path or a library's own text).
     """
 
     def wrap(fn: F) -> F:
@@ -33,7 +33,7 @@ def guarded(lang: str) -> Callable[[F], F]:
                 raise gr.Error(exc.message(lang)) from exc
             except Exception as exc:  # the UI boundary: log the bug, show a short message
                 log.exception("handler %s failed", fn.__name__)
-                raise gr.Error(t("job.failed", lang, err=type(exc).__name__)) from exc
+                raise gr.Error(t("job.failed_plain", lang)) from exc
 
         return inner  # type: ignore[return-value]
 
