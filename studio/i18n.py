@@ -545,6 +545,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'Port {port} and the ones after it are all in use. Choose another port (e.g. python launch.py --port 8080) or close the studio that is already running.'),
     'serve.open_at': ('스튜디오 주소: {url}  (브라우저가 열리지 않으면 이 주소를 붙여 넣으세요)',
         'The studio is at {url}  (paste this address into a browser if none opens)'),
+    'error.title': ('확인이 필요합니다', 'Please check'),
     'job.failed_plain': ('작업을 끝내지 못했습니다. 입력을 확인하고 다시 시도하세요. 계속되면 프로그램을 다시 시작하고, 자세한 내용은 실행 창의 기록을 확인하세요.',
         'The job could not finish. Check your inputs and try again; if it keeps happening, restart the studio (the details are in the log of the window it runs in).'),
     'input.too_long': ('{what}의 글자 수가 너무 많습니다({n}자). {max}자 이하로 줄여 주세요.',

@@ -30,10 +30,10 @@ def guarded(lang: str) -> Callable[[F], F]:
             except gr.Error:
                 raise
             except StudioError as exc:
-                raise gr.Error(exc.message(lang)) from exc
+                raise gr.Error(exc.message(lang), title=t("error.title", lang)) from exc
             except Exception as exc:  # the UI boundary: log the bug, show a short message
                 log.exception("handler %s failed", fn.__name__)
-                raise gr.Error(t("job.failed_plain", lang)) from exc
+                raise gr.Error(t("job.failed_plain", lang), title=t("error.title", lang)) from exc
 
         return inner  # type: ignore[return-value]
 

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 #: What the file route may hand out from the outputs folder (results, clips, exports, captions).
 SERVED_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4", ".webm", ".mov", ".txt"})
-_FILE_ROUTE = re.compile(r"(?:^|/)file(?:=|/)(.*)$", re.S)
+_FILE_ROUTE = re.compile(r"(?:^|/)file(?:=|/)(.*)$", re.S | re.I)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -106,7 +106,7 @@ class FileGuard:
         found = []
         for text in texts:
             for _ in range(3):  # percent-encoded spellings, decoded up to three times
-                m = _FILE_ROUTE.search(re.sub(r"/{2,}", "/", text)) if "file" in text else None
+                m = _FILE_ROUTE.search(text)
                 if m:
                     found.append(m.group(1))
                 decoded = unquote(text)
@@ -282,13 +282,15 @@ class StudioBlocks(gr.Blocks):
     async def process_api(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
         try:
             return await super().process_api(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as exc:
+            if exc.title == "Error":
+                exc.title = t("error.title", self.studio_lang)
             raise
         except Exception as exc:  # the API boundary: the log gets the details, the caller plain words
             if type(exc).__name__ in ("CancelledError",):
                 raise
             log.exception("request failed inside Gradio")
-            raise gr.Error(t("serve.bad_request", self.studio_lang)) from exc
+            raise gr.Error(t("serve.bad_request", self.studio_lang), title=t("error.title", self.studio_lang)) from exc
 
 
 def _validation_handler(lang: str) -> Callable[..., Any]:
@@ -302,9 +304,26 @@ def _validation_handler(lang: str) -> Callable[..., Any]:
     return handler
 
 
+def _http_error_handler(lang: str) -> Callable[..., Any]:
+    """Gradio's file route answers "File not allowed: <the path>"; say it in plain words instead.
+    Every other HTTP error keeps its status, headers and detail."""
+
+    async def handler(request: Any, exc: Any) -> Any:
+        from fastapi.responses import JSONResponse
+
+        detail = getattr(exc, "detail", "")
+        if isinstance(detail, str) and ("not allowed" in detail.lower() or os.sep in detail):
+            log.warning("HTTP %s for %s: %s", exc.status_code, getattr(request, "url", "?"), detail)
+            detail = t("serve.not_found", lang)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    return handler
+
+
 def launch_kwargs(settings: Settings, *, throttle: LoginThrottle | None = None) -> dict[str, Any]:
     """The keyword arguments of `demo.launch(...)` shared by `launch.py serve` and the tests."""
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
 
     policy = ServePolicy(outputs_dir=Path(settings.outputs_dir).resolve(),
@@ -323,5 +342,6 @@ def launch_kwargs(settings: Settings, *, throttle: LoginThrottle | None = None) 
         footer_links=[],
         inbrowser=settings.open_browser,
         app_kwargs={"middleware": middleware,
-                    "exception_handlers": {RequestValidationError: _validation_handler(settings.lang)}},
+                    "exception_handlers": {RequestValidationError: _validation_handler(settings.lang),
+                                           HTTPException: _http_error_handler(settings.lang)}},
     )
