@@ -197,8 +197,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'The LLM did not answer within {seconds:.0f} s. It may still be loading the model; try again shortly or pick a smaller model.'),
     'llm.bad_output': ('LLM의 답이 요구한 형식(JSON)에 맞지 않습니다(재시도 후에도). 다시 생성하거나 템플릿 문구를 쓰세요.',
         "The LLM's answer did not match the required JSON format, even after a retry. Generate again or use the template copy."),
-    'llm.failed': ('LLM 요청이 실패했습니다({err}). Ollama 로그를 확인하고 다시 시도하세요.',
-        'The LLM request failed ({err}). Check the Ollama log and try again.'),
+    'llm.failed': ('LLM 요청이 실패했습니다. Ollama가 켜져 있는지 확인하고 다시 시도하세요(자세한 내용은 실행 창의 기록에 있습니다).',
+        'The LLM request failed. Check that Ollama is running and try again (the details are in the log).'),
     # --- studio/ui/tabs/ads.py ---------------------------------------------------------------------
     'ui.ads.box_hint': ('미리보기에서 제품의 왼쪽 위, 오른쪽 아래를 차례로 클릭하면 상자가 그려집니다. 비워 두면 자동으로 찾습니다.',
         "Click the product's top-left then bottom-right corner in the preview to draw a box; leave it empty to find it automatically."),
