@@ -179,3 +179,19 @@ def test_copy_request_limits_name_the_field(presets) -> None:
         CopyRequest.checked(industry="cafe", shop_name="가" * 100_000)
     assert "가게 이름" in exc.value.message("ko") and "40자" in exc.value.message("ko")
     assert "shop name" in exc.value.message("en")
+
+
+def test_a_hanging_llm_holds_the_owner_only_for_the_configured_timeout(presets, settings) -> None:
+    """Ollama answers /api/tags but hangs on chat: the copy falls back within the timeout
+    (settings.llm_timeout_s, 30 s by default; here 0.5 s), with a note saying what happened."""
+    import time
+
+    assert settings.llm_timeout_s == 30.0
+    with FakeOllama(models=[MODEL]) as fake:
+        fake.delay = 5.0
+        client = LLMClient.from_settings(settings.with_(ollama_host=fake.url, ollama_model=MODEL, llm_timeout_s=0.5))
+        t0 = time.perf_counter()
+        res = write_copy_detailed(_req(), presets, client, seed=1)
+        took = time.perf_counter() - t0
+        assert res.source == "template" and took < 2.5, took
+        assert "초 안에 답하지 않았습니다" in res.note("ko")

@@ -7,10 +7,7 @@ Uploads reach `studio.vision.io.load_image` untouched (see `upload_image`).
 
 from __future__ import annotations
 
-import base64
 import logging
-import tempfile
-import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,39 +20,9 @@ from studio.i18n import t
 from studio.runtime.jobs import CancelToken
 from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
 from studio.services import Services
-from studio.ui.common import esc, guarded
+from studio.ui.common import esc, guarded, upload_image
 
 log = logging.getLogger(__name__)
-
-
-
-
-
-
-def _raw_preprocess(self: gr.Image, payload: Any) -> str | None:
-    """Hand the uploaded file to our safe loader untouched.
-
-    gr.Image would open the file with PIL first (a decompression bomb or a text file named .png
-    would fail there with Gradio's own English error). Bound per instance rather than through a
-    gr.Image subclass, because Gradio writes a .pyi stub next to any module defining one.
-    """
-    if payload is None:
-        return None
-    url = getattr(payload, "url", None)
-    if url and url.startswith("data:"):
-        _, _, data = url.partition(",")
-        with tempfile.NamedTemporaryFile(prefix="fitad_paste_", suffix=".bin", delete=False,
-                                         dir=self.GRADIO_CACHE) as fh:
-            fh.write(base64.b64decode(data))
-            return fh.name
-    return payload.path
-
-
-def upload_image(**kwargs: Any) -> gr.Image:
-    """A gr.Image (drag-and-drop, paste) whose value is the raw uploaded file's path."""
-    image = gr.Image(type="filepath", **kwargs)
-    image.preprocess = types.MethodType(_raw_preprocess, image)  # type: ignore[method-assign]
-    return image
 
 
 @dataclass(frozen=True)
