@@ -361,6 +361,9 @@ def fit_fragments(frags: list[Fragment], tokenizers: PromptTokenizers) -> tuple[
 
 def fit_prompt(text: str, tokenizers: PromptTokenizers | None = None) -> Fitted:
     """Refit an owner-edited prompt: comma-separated parts, earlier = more important."""
+    from studio.text.limits import limit
+
+    text = limit(text, "prompt_en")
     tok = tokenizers or PromptTokenizers()
     parts = [p for p in clean(text).split(", ") if p]
     frags = [Fragment(p, P_SUBJECT if i == 0 else P_SCENE, i) for i, p in enumerate(parts)]
@@ -373,8 +376,10 @@ def build_prompt(industry_id: str, style_id: str, prompt_ko: str, *, presets: Pr
                  tokenizers: PromptTokenizers | None = None) -> PromptResult:
     industry = presets.industry(industry_id)
     style = presets.style(style_id)
+    from studio.text.limits import limit
+
     tok = tokenizers or PromptTokenizers()
-    text = (prompt_ko or "").strip()
+    text = limit(prompt_ko, "prompt_ko").strip()
     owner: list[str] | None = None
     source: Literal["llm", "glossary"] = "glossary"
     unknown: list[str] = []

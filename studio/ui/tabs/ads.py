@@ -41,15 +41,22 @@ SPECS = {
 
 
 def parse_box(text: str | None, lang: str) -> tuple[int, int, int, int] | None:
-    if not text or not str(text).strip():
+    """'x0,y0,x1,y1' in pixels of the upload; anything else (inf, nan, negatives, 3 numbers, a
+    400-digit number) is refused with the message saying how to write it."""
+    import math
+
+    from studio.text.limits import limit
+
+    text = limit(text, "box")
+    if not text.strip():
         return None
     try:
-        parts = [int(round(float(p))) for p in str(text).replace(" ", "").split(",")]
+        nums = [float(p) for p in text.replace(" ", "").split(",")]
     except ValueError as exc:
         raise InputError("ui.ads.bad_box") from exc
-    if len(parts) != 4:
+    if len(nums) != 4 or not all(math.isfinite(n) and 0 <= n <= 100_000 for n in nums):
         raise InputError("ui.ads.bad_box")
-    x0, y0, x1, y1 = parts
+    x0, y0, x1, y1 = (int(round(n)) for n in nums)
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
     if x1 - x0 < 4 or y1 - y0 < 4:
