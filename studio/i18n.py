@@ -576,6 +576,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     'models.capability.matting': ('누끼(오려내기)', 'Cutting out'),
     'models.capability.compositing': ('합성', 'Compositing'),
     'models.downloaded': ('내려받기 완료({files}개 파일):', 'Downloaded ({files} files) to'),
+    'ads.prompt_ko_hint': ('예: 창가 햇살, 봄 느낌, 따뜻한 우드 테이블', 'e.g. window light, spring mood, warm wooden table'),
     'job.failed_plain': ('작업을 끝내지 못했습니다. 입력을 확인하고 다시 시도하세요. 계속되면 프로그램을 다시 시작하고, 자세한 내용은 실행 창의 기록을 확인하세요.',
         'The job could not finish. Check your inputs and try again; if it keeps happening, restart the studio (the details are in the log of the window it runs in).'),
     'input.too_long': ('{what}의 글자 수가 너무 많습니다({n}자). {max}자 이하로 줄여 주세요.',

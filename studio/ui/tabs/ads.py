@@ -105,8 +105,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
                 style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
                                     value=presets.styles[0].id, label=t("ads.style", lang))
             prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=2,
-                                   placeholder="예: 창가 햇살, 봄 느낌, 따뜻한 우드 테이블" if lang != "en" else
-                                   "e.g. window light, spring mood, warm wooden table")
+                                   placeholder=t("ads.prompt_ko_hint", lang))
             with gr.Row():
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
                                   value="ig_portrait", label=t("ads.sns", lang))
