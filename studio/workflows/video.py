@@ -146,7 +146,7 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
 
     name = req.engine or services.engines.choice("image2video").name
     engine = services.engines.get("image2video", name)
-    ai = bool(engine.caps.needs_weights or engine.caps.needs_gpu)  # a generative engine (takes the GPU lock)
+    ai = engine.caps.work_megapixels is not None  # a generative engine (works at its own size; GPU lock)
     image = req.image.convert("RGB")  # type: ignore[union-attr]
     keep = req.keep_mask
     backend = ""
