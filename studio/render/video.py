@@ -140,7 +140,7 @@ class ClipWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, fps: int = DEFAULT_FPS, *,
                  metadata: dict[str, str] | None = None, audio: AudioTrack | None = None,
-                 crf: int = 20, preset: str = "veryfast") -> None:
+                 crf: int = 19, preset: str = "superfast") -> None:
         import av
 
         if width % 2 or height % 2:
