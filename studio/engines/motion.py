@@ -239,6 +239,9 @@ class MotionEngine:
                 ys, xs = np.nonzero(mask > 127)
                 if len(xs):
                     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        if _kept_fraction(src.size, w, h) < MIN_KEPT:
+            # a landscape photo in a vertical clip: show all of it over a blurred fill of itself
+            src, mask, box = _letterbox(src, mask, box, w, h)
         # frame the slide at the clip size; the mask and the subject box go through the same window
         base, win = _frame(np.asarray(src), w, h, box, src)
         fmask = _frame(mask, w, h, box, src, win, cv2.INTER_NEAREST)[0] if mask is not None else None
@@ -310,7 +313,6 @@ class MotionEngine:
 
     # -- end card ------------------------------------------------------------------------------
     def _end_card(self, card: EndCard, last: np.ndarray, w: int, h: int) -> np.ndarray:
-        from studio.render.overlay import OverlaySpec, render_overlay_detailed
 
         small = cv2.resize(last, (max(2, w // 8), max(2, h // 8)), interpolation=cv2.INTER_AREA)
         small = cv2.GaussianBlur(small, (0, 0), 3)
@@ -327,10 +329,42 @@ class MotionEngine:
             arr = np.asarray(logo.resize((max(2, lw), max(2, lh)), Image.Resampling.LANCZOS))
             x0, y0 = (w - arr.shape[1]) // 2, int(h * 0.26) - arr.shape[0] // 2
             _blend_into(canvas, np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3]), x0, y0)
-        sns = _SnsBox(w, h)
-        spec = OverlaySpec(headline=card.shop_name, sub_copy=card.tagline, layout="centre_card",
-                           plate_opacity=0.0)
-        return np.asarray(render_overlay_detailed(Image.fromarray(canvas), spec, sns, self._fonts_or_default()).image)
+        fonts = self._fonts_or_default()
+        mx = int(w * 0.08)
+        top = int(h * 0.38) if card.logo is not None else int(h * 0.36)
+        _draw_centred(canvas, card.shop_name, fonts, (mx, top, w - mx, top + int(h * 0.14)), int(w * 0.13), 2)
+        if card.tagline.strip():
+            _draw_centred(canvas, card.tagline, fonts, (mx, top + int(h * 0.15), w - mx, top + int(h * 0.21)),
+                          int(w * 0.055), 2, weight="regular")
+        return canvas
+
+
+def _draw_centred(canvas: np.ndarray, text: str, fonts: "Fonts", box: tuple[int, int, int, int], max_size: int,
+                  max_lines: int, weight: str = "black") -> None:
+    """White text fitted to `box` (the overlay's 어절 line breaking and size search) with a soft shadow."""
+    from PIL import ImageDraw, ImageFilter
+
+    from studio.render.overlay import fit_text
+
+    text = fonts.drawable(text.strip(), weight)  # type: ignore[arg-type]
+    fit = fit_text(text, fonts, box, max_size, max_lines, weight) if text else None  # type: ignore[arg-type]
+    if fit is None:
+        return
+    x0, y0, x1, y1 = box
+    layer = Image.new("L", (x1 - x0, y1 - y0), 0)
+    draw = ImageDraw.Draw(layer)
+    total = (len(fit.lines) - 1) * fit.line_h + fit.asc + fit.desc
+    y = (y1 - y0 - total) / 2
+    for line in fit.lines:
+        draw.text(((x1 - x0) / 2, y), line, font=fit.font, fill=255, anchor="ma")
+        y += fit.line_h
+    glyphs = np.asarray(layer)
+    shadow = np.asarray(layer.filter(ImageFilter.GaussianBlur(max(2, fit.size // 14))))
+    region = canvas[y0:y1, x0:x1]
+    k = shadow.astype(np.float32)[..., None] * (0.6 / 255.0)
+    region[...] = (region * (1 - k)).astype(np.uint8)
+    a = glyphs.astype(np.float32)[..., None] / 255.0
+    region[...] = (region * (1 - a) + 255.0 * a + 0.5).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -345,6 +379,43 @@ class _SnsBox:
         top = int(round(self.height * (0.12 if self.height > self.width * 1.5 else 0.055)))
         bottom = int(round(self.height * (0.16 if self.height > self.width * 1.5 else 0.055)))
         return mx, top, self.width - mx, self.height - bottom
+
+
+MIN_KEPT = 0.55   # a cover crop keeping less of the photo than this letterboxes it instead
+
+
+def _kept_fraction(size: tuple[int, int], w: int, h: int) -> float:
+    sw, sh = size
+    a, b = sw / sh, w / h
+    return min(a, b) / max(a, b)
+
+
+def _letterbox(src: Image.Image, mask: np.ndarray | None, box: tuple[float, float, float, float] | None,
+               w: int, h: int) -> tuple[Image.Image, np.ndarray | None, tuple[float, float, float, float] | None]:
+    """The whole photo fitted to the clip's aspect over a blurred, darkened cover-fill of itself;
+    the mask and the subject box move with it."""
+    sw, sh = src.size
+    k = min(w / sw, h / sh)
+    fw, fh = max(2, int(round(sw * k))), max(2, int(round(sh * k)))
+    arr = np.asarray(src)
+    cover_k = max(w / sw, h / sh)
+    cw, ch = int(round(sw * cover_k)), int(round(sh * cover_k))
+    small = cv2.resize(arr, (max(2, cw // 8), max(2, ch // 8)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 4)
+    cover = cv2.resize(small, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    ox, oy = (cw - w) // 2, (ch - h) // 2
+    canvas = cv2.addWeighted(np.ascontiguousarray(cover[oy:oy + h, ox:ox + w]), 0.6, np.zeros((h, w, 3), np.uint8),
+                             0.4, 0.0)
+    x0, y0 = (w - fw) // 2, int(round((h - fh) * 0.42))
+    canvas[y0:y0 + fh, x0:x0 + fw] = cv2.resize(arr, (fw, fh), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    new_mask = None
+    if mask is not None:
+        new_mask = np.zeros((h, w), np.uint8)
+        new_mask[y0:y0 + fh, x0:x0 + fw] = cv2.resize(mask, (fw, fh), interpolation=cv2.INTER_NEAREST)
+    new_box = None
+    if box is not None:
+        new_box = (x0 + box[0] * k, y0 + box[1] * k, x0 + box[2] * k, y0 + box[3] * k)
+    return Image.fromarray(canvas), new_mask, new_box
 
 
 def _frame(arr: np.ndarray, w: int, h: int, box: tuple[float, float, float, float] | None, src: Image.Image,
