@@ -58,3 +58,36 @@ def test_video_event_through_the_api_then_the_gallery_lists_the_clip(running_app
     assert rec.path.suffix == ".mp4" and "저장" in notes
     items, _ = client.predict("video", api_name="/gallery_list")
     assert len(items) == 1 and items[0]["caption"] == f"#{rec.id} · video"
+
+
+def test_video_tab_in_the_browser_makes_and_plays_a_clip(running_app, tmp_path: Path) -> None:
+    """Headless Chromium: the Video tab in Korean, an upload, the clip in the player; screenshots."""
+    import os
+
+    from tests.test_browser import ARGS, CHROMIUM
+
+    from playwright.sync_api import sync_playwright
+
+    shots = Path(os.environ.get("FITAD_SCREENSHOTS", tmp_path / "shots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    img, _ = ad_image()
+    src = tmp_path / "ad.png"
+    img.save(src)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="ko-KR")
+        page.goto(running_app.url)
+        page.wait_for_selector("#engine-banner", timeout=60_000)
+        page.get_by_role("tab", name="영상").click()
+        page.wait_for_selector("#video-make", timeout=30_000)
+        assert "Hunyuan" in page.inner_text("#video-engine-note")
+        page.locator("#video-upload input[type=file]").set_input_files(str(src))
+        page.get_by_label("헤드라인 (20자 이내)").fill("오늘만 1+1")
+        page.get_by_label("정사각 1:1").check()
+        page.screenshot(path=str(shots / "video_tab.png"), full_page=True)
+        page.click("#video-make")
+        page.wait_for_selector("#video-player video", timeout=240_000)
+        page.wait_for_function("document.querySelector('#video-notes').innerText.includes('저장')", timeout=60_000)
+        page.screenshot(path=str(shots / "video_result.png"), full_page=True)
+        browser.close()
+    assert running_app.services.store.count("video") == 1

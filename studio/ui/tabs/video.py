@@ -117,8 +117,11 @@ def build(services: Services) -> None:
     from studio.render.overlay import load_layouts
 
     lang = services.lang
+    from studio.engines.registry import spec_for
+
     choice = services.engines.choice("image2video")
-    gr.Markdown(esc(t("video.engine_note", lang, engine=choice.name, reason=choice.reason(lang))) + "  \n"
+    label = t(spec_for("image2video", choice.name).label_key, lang)
+    gr.Markdown(esc(t("video.engine_note", lang, engine=label, reason=choice.reason(lang))) + "  \n"
                 + esc(t("video.hunyuan_excluded", lang)), elem_id="video-engine-note")
     history = _safe_history(services)
     with gr.Row():
