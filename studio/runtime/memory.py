@@ -37,6 +37,30 @@ CLIP_VAE_GB = 0.5
 ACTIVATIONS_GB = 3.0         # attention + VAE decode at 1024x1024, one image
 GROUP_OFFLOAD_MIN_GB = 10.0  # two streamed groups + activations + VAE decode
 TILING_BELOW_GB = 16.0
+# Host RAM a load needs: the bf16 weights pass through system memory before they reach the GPU
+# (and stay there under the offload plans): transformer + ControlNet + T5 + CLIP/VAE (~38 GB
+# unquantised; 8/4-bit shrink the transformer only).
+HOST_OVERHEAD_GB = 0.0
+
+
+def host_ram_needed_gb(quantize: str = "none") -> float:
+    return round(TRANSFORMER_GB[quantize] + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + HOST_OVERHEAD_GB, 1)
+
+
+def system_ram_gb() -> float | None:
+    """Total system memory in GB (None when it cannot be read)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None  # type: ignore[assignment]
+    if psutil is not None:
+        return round(psutil.virtual_memory().total / 1024**3, 1)
+    try:
+        import os
+
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,8 @@ class MemoryPlan:
     notes_ko: tuple[str, ...] = ()
     notes_en: tuple[str, ...] = ()
     note_keys: tuple[str, ...] = field(default=(), compare=False)
+    ram_short: bool = field(default=False, compare=False)  # host RAM below what the load needs
+    ram_gb: float | None = field(default=None, compare=False)
 
     def label(self, lang: str = "ko") -> str:
         from studio.i18n import t
@@ -90,22 +116,44 @@ def _notes(*items: tuple[str, dict]) -> tuple[tuple[str, ...], tuple[str, ...], 
             tuple(k for k, _ in items))
 
 
-def _make(name: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: float | None) -> MemoryPlan:
+def _make(name: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: float | None,
+          ram_gb: float | None = None, ram_short: bool = False) -> MemoryPlan:
     tiling = name != "cpu" and (name != "gpu" or vram_gb is None or vram_gb < TILING_BELOW_GB)
     if tiling:
         notes = notes + [("memory.note.tiling", {})]
     ko, en, keys = _notes(*notes)
     return MemoryPlan(name=name, vae_tiling=tiling, vae_slicing=tiling, quantize=quantize,
-                      notes_ko=ko, notes_en=en, note_keys=keys)
+                      notes_ko=ko, notes_en=en, note_keys=keys, ram_short=ram_short, ram_gb=ram_gb)
+
+
+def _quantize_for_ram(ram_gb: float, quantize: str, can_quantize: bool) -> tuple[str, bool]:
+    """The lightest quantisation that fits host RAM (8-bit, then 4-bit), and whether RAM is still short."""
+    if ram_gb >= host_ram_needed_gb(quantize):
+        return quantize, False
+    if can_quantize:
+        for q in QUANTIZE_CHOICES[QUANTIZE_CHOICES.index(quantize) + 1:]:
+            if ram_gb >= host_ram_needed_gb(q):
+                return q, False
+        return "4bit", True
+    return quantize, True
+
+
+def _bitsandbytes_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
 
 
 def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "none",
-                cuda: bool | None = None) -> MemoryPlan:
-    """The plan for a CUDA card with `vram_gb` GB.
+                cuda: bool | None = None, ram_gb: float | None = None,
+                can_quantize: bool | None = None) -> MemoryPlan:
+    """The plan for a CUDA card with `vram_gb` GB and `ram_gb` GB of system memory.
 
     `vram_gb=None` means no CUDA device (what `detect_device()` reports on a CPU-only PC) and
     gives the "cpu" plan, unless `cuda=True` says a card is there but its size is unknown (then the
-    safest offload plan). `override` forces a plan by name ("auto" chooses).
+    safest offload plan). `override` forces a plan by name ("auto" chooses). With less host RAM
+    than an unquantised load needs (~38 GB), the transformer is loaded 8- or 4-bit when
+    bitsandbytes is there; otherwise the plan says, before loading, that memory is short.
     """
     if quantize not in QUANTIZE_CHOICES:
         quantize = "none"
@@ -116,12 +164,24 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
     if not cuda:
         return _make("cpu", "none", [], vram_gb)
     notes: list[tuple[str, dict]] = []
+    ram_short = False
+    if ram_gb is not None:
+        need = host_ram_needed_gb(quantize)
+        chosen, ram_short = _quantize_for_ram(
+            ram_gb, quantize, _bitsandbytes_installed() if can_quantize is None else can_quantize)
+        if chosen != quantize:
+            notes.append(("memory.note.ram_quant", {"ram": ram_gb, "need": need, "quantize": chosen}))
+            quantize = chosen
+        if ram_short:
+            notes.append(("memory.note.ram_short", {"ram": ram_gb, "need": host_ram_needed_gb(quantize)}))
     if quantize != "none":
         notes.append(("memory.note.quant", {"quantize": quantize}))
     if override != "auto":
-        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb)
+        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb,
+                     ram_gb, ram_short)
     if vram_gb is None:
-        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb)
+        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb,
+                     ram_gb, ram_short)
     transformer = TRANSFORMER_GB[quantize]
     if vram_gb >= transformer + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + ACTIVATIONS_GB:
         name = "gpu"
@@ -135,12 +195,21 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
         name = "group_offload"
     else:
         name = "sequential_offload"
-    return _make(name, quantize, notes, vram_gb)
+    return _make(name, quantize, notes, vram_gb, ram_gb, ram_short)
 
 
 def plan_table(sizes: tuple[int, ...] = (8, 12, 16, 24, 48, 80), quantize: str = "none") -> list[tuple[int, MemoryPlan]]:
     """The plan chosen for each card size (the Models tab and the benchmark print this)."""
     return [(size, choose_plan(float(size), "auto", quantize, cuda=True)) for size in sizes]
+
+
+def ram_notice(plan: MemoryPlan) -> Any:
+    """A notice for the owner when host RAM is short of what the plan's load needs (None if fine)."""
+    if not plan.ram_short or plan.ram_gb is None:
+        return None
+    from studio.schema import Notice
+
+    return Notice("memory.note.ram_short", {"ram": plan.ram_gb, "need": host_ram_needed_gb(plan.quantize)})
 
 
 def lighter_plans(plan: MemoryPlan) -> list[MemoryPlan]:

@@ -69,7 +69,7 @@ def run(req: AdvancedRequest, services: Services, progress: ProgressFn | None = 
 
     job = common.inpaint_job(framed, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req, "mixed", control=control)
     seeds = common.seeds_for(opts.seed, opts.num_images)
-    generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "advanced")
+    generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "advanced", notices)
     timer.lap("engine")
     images = [common.paste_back(services, g, framed, keep, feather=0) for g in generated]
     timer.lap("paste_back")
@@ -79,7 +79,7 @@ def run(req: AdvancedRequest, services: Services, progress: ProgressFn | None = 
                 "focus_box": list(framing.map_box(focus)), "cutout": matte.backend,
                 "prompt_source": prompt.source, "options": asdict(opts)}
     records = common.save_all(services, "advanced", engine.name, images, seeds, req, prompt.prompt_en, settings,
-                              common.model_ids(engine, control is not None))
+                              common.model_ids(engine, control is not None), notices=notices)
     timer.lap("store")
     return AdResult(workflow="advanced", images=images, records=records, prompt_en=prompt.prompt_en,
                     engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, faces=faces,

@@ -191,8 +191,11 @@ def step_progress(progress: ProgressFn | None, offset: int, total: int) -> Progr
 
 
 def generate(services: Services, engine: Engine, job: InpaintJob, seeds: list[int], out_size: tuple[int, int],
-             progress: ProgressFn | None, cancel: CancelToken | None, name: str) -> list[Image.Image]:
-    """One engine call per seed (each result reproducible from its own recorded seed), under the GPU lock."""
+             progress: ProgressFn | None, cancel: CancelToken | None, name: str,
+             notices: list[Notice] | None = None) -> list[Image.Image]:
+    """One engine call per seed (each result reproducible from its own recorded seed), under the GPU lock.
+    The engine's notices (a lighter memory plan, a lower resolution, no ControlNet...) are added to
+    `notices` once each, for the result and the history row."""
     images: list[Image.Image] = []
 
     def run() -> None:
@@ -202,10 +205,14 @@ def generate(services: Services, engine: Engine, job: InpaintJob, seeds: list[in
             job.seed = seed
             job.num_images = 1
             out = engine.inpaint(job, step_progress(progress, i * job.steps, len(seeds) * job.steps), cancel)
-            img = out[0].convert("RGB")
+            img = out.images[0].convert("RGB")
             if img.size != out_size:
                 img = img.resize(out_size, Image.Resampling.LANCZOS)
             images.append(img)
+            if notices is not None:
+                for n in out.notices:
+                    if all((n.key, n.fields) != (m.key, m.fields) for m in notices):
+                        notices.append(Notice(n.key, dict(n.fields)))
 
     services.jobs.run(run, name=name)
     return images
@@ -219,7 +226,9 @@ def paste_back(services: Services, generated: Image.Image, framed: Image.Image, 
 
 def save_all(services: Services, workflow: str, engine_name: str, images: list[Image.Image], seeds: list[int],
              request: AdRequest, prompt_en: str, settings: dict, model_ids: list[str],
-             kept_owner_pixels: bool = True) -> list[Record]:
+             kept_owner_pixels: bool = True, notices: list[Notice] | None = None) -> list[Record]:
+    if notices:  # what the owner was told, kept with the row (key + fields: re-translatable)
+        settings = dict(settings, notices=[{"key": n.key, "fields": dict(n.fields)} for n in notices])
     records = []
     for img, seed in zip(images, seeds):
         rec = NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,

@@ -94,7 +94,7 @@ def run(req: PersonRequest, services: Services, progress: ProgressFn | None = No
 
     job = common.inpaint_job(framed, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req, "person", control=control)
     seeds = common.seeds_for(opts.seed, opts.num_images)
-    generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "person")
+    generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "person", notices)
     timer.lap("engine")
 
     images = [common.paste_back(services, g, framed, keep, feather=0) for g in generated]
@@ -104,7 +104,7 @@ def run(req: PersonRequest, services: Services, progress: ProgressFn | None = No
                 "focus_box": list(face_f.box), "pose": pose_backend, "cutout": cutout_backend,
                 "prompt_source": prompt.source, "options": asdict(opts)}
     records = common.save_all(services, "person", engine.name, images, seeds, req, prompt.prompt_en, settings,
-                              common.model_ids(engine, control is not None))
+                              common.model_ids(engine, control is not None), notices=notices)
     timer.lap("store")
     return AdResult(workflow="person", images=images, records=records, prompt_en=prompt.prompt_en,
                     engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, faces=faces,

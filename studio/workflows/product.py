@@ -67,7 +67,7 @@ def run(req: ProductRequest, services: Services, progress: ProgressFn | None = N
     ew, eh = common.engine_size(engine, out_size)
     job = common.inpaint_job(framed, masks.union(masks.invert(keep), framing.pad_mask), (ew, eh), prompt.prompt_en, opts, req, "product", extras={"reflection": req.reflection, "shadow": req.shadow})
     seeds = common.seeds_for(opts.seed, opts.num_images)
-    generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "product")
+    generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "product", notices)
     timer.lap("engine")
 
     images = []
@@ -83,7 +83,7 @@ def run(req: ProductRequest, services: Services, progress: ProgressFn | None = N
                 "shadow": req.shadow, "reflection": req.reflection, "prompt_source": prompt.source,
                 "options": asdict(opts)}
     records = common.save_all(services, "product", engine.name, images, seeds, req, prompt.prompt_en, settings,
-                              common.model_ids(engine, False))
+                              common.model_ids(engine, False), notices=notices)
     timer.lap("store")
     return AdResult(workflow="product", images=images, records=records, prompt_en=prompt.prompt_en,
                     engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, notices=notices,
