@@ -257,6 +257,9 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: Any) -> None:
     device = torch.device(device)
     if device.type == "cpu" or plan.name == "cpu":
         pipe.to("cpu")
+        for module in getattr(pipe, "components", {}).values():
+            if module is not None and hasattr(module, "parameters"):
+                own_weights(module)
     elif plan.name == "gpu":
         pipe.to(device)
     elif plan.name == "model_offload":
@@ -305,6 +308,28 @@ def _remove_group_offload(module: Any) -> None:
         return
     for hook_name in ("group_offloading", "layer_execution_tracker", "lazy_prefetch_group_offloading"):
         registry.remove_hook(hook_name, recurse=True)
+
+
+def own_weights(module: Any, align: int = 64) -> int:
+    """Copy parameters and buffers that sit at unaligned addresses (tensors memory-mapped from a
+    safetensors file at arbitrary offsets) into freshly allocated memory. CPU kernels pick other
+    SIMD paths for unaligned data, so the same weights computed in place from the file mapping
+    and from owned memory differ in the last bits (and now and then by one pixel level). Used on
+    the CPU plan, where weights are computed where they lie. Returns how many tensors were copied."""
+    import torch
+
+    copied = 0
+    with torch.no_grad():
+        for sub in module.modules():
+            for name, p in list(sub._parameters.items()):
+                if p is not None and p.device.type == "cpu" and p.data_ptr() % align:
+                    p.data = p.data.clone()
+                    copied += 1
+            for name, b in list(sub._buffers.items()):
+                if b is not None and b.device.type == "cpu" and b.data_ptr() % align:
+                    sub._buffers[name] = b.clone()
+                    copied += 1
+    return copied
 
 
 def free_memory() -> None:
