@@ -210,7 +210,7 @@ class DiffusersEngine:
         from studio.runtime.memory import free_memory, release_plan
 
         if self._pipe is not None:
-            release_plan(self._pipe)
+            release_plan(self._pipe, free=False)
         self._pipe = None
         self._placed = None
         self._kept = {}

@@ -278,7 +278,7 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: Any) -> None:
     log.info("memory plan %s applied on %s (tiling=%s)", plan.name, device, plan.vae_tiling)
 
 
-def release_plan(pipe: Any) -> list[str]:
+def release_plan(pipe: Any, free: bool = True) -> list[str]:
     """Undo any offload hooks and bring every component back to the CPU.
 
     Returns the names of components that could not be moved (left half-moved by an error, or
@@ -298,7 +298,8 @@ def release_plan(pipe: Any) -> list[str]:
         except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
             log.warning("component %s could not be moved back to the CPU (%s); evicting it", name, exc)
             stuck.append(name)
-    free_memory()
+    if free:
+        free_memory()
     return stuck
 
 
@@ -333,14 +334,20 @@ def own_weights(module: Any, align: int = 64) -> int:
 
 
 def free_memory() -> None:
-    gc.collect()
+    """Give freed memory back: a full garbage collection and the CUDA cache when there is a card.
+    Without CUDA, reference counting has already freed the tensors; a young-generation pass is
+    enough (a full pass over the torch/diffusers heap costs seconds on a busy CPU)."""
     try:
         import torch
     except ImportError:
+        gc.collect()
         return
     if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.ipc_collect()
+    else:
+        gc.collect(0)
 
 
 def unload_ollama(host: str, model: str, timeout: float = 3.0) -> bool:
