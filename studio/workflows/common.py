@@ -368,17 +368,65 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
                     confidence=None if q is None else q.score, source_keep=plan.preview())
 
 
+FALLBACKS = ("card", "extend")
+
+
 def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services, notices: list[Notice]) -> str:
-    """"cutout", or a fallback layout when a compositor would paste an unsure cut-out."""
-    return "cutout"
+    """"cutout", or a fallback layout when a compositor would paste an unsure cut-out.
+
+    A generative engine repaints around the kept pixels and hides a ragged edge; a compositor
+    (Lite) would show it, so below the confidence threshold it lays the whole photo out instead
+    and says why and how to get a better cut-out."""
+    q = plan.quality
+    if q is None or q.ok or engine.caps.needs_weights:
+        return "cutout"
+    sns = services.presets.sns(req.sns_size)
+    W, H = req.image.size
+    close = abs(math.log((W / H) / (sns.width / sns.height))) < 0.12
+    layout = "extend" if close else "card"
+    why = ", ".join(Notice(f"lite.reason.{r}").text(services.lang) for r in q.reasons[:2]) or "-"
+    notices.append(Notice(f"lite.fallback.{layout}", {"why": why}))
+    return layout
 
 
 def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str) -> tuple[Framing, np.ndarray]:
-    raise NotImplementedError(layout)
+    """The whole photo laid out on the ad: a framed card with room for a headline above
+    ("card"), or filling the width, the rest extended ("extend"). Keep = the photo, exactly."""
+    W, H = image.size
+    out_w, out_h = out_size
+    if layout == "extend":
+        box = (0.0, 0.0, float(out_w), float(out_h))
+    else:
+        box = (0.09 * out_w, 0.2 * out_h, 0.91 * out_w, 0.9 * out_h)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    scale = min(bw / W, bh / H, MAX_UPSCALE)
+    sw, sh = W * scale, H * scale
+    ox = box[0] + (bw - sw) / 2
+    oy = box[1] + (bh - sh) / 2 if layout == "extend" else box[3] - sh - (bh - sh) * 0.35
+    geo = _Geometry(out_size, scale, (round(ox), round(oy)), None)
+    framing = render_framing(image, geo)
+    keep = np.where(framing.pad_mask > 0, 0, 255).astype(np.uint8)
+    return framing, keep
 
 
 def scene_extras(req: AdRequest, engine: Engine, notices: list[Notice]) -> dict:
-    return {}
+    """For a compositor: the owner's scene words choose the backdrop family and colours, and the
+    owner is told which words were used and which were not."""
+    if engine.caps.needs_weights or not (req.prompt_ko or "").strip():
+        return {}
+    from studio.engines.backdrops import scene_from_words
+
+    choice = scene_from_words(req.prompt_ko)
+    out: dict = {}
+    if choice.kind:
+        out["backdrop"] = choice.kind
+    if choice.palette:
+        out["palette"] = list(choice.palette)
+    if choice.used:
+        notices.append(Notice("lite.scene.used", {"words": ", ".join(choice.used)}))
+    if choice.unused:
+        notices.append(Notice("lite.scene.unused", {"words": ", ".join(choice.unused)}))
+    return out
 
 
 def edge_clean(framed: Image.Image, keep: np.ndarray) -> Image.Image:
