@@ -603,6 +603,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     'field.badge': ('배지 문구', 'The badge text'),
     'field.box': ('제품 영역', 'The product box'),
     'field.seed': ('시드', 'The seed'),
+    'field.face': ('얼굴 번호', 'The face number'),
     'store.partial': ('{saved}장은 저장했고 {failed}장은 저장하지 못했습니다({why}). 저장된 것: {ids}. 공간을 비운 뒤 나머지를 다시 만드세요.',
         '{saved} image(s) were saved and {failed} could not be ({why}). Saved: {ids}. Free some space and make the rest again.'),
     'store.why_disk_full': ('디스크 공간 부족', 'the disk is full'),
