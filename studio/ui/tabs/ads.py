@@ -156,7 +156,7 @@ def saved_note(records: Any, lang: str) -> str | None:
              ids=ids)
 
 
-def build_ad_tab(services: Services, spec: TabSpec) -> None:
+def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     lang = services.lang
     presets = services.presets
     engine_choice = services.engines.choice
@@ -324,6 +324,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
         [results, notes_out, prompt_en, files],
         api_name=f"{wf}_generate", concurrency_id="gpu", concurrency_limit=1)
     cancel.click(on_cancel, None, None, api_name=f"{wf}_cancel", cancels=[gen_event], queue=False)
+    # the gallery's "use these settings again" fills these (not the upload: the photo is not stored)
+    return {name: comp for name, comp in form_fields if name != "upload"}
 
 
 def _session_key(request: gr.Request | None, wf: str) -> str:
@@ -331,9 +333,9 @@ def _session_key(request: gr.Request | None, wf: str) -> str:
     return f"{session}:{wf}"
 
 
-def builder(workflow: str) -> Callable[[Services], None]:
-    def build(services: Services) -> None:
-        build_ad_tab(services, SPECS[workflow])
+def builder(workflow: str) -> Callable[[Services], dict[str, Any]]:
+    def build(services: Services) -> dict[str, Any]:
+        return build_ad_tab(services, SPECS[workflow])
 
     return build
 
