@@ -76,6 +76,7 @@ def build(services: Services) -> None:
     gr.Markdown(f"### {esc(t('models.catalog', lang))}")
     table = gr.Dataframe(value=catalog_rows(services), headers=[t(f"models.col.{c}", lang) for c in COLUMNS],
                          interactive=False, wrap=True, elem_id="model-catalog")
+    gr.Markdown(esc(t("models.licence_note", lang)))
     gr.Markdown(f"### {esc(t('models.device', lang))}")
     check = gr.Button(t("models.check", lang))
     device_md = gr.Markdown()
