@@ -154,6 +154,8 @@ def test_person_product_and_gallery_like_an_owner(running_app, browser_page, sho
     page.wait_for_function(
         "document.querySelector('#product-box textarea, #product-box input').value === '90,20,520,380'",
         timeout=30_000)
-    assert page.get_by_role("tab", name="제품").get_attribute("aria-selected") == "true"
+    page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "gallery_reused_into_product.png"))
+    assert page.locator("#product-generate").is_visible(), "the Product tab is open"
+    assert not page.locator("#history-gallery").is_visible()
     assert_local(requests)
