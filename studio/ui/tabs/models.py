@@ -7,6 +7,7 @@ import logging
 
 import gradio as gr
 
+from studio.errors import InputError
 from studio.runtime.catalog import catalog_status
 from studio.i18n import MESSAGES, t
 from studio.services import Services
@@ -104,7 +105,7 @@ def build(services: Services) -> None:
         from studio.runtime.downloader import download_model
 
         if not model_id:
-            raise gr.Error(t("models.pick", lang))
+            raise InputError("models.pick_first")
         entry = services.presets.model(model_id)
 
         def report(done: int, total: int, desc: str = "") -> None:
