@@ -536,6 +536,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     'serve.bad_choice': ('목록에 없는 값을 받았습니다. 화면을 새로 고친 뒤 목록에서 다시 골라 주세요.',
         'A value that is not in the list was sent. Reload the page and pick from the list again.'),
     'models.pick_first': ('내려받을 모델을 먼저 고르세요.', 'Pick the model to download first.'),
+    'launch.bad_llm_timeout': ('--llm-timeout은 1~600초 사이로 주세요(기본 30).', '--llm-timeout must be between 1 and 600 seconds (default 30).'),
     'serve.pw_weak': ('공유 링크에는 더 강한 비밀번호가 필요합니다: {why} 좋은 비밀번호 예: 서로 관계없는 단어 3~4개와 숫자를 섞은 12자 이상(예: maple-7-river-cloud).',
         'A share link needs a stronger password: {why} A good one is 12+ characters, e.g. three or four unrelated words with a number (like maple-7-river-cloud).'),
     'serve.pw_short': ('12자 이상이어야 합니다.', 'it must be at least 12 characters.'),
