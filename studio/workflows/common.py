@@ -523,14 +523,18 @@ def paste_back(services: Services, generated: Image.Image, framed: Image.Image, 
 def save_all(services: Services, workflow: str, engine_name: str, images: list[Image.Image], seeds: list[int],
              request: AdRequest, prompt_en: str, settings: dict, model_ids: list[str],
              kept_owner_pixels: bool = True, notices: list[Notice] | None = None) -> list[Record]:
-    if notices:  # what the owner was told, kept with the row (key + fields: re-translatable)
+    """The saved records (a `SavedRecords` list: `.failed` names the images that could not be
+    stored). Raises the store's error only when nothing at all was saved. The notices the owner
+    was shown are kept with each row (key + fields: re-translatable)."""
+    if notices:
         settings = dict(settings, notices=[{"key": n.key, "fields": dict(n.fields)} for n in notices])
-    records = []
-    for img, seed in zip(images, seeds):
-        rec = NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
-                        prompt_ko=request.prompt_ko, prompt_en=prompt_en,
-                        settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels)
-        records.append(services.store.save_image(img, rec))
+    items = [(img, NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
+                             prompt_ko=request.prompt_ko, prompt_en=prompt_en,
+                             settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels))
+             for img, seed in zip(images, seeds)]
+    records = services.store.save_images(items)
+    if records.failed and not records:
+        raise records.failed[0][1]
     return records
 
 
