@@ -23,7 +23,7 @@ TABS: tuple[tuple[str, str | None], ...] = (
     ("product", "studio.ui.tabs.product"),
     ("advanced", "studio.ui.tabs.advanced"),
     ("overlay", "studio.ui.tabs.overlay"),
-    ("video", None),
+    ("video", "studio.ui.tabs.video"),
     ("stock", None),
     ("gallery", "studio.ui.tabs.gallery"),
     ("models", "studio.ui.tabs.models"),

@@ -24,7 +24,7 @@ PAGE = 120
 
 def _items(services: Services, workflow: str) -> tuple[list[tuple[str, str]], list[int]]:
     records = services.store.list(limit=PAGE, workflow=None if workflow in ("all", None, "") else workflow)
-    shown = [r for r in records if r.path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and r.path.is_file()]
+    shown = [r for r in records if r.path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".mp4") and r.path.is_file()]
     return [(str(r.path), record_label(r, services.lang)) for r in shown], [r.id for r in shown]
 
 
@@ -190,7 +190,8 @@ def build(services: Services) -> dict[str, Any]:
             raise StudioError("gallery.pick_first")
         rec = services.store.get(ids[int(evt.index)])
         paths = [str(p) for p in [rec.path, *rec.extra_paths] if p.is_file()]
-        return rec.id, str(rec.path), summary_md(rec, services), paths
+        still = next((p for p in paths if not p.lower().endswith(".mp4")), None)  # a clip shows its poster
+        return rec.id, still, summary_md(rec, services), paths
 
     @guarded(lang)
     def delete_item(rec_id: int | None, wf: str):
