@@ -60,6 +60,8 @@ SPECS: tuple[EngineSpec, ...] = (
     EngineSpec("text2image", "flux-dev", "studio.engines.t2i:create_dev", "engine.name.flux_dev",
                weights_any=("flux-dev/model_index.json",), needs_cuda=True, heavy=True, model_ids=("flux_dev",)),
     EngineSpec("text2image", "tiny", "studio.engines.t2i:create_tiny", "engine.name.tiny", heavy=True, auto=False),
+    # text2image (no weights) ---
+    EngineSpec("text2image", "lite", "studio.engines.lite_t2i:create_engine", "engine.name.lite_t2i"),
 )
 
 
