@@ -540,6 +540,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "Unknown prompt mode ({mode}). Choose one of: {modes}."),
     "stock.bad_count": ("이미지 수는 1~{max}장이어야 합니다(입력: {count}).",
                         "The number of images must be 1 to {max} (got {count})."),
+    "stock.bad_size": ("크기는 가로x세로 형식이어야 합니다(예: 1024x1024, 입력: {size}).",
+                       "The size must be WxH (e.g. 1024x1024, got {size})."),
     "stock.bad_format": ("저장 형식은 jpeg 또는 png만 됩니다(입력: {fmt}).", "The format must be jpeg or png (got {fmt})."),
     "stock.bad_industry": ("알 수 없는 업종입니다({industry}). 다음 중에서 고르세요: {names}.",
                            "Unknown industry ({industry}). Choose one of: {names}."),

@@ -71,7 +71,7 @@ class StockMeta:
 
 
 def _clean(word: str) -> str:
-    return " ".join(re.sub(r"[\"#,;\n\r\t]+", " ", str(word)).split()).strip(" .")
+    return " ".join(re.sub(r"[\"#,;\n\r\t]+", " ", str(word)).split()).strip(" .")  # a comma would split it
 
 
 def _uniq(words: list[str], limit: int) -> list[str]:
@@ -119,8 +119,8 @@ def platform_row(platform: str, filename: str, meta: StockMeta) -> list[str]:
         raise ValueError(f"{platform}: file name {filename!r} longer than {p.filename_max}")
     if platform == "adobe":
         return [filename, clip_title(meta.title_en, p.title_max, False),
-                ", ".join(meta.keywords_en[:p.keywords_max]), str(meta.category), ""]
-    kws = (meta.keywords_ko + meta.keywords_en)[:p.keywords_max]
+                ", ".join(_uniq(meta.keywords_en, p.keywords_max)), str(meta.category), ""]
+    kws = _uniq(meta.keywords_ko + meta.keywords_en, p.keywords_max)
     return [filename, clip_title(meta.title_ko or meta.title_en, p.title_max, True), meta.description_ko,
             ", ".join(kws)]
 

@@ -280,7 +280,7 @@ def salvage_json(text: str) -> list[dict]:
             return [i for i in data if isinstance(i, dict)]
     # last resort: pick the fields out one object at a time
     items: list[dict] = []
-    for chunk in re.split(r"\}\s*,?\s*\{", text):
+    for chunk in re.split(r"(?=\{\s*[\"'])", text):
         found: dict[str, Any] = {}
         for name, rx in _FIELD.items():
             m = rx.search(chunk)
