@@ -23,7 +23,7 @@ TABS: tuple[tuple[str, str | None], ...] = (
     ("advanced", "studio.ui.tabs.advanced"),
     ("overlay", "studio.ui.tabs.overlay"),
     ("video", None),
-    ("stock", None),
+    ("stock", "studio.ui.tabs.stock"),
     ("gallery", "studio.ui.tabs.gallery"),
     ("models", "studio.ui.tabs.models"),
 )
