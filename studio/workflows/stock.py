@@ -37,7 +37,7 @@ from studio.schema import Notice
 from studio.store.batches import DONE, FAILED, PENDING, REJECTED, Batch, BatchItem, BatchStore
 from studio.store.history import NewRecord, Record
 from studio.text.stock_meta import PLATFORMS, StockMeta, build_meta, write_csv
-from studio.text.stock_prompts import MODES, StockPrompt, build_prompts
+from studio.text.stock_prompts import MODES, build_prompts
 
 log = logging.getLogger(__name__)
 
