@@ -415,3 +415,28 @@ def test_plan_is_committed_before_generation(services) -> None:
     assert [i.idx for i in items] == list(range(7)) and {i.state for i in items} == {"pending"}
     assert len({norm_key(i.prompt["prompt_en"]) for i in items}) == 7
     assert services.store.count("stock") == 0
+
+
+def test_model_upscaler_through_spandrel_with_a_tiny_real_esrgan_compact(settings: Settings) -> None:
+    import torch
+
+    from studio.runtime.compat import ensure_torchvision
+
+    ensure_torchvision()
+    from spandrel.architectures.Compact import Compact
+
+    torch.manual_seed(0)
+    net = Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=2)   # real arch, tiny size
+    folder = settings.models_dir / post.UPSCALER_DIR
+    folder.mkdir(parents=True)
+    torch.save(net.state_dict(), folder / "tiny_compact_x2.pth")
+    model = post.load_upscaler(settings.models_dir)
+    assert isinstance(model, post.ModelUpscaler) and model.scale == 2
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (100, 150, 3), dtype=np.uint8))
+    assert model(img).size == (300, 200)                      # the network itself doubles the size
+    out, method = post.upscale(img, 500, model)
+    assert method == "model+lanczos" and min(out.size) == 500 and out.size == (750, 500)
+    lanczos, m2 = post.upscale(img, 500)
+    assert m2 == "lanczos" and not np.array_equal(np.asarray(out), np.asarray(lanczos))
+    # no weights: Lanczos only
+    assert post.load_upscaler(settings.models_dir / "nothing-here") is None

@@ -43,7 +43,10 @@ class ModelUpscaler:
     """A spandrel-loaded super-resolution model (loaded once, reused for the batch)."""
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
-        import spandrel  # optional dependency
+        from studio.runtime.compat import ensure_torchvision
+
+        ensure_torchvision()  # spandrel imports torchvision (the CPU shim must come first)
+        import spandrel
         import torch
 
         self.path = Path(path)

@@ -75,25 +75,65 @@ def _settings_dict(settings: Settings) -> dict:
     return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
 
 
-def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto", workers: int | None = None,
-                  inflight: int = 2, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
-                  on_image: Callable[[Record], None] | None = None, max_losses: int | None = None,
-                  wait_s: float = WAIT_S) -> W.Summary:
-    """Run the batch's pending items on Ray actors; returns the same Summary as `run_batch`.
-
-    `address=None` uses a Ray session the caller already started (tests: a local 2-CPU cluster).
-    """
+def connect(address: str | None) -> Any:
+    """Ray, initialised (joins `address`; None = a session the caller already started)."""
     ray = _import_ray()
-    progress = progress or no_progress
     if not ray.is_initialized():
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise StudioError("stock.ray_failed", address=address, err=str(exc)[:200]) from exc
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    n_workers = workers or (gpus if gpus else 2)
-    options = {"num_gpus": 1} if gpus else {"num_cpus": 1}
-    Actor = ray.remote(max_restarts=0, **options)(StockWorker)
+    return ray
+
+
+class RayPool:
+    """Actors holding loaded pipelines; reusable across batches (a long-lived app or a benchmark
+    keeps one), replaced one by one when a worker dies."""
+
+    def __init__(self, settings: Settings, chain: list[str], workers: int | None = None,
+                 address: str | None = "auto") -> None:
+        self.ray = connect(address)
+        gpus = int(self.ray.cluster_resources().get("GPU", 0))
+        self.size = workers or (gpus if gpus else 2)
+        options = {"num_gpus": 1} if gpus else {"num_cpus": 1}
+        self._actor_cls = self.ray.remote(max_restarts=0, **options)(StockWorker)
+        self.settings = _settings_dict(settings)
+        self.chain = list(chain)
+        self.actors: list[Any] = [self._new() for _ in range(self.size)]
+
+    def _new(self) -> Any:
+        return self._actor_cls.remote(self.settings, self.chain)
+
+    def warm(self) -> list[int]:
+        """Wait until every actor is up (their pids)."""
+        return list(self.ray.get([a.pid.remote() for a in self.actors]))
+
+    def replace(self, actor: Any) -> None:
+        if actor in self.actors:
+            self.actors.remove(actor)
+        self.actors.append(self._new())
+
+    def close(self) -> None:
+        for actor in self.actors:
+            try:
+                self.ray.kill(actor)
+            except (ValueError, self.ray.exceptions.RayError) as exc:
+                log.info("stock: could not stop actor: %s", exc)
+        self.actors = []
+
+
+def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto", workers: int | None = None,
+                  inflight: int = 2, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+                  on_image: Callable[[Record], None] | None = None, max_losses: int | None = None,
+                  wait_s: float = WAIT_S, pool: RayPool | None = None) -> W.Summary:
+    """Run the batch's pending items on Ray actors; returns the same Summary as `run_batch`.
+
+    `address=None` uses a Ray session the caller already started (tests: a local 2-CPU cluster).
+    A `pool` built for the same engine chain is reused (and left running); otherwise one is built
+    for this batch and stopped at the end.
+    """
+    progress = progress or no_progress
+    ray = connect(address)
 
     with W.batch_store(services) as bs:
         batch = bs.get(batch_id)
@@ -104,21 +144,22 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
         queue: deque[BatchItem] = deque(i for i in items if i.state == PENDING)
         finished = total - len(queue)
         names = W.resolve_chain(request.chain, lambda: services.engines.choice("text2image").name)
-        settings = _settings_dict(services.settings)
+        own_pool = pool is None or pool.chain != names
+        if own_pool:
+            pool = RayPool(services.settings, names, workers, address=None)
         req_dict = request.to_dict()
         seen = W._seen_hashes(services, batch.id)  # noqa: SLF001 - same module family
         bs.set_status(batch.id, "running")
         progress(finished, total, "stock")
 
-        actors: list[Any] = [Actor.remote(settings, names) for _ in range(n_workers)]
         running: dict[Any, tuple[Any, BatchItem]] = {}   # object ref -> (actor, item)
         notices: list[dict] = []
         losses = 0
-        limit = max_losses if max_losses is not None else 3 * n_workers
+        limit = max_losses if max_losses is not None else 3 * pool.size
         status = "done"
 
         def dispatch() -> None:
-            for actor in actors:
+            for actor in list(pool.actors):
                 busy = sum(1 for a, _ in running.values() if a is actor)
                 while busy < inflight and queue:
                     item = queue.popleft()
@@ -134,6 +175,8 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
                     break
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=wait_s)
                 for ref in ready:
+                    if ref not in running:      # already requeued with its dead actor
+                        continue
                     actor, item = running.pop(ref)
                     try:
                         produced: W.Produced = ray.get(ref)
@@ -144,13 +187,11 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
                         lost = [r for r, (a, _) in running.items() if a is actor]
                         requeue = [item] + [running.pop(r)[1] for r in lost]
                         queue.extendleft(reversed(sorted(requeue, key=lambda i: i.idx)))
-                        if actor in actors:
-                            actors.remove(actor)
                         if losses > limit:
                             status = "failed"
                             notices.append({"key": "stock.ray_workers_lost", "fields": {}})
                             break
-                        actors.append(Actor.remote(settings, names))
+                        pool.replace(actor)
                         if {"key": "stock.ray_worker_restarted", "fields": {}} not in notices:
                             notices.append({"key": "stock.ray_worker_restarted", "fields": {}})
                         continue
@@ -166,11 +207,8 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
                     break
                 dispatch()
         finally:
-            for actor in actors:
-                try:
-                    ray.kill(actor)
-                except (ValueError, ray.exceptions.RayError) as exc:
-                    log.info("stock: could not stop actor: %s", exc)
+            if own_pool:
+                pool.close()
             if notices:
                 bs.add_notices(batch.id, notices)
             remaining = bs.counts(batch.id).get(PENDING, 0)
