@@ -10,6 +10,7 @@ keys in their own section below. Log messages stay English and never go through 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Literal
 
 Lang = Literal["ko", "en"]
@@ -205,8 +206,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'The LLM did not answer within {seconds:.0f} s. It may still be loading the model; try again shortly or pick a smaller model.'),
     'llm.bad_output': ('LLM의 답이 요구한 형식(JSON)에 맞지 않습니다(재시도 후에도). 다시 생성하거나 템플릿 문구를 쓰세요.',
         "The LLM's answer did not match the required JSON format, even after a retry. Generate again or use the template copy."),
-    'llm.failed': ('LLM 요청이 실패했습니다({err}). Ollama 로그를 확인하고 다시 시도하세요.',
-        'The LLM request failed ({err}). Check the Ollama log and try again.'),
+    'llm.failed': ('LLM 요청이 실패했습니다. Ollama가 켜져 있는지 확인하고 다시 시도하세요(자세한 내용은 실행 창의 기록에 있습니다).',
+        'The LLM request failed. Check that Ollama is running and try again (the details are in the log).'),
     # --- studio/ui/tabs/ads.py ---------------------------------------------------------------------
     'ui.ads.box_hint': ('미리보기에서 제품의 왼쪽 위, 오른쪽 아래를 차례로 클릭하면 상자가 그려집니다. 비워 두면 자동으로 찾습니다.',
         "Click the product's top-left then bottom-right corner in the preview to draw a box; leave it empty to find it automatically."),
@@ -534,6 +535,131 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'LLM'),
     'overlay.source.template': ('템플릿',
         'Template'),
+    # --- lite quality (issue 11): cut-out confidence, fallback layouts, scene words, rembg downloads ---
+    'lite.small_subject': ('사진 속 대상이 작아 {scale}배까지만 키웠습니다(더 키우면 흐릿해집니다). 더 크게 넣으려면 대상을 가까이서 찍은 사진을 올려 주세요.',
+        'The subject is small in the photo, so it was enlarged at most {scale}x (more would look soft). For a bigger subject, upload a closer photo.'),
+    'lite.fallback.card': ('누끼(배경 제거)가 확실하지 않아({why}) 사진 전체를 카드처럼 배치했습니다. 깔끔한 누끼를 원하면 모델 탭에서 누끼 모델(BiRefNet)을 내려받거나, 대상 주위에 상자를 더 꼭 맞게 그려 주세요.',
+        'The cut-out was not clean enough ({why}), so the whole photo is shown as a framed card. For a clean cut-out, download the cut-out model (BiRefNet) in the Models tab, or draw a tighter box around the subject.'),
+    'lite.fallback.extend': ('누끼(배경 제거)가 확실하지 않아({why}) 사진을 그대로 두고 흐린 배경으로 넓혔습니다. 깔끔한 누끼를 원하면 모델 탭에서 누끼 모델(BiRefNet)을 내려받거나, 대상 주위에 상자를 더 꼭 맞게 그려 주세요.',
+        'The cut-out was not clean enough ({why}), so the photo is kept whole and extended with a blurred backdrop. For a clean cut-out, download the cut-out model (BiRefNet) in the Models tab, or draw a tighter box around the subject.'),
+    'lite.reason.edges': ('윤곽이 사진의 경계와 맞지 않음',
+        'its outline does not follow the edges in the photo'),
+    'lite.reason.border': ('대상이 사진 가장자리까지 이어짐',
+        'it runs into the edge of the photo or the box'),
+    'lite.reason.background': ('배경 일부가 함께 남음',
+        'part of the old background was kept'),
+    'lite.reason.fragments': ('여러 조각으로 나뉨',
+        'it broke into several pieces'),
+    'lite.reason.person': ('몸의 모양이 얼굴 위치와 맞지 않음',
+        'the body shape does not match the face'),
+    'lite.reason.size': ('대상이 너무 작거나 사진 전체를 차지함',
+        'the subject is too small or fills the whole photo'),
+    'lite.scene.used': ('배경에 반영한 단어: {words}',
+        'Words used for the backdrop: {words}'),
+    'lite.scene.unused': ('Lite 엔진이 반영하지 못한 단어: {words} (FLUX 엔진은 문장 전체를 씁니다)',
+        'Words the Lite engine could not use: {words} (the FLUX engine uses the whole sentence)'),
+    'lite.faces.dropped': ('얼굴처럼 보였지만 얼굴이 아닌 것 {n}개(손 등)는 빼고 골랐습니다.',
+        '{n} face-like region(s) that were not faces (a hand, for example) were left out.'),
+    'lite.others_removed': ('고른 사람만 남기고 다른 사람은 배경과 함께 지웠습니다.',
+        'Only the chosen person was kept; the others were removed with the background.'),
+    'rembg.download.offer': ('누끼 모델({model}, {size})이 없어 간단한 누끼를 씁니다. 내려받으면 상품과 인물의 윤곽이 훨씬 깔끔해집니다.',
+        'The cut-out model ({model}, {size}) is missing, so a simple cut-out is used. Downloading it gives much cleaner outlines for products and people.'),
+    'rembg.download.button': ('누끼 모델 내려받기',
+        'Download the cut-out model'),
+    'rembg.download.progress': ('{model} 내려받는 중',
+        'Downloading {model}'),
+    'rembg.download.done': ('{model} 누끼 모델을 내려받았습니다({path}).',
+        'Downloaded the {model} cut-out model ({path}).'),
+    'rembg.download.failed': ('{model} 누끼 모델을 내려받지 못했습니다: {err}. 인터넷 연결을 확인하고 다시 시도하세요.',
+        'Could not download the {model} cut-out model: {err}. Check the internet connection and try again.'),
+    'rembg.unknown': ('알 수 없는 누끼 모델입니다: {model}. 고를 수 있는 모델: {choices}',
+        'Unknown cut-out model: {model}. Choose one of: {choices}'),
+    'cli.ad.bad_size': ('--size는 1080x1350처럼 써 주세요: {value}',
+        '--size must look like 1080x1350: {value}'),
+    'cli.ad.bad_box': ('--box는 x0,y0,x1,y1 네 개의 숫자로 써 주세요: {value}',
+        '--box must be four numbers x0,y0,x1,y1: {value}'),
+
+    # --- hardening: serving, login, errors, limits (issue 12) ----------------------------------
+    'serve.not_found': ('그 파일은 없거나 볼 수 없습니다. 갤러리에서 결과를 열어 주세요.',
+        'That file does not exist or cannot be shown. Open your results from the Gallery.'),
+    'serve.login_wait': ('비밀번호가 여러 번 틀렸습니다. {secs}초 뒤에 다시 시도하세요.',
+        'Too many wrong passwords. Try again in {secs} seconds.'),
+    'serve.bad_request': ('요청을 처리하지 못했습니다. 입력한 값이나 올린 파일을 확인하고 다시 시도하세요. 계속되면 화면을 새로 고치세요.',
+        'The request could not be handled. Check the values and files you gave and try again; if it keeps happening, reload the page.'),
+    'serve.pw_weak': ('공유 링크에는 더 강한 비밀번호가 필요합니다: {why} 좋은 비밀번호 예: 서로 관계없는 단어 3~4개와 숫자를 섞은 12자 이상(예: maple-7-river-cloud).',
+        'A share link needs a stronger password: {why} A good one is 12+ characters, e.g. three or four unrelated words with a number (like maple-7-river-cloud).'),
+    'serve.pw_short': ('12자 이상이어야 합니다.', 'it must be at least 12 characters.'),
+    'serve.pw_simple': ('글자·숫자·기호 중 두 종류 이상을 섞어야 합니다.', 'it must mix at least two of letters, digits and symbols.'),
+    'serve.pw_common': ('흔히 쓰는 비밀번호입니다.', 'it is a commonly used password.'),
+    'serve.pw_user': ('사용자 이름이 들어 있습니다.', 'it contains the user name.'),
+    'serve.port_taken': ('{port}번 포트를 이미 다른 프로그램이 쓰고 있어 {new}번 포트로 엽니다: {url}',
+        'Port {port} is already in use, so the studio opens on port {new} instead: {url}'),
+    'serve.port_none': ('{port}번 포트와 그 다음 포트들이 모두 사용 중입니다. 다른 포트를 지정하세요(예: python launch.py --port 8080), 또는 이미 실행 중인 스튜디오 창을 닫으세요.',
+        'Port {port} and the ones after it are all in use. Choose another port (e.g. python launch.py --port 8080) or close the studio that is already running.'),
+    'serve.open_at': ('스튜디오 주소: {url}  (브라우저가 열리지 않으면 이 주소를 붙여 넣으세요)',
+        'The studio is at {url}  (paste this address into a browser if none opens)'),
+    'error.title': ('확인이 필요합니다', 'Please check'),
+    'overlay.english_tags': ('영어 해시태그도 넣기', 'Add English hashtags too'),
+    'overlay.llm_waiting': ('로컬 LLM이 문구를 쓰는 중입니다… (최대 {secs:.0f}초, 답이 없으면 템플릿 문구를 씁니다)',
+        'The local LLM is writing the copy… (at most {secs:.0f} s; templates are used if it does not answer)'),
+    'overlay.bad_model': ('모델 이름이 올바르지 않습니다. 「모델 목록」 버튼으로 목록에서 고르세요.',
+        'That model name is not valid. Use the model list button and pick one.'),
+    'models.present.yes': ('설치됨', 'installed'),
+    'models.present.no': ('없음', 'not installed'),
+    'models.present.lfs': ('파일이 덜 받아짐(git-lfs 포인터)', 'incomplete download (git-lfs pointers)'),
+    'models.purpose.inpaint': ('배경 새로 그리기', 'redraws the background'),
+    'models.purpose.controlnet': ('자세·구도 따라 그리기', 'follows the pose and layout'),
+    'models.purpose.text2image': ('글로 그림 만들기(스톡)', 'pictures from words (stock)'),
+    'models.purpose.face': ('얼굴 찾기', 'finds faces'),
+    'models.purpose.pose': ('자세 읽기', 'reads the pose'),
+    'models.purpose.matting': ('누끼(제품 오려내기)', 'cuts out the product'),
+    'models.purpose.video': ('짧은 영상 만들기', 'makes short videos'),
+    'models.purpose.upscale': ('사진 크게 키우기', 'enlarges photos'),
+    'models.licence.commercial': ('가게 광고에 써도 됨 ({name})', 'free to use for your shop ({name})'),
+    'models.licence.noncommercial': ('비상업 전용: 모델 자체를 영업에 쓰려면 허락(라이선스)이 필요함 ({name})',
+        'non-commercial only: using the model for business needs a licence ({name})'),
+    'models.plan.no_notes': ('추가로 설정할 것이 없습니다.', 'nothing else to set.'),
+    'models.no_gpu': ('GPU 없음', 'no GPU'),
+    'models.label.device': ('장치', 'Device'),
+    'models.label.plan': ('메모리 계획', 'Memory plan'),
+    'models.label.engine': ('엔진', 'Engine'),
+    'models.noncommercial': ('비상업 전용', 'non-commercial only'),
+    'models.capability.faces': ('얼굴 찾기', 'Finding faces'),
+    'models.capability.pose': ('자세 읽기', 'Reading the pose'),
+    'models.capability.matting': ('누끼(오려내기)', 'Cutting out'),
+    'models.capability.compositing': ('합성', 'Compositing'),
+    'models.downloaded': ('내려받기 완료({files}개 파일):', 'Downloaded ({files} files) to'),
+    'ads.prompt_ko_hint': ('예: 창가 햇살, 봄 느낌, 따뜻한 우드 테이블', 'e.g. window light, spring mood, warm wooden table'),
+    'job.failed_plain': ('작업을 끝내지 못했습니다. 입력을 확인하고 다시 시도하세요. 계속되면 프로그램을 다시 시작하고, 자세한 내용은 실행 창의 기록을 확인하세요.',
+        'The job could not finish. Check your inputs and try again; if it keeps happening, restart the studio (the details are in the log of the window it runs in).'),
+    'input.too_long': ('{what}의 글자 수가 너무 많습니다({n}자). {max}자 이하로 줄여 주세요.',
+        '{what} is too long ({n} characters). Please keep it to {max} characters.'),
+    'input.bad_number': ('{what} 값이 올바르지 않습니다({value}). {min}~{max} 사이의 숫자를 넣어 주세요.',
+        '{what} is not a valid value ({value}). Please enter a number between {min} and {max}.'),
+    'input.bad_colour': ('색 값이 올바르지 않습니다. 색 고르기에서 다시 골라 주세요(예: #e4572e).',
+        'That colour is not valid. Please pick it again in the colour picker (e.g. #e4572e).'),
+    'input.bad_history_id': ('기록 번호가 올바르지 않습니다. 목록에서 다시 골라 주세요.',
+        'That history number is not valid. Please pick one from the list again.'),
+    'input.busy_images': ('지금 큰 사진을 여러 장 처리하는 중입니다. 잠시 뒤 다시 올려 주세요.',
+        'Several large photos are being processed right now. Please upload again in a moment.'),
+    'field.shop': ('가게 이름', 'The shop name'),
+    'field.product': ('상품', 'The product'),
+    'field.offer': ('혜택', 'The offer'),
+    'field.target': ('타깃 고객', 'The target customers'),
+    'field.prompt_ko': ('원하는 장면 설명', 'The scene description'),
+    'field.prompt_en': ('영어 프롬프트', 'The English prompt'),
+    'field.headline': ('헤드라인', 'The headline'),
+    'field.sub_copy': ('보조 문구', 'The sub copy'),
+    'field.cta': ('행동 유도 문구', 'The call to action'),
+    'field.caption': ('캡션', 'The caption'),
+    'field.hashtags': ('해시태그', 'The hashtags'),
+    'field.badge': ('배지 문구', 'The badge text'),
+    'field.box': ('제품 영역', 'The product box'),
+    'field.seed': ('시드', 'The seed'),
+    'store.partial': ('{saved}장은 저장했고 {failed}장은 저장하지 못했습니다({why}). 저장된 것: {ids}. 공간을 비운 뒤 나머지를 다시 만드세요.',
+        '{saved} image(s) were saved and {failed} could not be ({why}). Saved: {ids}. Free some space and make the rest again.'),
+    'store.why_disk_full': ('디스크 공간 부족', 'the disk is full'),
+    'store.why_write': ('파일 쓰기 실패', 'a file could not be written'),
     # --- stock (studio/workflows/stock.py, studio/text/stock_prompts.py, studio/ui/tabs/stock.py) ---
     "engine.name.lite_t2i": ("Lite 배경·패턴(가중치 없음)", "Lite backgrounds & patterns (no weights)"),
     "stock.bad_mode": ("알 수 없는 프롬프트 방식입니다({mode}). 다음 중에서 고르세요: {modes}.",
@@ -606,8 +732,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Ref:
+    """A field value that is itself a message key, translated in the same language (e.g. the
+    name of the field in "{what} is too long")."""
+
+    key: str
+
+    def __str__(self) -> str:
+        return t(self.key, "ko")
+
+
 def t(key: str, lang: str = "ko", **fields: object) -> str:
     """Format message `key` in `lang` (falls back to Korean, then to the key itself)."""
+    fields = {k: (t(v.key, lang) if isinstance(v, Ref) else v) for k, v in fields.items()}
     pair = MESSAGES.get(key)
     if pair is None:
         log.warning("missing message key %s", key)
