@@ -79,7 +79,7 @@ def build(services: Services) -> None:
             mode = gr.Radio([(t(f"stock.ui.mode.{m}", lang), m) for m in MODES], value="keyword",
                             label=t("stock.ui.mode", lang))
             keywords = gr.Textbox(label=t("stock.ui.keywords", lang), placeholder="카페, 라떼아트")
-            industry = gr.Dropdown([(i.name_ko if lang == "ko" else i.id, i.id) for i in templates.industries],
+            industry = gr.Dropdown([(f"{i.name_ko} ({i.id})", i.id) for i in templates.industries],
                                    value="background", label=t("stock.ui.industry", lang))
             count = gr.Slider(1, 500, value=20, step=1, label=t("stock.ui.count", lang))
             chain = gr.Dropdown(["auto", *engines], value=["auto", "lite"], multiselect=True,
