@@ -193,23 +193,30 @@ def _gradient(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -
 
 
 def _marble(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Polished stone: a cloudy base, broad soft veins and a few sharp ones, all following one flow."""
     pal = _by_luma(pal)
-    base, vein = pal[-1], pal[0]
+    base = 0.55 * pal[-1] + 0.45 * np.array([0.96, 0.95, 0.93], np.float32)
+    vein = pal[0]
     accent = pal[len(pal) // 2]
-    turb = fractal_noise(h, w, rng, beta=3.6)
-    turb2 = fractal_noise(h, w, rng, beta=3.0)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    k = int(rng.integers(1, 4))  # integer periods keep it tileable
+    k = int(rng.integers(1, 3))  # integer periods keep it tileable
     j = int(rng.integers(1, 3))
-    phase = 2 * np.pi * (k * xx / w + j * yy / h) + 7.0 * turb
-    v = np.abs(np.sin(phase))
-    veins = np.clip(1.0 - v, 0.0, 1.0) ** 10
-    fine = np.clip(1.0 - np.abs(np.sin(2 * np.pi * (3 * xx / w - 2 * yy / h) + 9.0 * turb2)), 0, 1) ** 30
+    flow = fractal_noise(h, w, rng, beta=3.8)
+    detail = fractal_noise(h, w, rng, beta=2.6)
+    phase = 2 * np.pi * (k * xx / w + j * yy / h) + 5.0 * flow + 0.8 * detail
+    broad = np.clip(1.0 - np.abs(np.sin(phase)), 0.0, 1.0) ** 4
+    sharp = cv2.GaussianBlur(np.clip(1.0 - np.abs(np.sin(phase * 2.0 + 1.3)), 0.0, 1.0) ** 16, (0, 0), 0.8)
+    fine = np.clip(1.0 - np.abs(np.sin(2 * np.pi * (2 * xx / w - 3 * yy / h) + 6.0 * detail + 3.0 * flow)),
+                   0.0, 1.0) ** 24
+    mask = fractal_noise(h, w, rng, beta=3.0)          # veins fade in and out along their length
+    broad *= 0.35 + 0.65 * mask
+    sharp *= np.clip(mask * 1.6 - 0.3, 0.0, 1.0)
     cloud = fractal_noise(h, w, rng, beta=3.2)
-    img = base[None, None, :] * (0.93 + 0.07 * cloud[..., None])
-    img = img * (1 - 0.75 * veins[..., None]) + vein * 0.75 * veins[..., None]
-    img = img * (1 - 0.45 * fine[..., None]) + accent * 0.45 * fine[..., None]
-    return _grain(img, rng, 0.006)
+    img = base[None, None, :] * (0.94 + 0.06 * cloud[..., None])
+    img = img * (1 - 0.28 * broad[..., None]) + vein * 0.28 * broad[..., None]
+    img = img * (1 - 0.7 * sharp[..., None]) + vein * 0.7 * sharp[..., None]
+    img = img * (1 - 0.35 * fine[..., None]) + accent * 0.35 * fine[..., None]
+    return _grain(img, rng, 0.005)
 
 
 def _watercolor(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
@@ -341,21 +348,34 @@ def _concrete(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -
     return tone[None, None, :] * shade[..., None]
 
 
+def _stretched_noise(h: int, w: int, rng: np.random.Generator, stretch: int, beta: float) -> np.ndarray:
+    """Periodic noise stretched along x (wood grain): computed narrow, resized with wrap-around."""
+    narrow = fractal_noise(h, max(8, w // stretch), rng, beta=beta)
+    tiled = np.concatenate([narrow, narrow, narrow], axis=1)
+    big = cv2.resize(tiled, (3 * w, h), interpolation=cv2.INTER_CUBIC)
+    return big[:, w:2 * w]
+
+
 def _wood(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Planks of wood: grain stretched along the boards, growth rings, a darker seam between planks."""
     pal = _by_luma(pal)
-    dark, light = pal[max(0, len(pal) // 2 - 1)], pal[min(len(pal) - 1, len(pal) // 2 + 1)]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    n = fractal_noise(h, w, rng, beta=2.8)
-    streak = fractal_noise(h, w, rng, beta=1.4)
-    k = int(rng.integers(10, 22))
-    rings = 0.5 + 0.5 * np.sin(2 * np.pi * (k * yy / h) + 6.0 * n + 1.5 * np.sin(2 * np.pi * xx / w))
-    rings = rings ** 1.8
-    t = np.clip(0.2 + 0.6 * rings + 0.15 * (streak - 0.5), 0, 1)
-    img = dark[None, None, :] * (1 - t[..., None]) + light[None, None, :] * t[..., None]
+    natural_dark, natural_light = np.array([0.36, 0.22, 0.13], np.float32), np.array([0.74, 0.56, 0.38], np.float32)
+    dark = 0.65 * natural_dark + 0.35 * pal[max(0, len(pal) // 2 - 1)]
+    light = 0.65 * natural_light + 0.35 * pal[min(len(pal) - 1, len(pal) // 2 + 1)]
+    yy = np.mgrid[0:h, 0:w][0].astype(np.float32)
     planks = int(rng.integers(3, 7))
-    seam = np.abs(((yy / h * planks) % 1.0) - 0.5) > 0.497
-    img[seam] *= 0.55
-    return img
+    plank_idx = np.floor(yy / h * planks)
+    offset = rng.uniform(0, 1, planks + 1).astype(np.float32)[plank_idx.astype(int)]
+    flow = _stretched_noise(h, w, rng, 10, 3.0)
+    grain = _stretched_noise(h, w, rng, 24, 1.2)
+    k = int(rng.integers(18, 34))
+    rings = 0.5 + 0.5 * np.sin(2 * np.pi * (k * yy / h + offset * 7) + 9.0 * flow)
+    rings = rings ** 2.2
+    t = np.clip(0.25 + 0.45 * rings + 0.3 * (grain - 0.5) + 0.15 * (offset - 0.5), 0, 1)
+    img = dark[None, None, :] * (1 - t[..., None]) + light[None, None, :] * t[..., None]
+    seam = np.abs(((yy / h * planks) % 1.0) - 0.5) > 0.496
+    img[seam] *= 0.5
+    return _grain(img, rng, 0.008)
 
 
 def _linen(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
