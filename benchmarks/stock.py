@@ -9,6 +9,8 @@
    on a local 2-worker Ray cluster with a warmed actor pool (`RayPool`). Dispatch overhead per image =
    (2 workers x Ray wall time / images) / (in-process time per image) - 1. Target ≤ 20 %.
 
+Torch runs with one intra-op thread in the driver, as in each 1-CPU Ray actor.
+
 Ends with one JSON line.
 """
 
@@ -117,6 +119,11 @@ def main() -> int:
     ap.add_argument("--no-ray", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    import torch
+
+    # one intra-op thread, as Ray gives each 1-CPU actor (OMP_NUM_THREADS=1): tiny work on a shared
+    # 2-core box is ~10x slower with oversubscribed threads, which would hide what is measured here
+    torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="stock-bench-"))
     try:
         out: dict = {"images": args.images, "size": SIZE}

@@ -440,3 +440,13 @@ def test_model_upscaler_through_spandrel_with_a_tiny_real_esrgan_compact(setting
     assert m2 == "lanczos" and not np.array_equal(np.asarray(out), np.asarray(lanczos))
     # no weights: Lanczos only
     assert post.load_upscaler(settings.models_dir / "nothing-here") is None
+
+
+def test_png_batch_keeps_metadata_chunks_and_size(services) -> None:
+    batch = W.plan_batch(_req(count=1, fmt="png", quality=9, min_short=200), services)
+    assert W.run_batch(batch.id, services).done == 1
+    rec = services.store.list(workflow="stock")[0]
+    assert rec.path.suffix == ".png"
+    with Image.open(rec.path) as im:
+        assert im.format == "PNG" and min(im.size) == 200
+        assert "parameters" in im.text and "fitad" in im.text

@@ -260,10 +260,20 @@ def commit_item(services: Any, batches: BatchStore, batch: Batch, item: BatchIte
                     prompt_ko=item.prompt.get("description_ko", ""), prompt_en=item.prompt.get("prompt_en", ""),
                     settings=settings, hashtags=list(meta.keywords_ko), kept_owner_pixels=False)
     stem = f"stock_{batch.short}_{item.idx:04d}"
+    data = produced.data
     if produced.suffix == ".png":
-        saved = services.store.save_image(Image.open(io.BytesIO(produced.data)), rec, stem=stem)
-    else:
-        saved = services.store.save_file(produced.data, produced.suffix, rec, stem=stem)
+        # PNG: our metadata chunks (parameters + AI disclosure) at the owner's compress level
+        from datetime import datetime
+
+        from studio.store.metadata import png_info
+
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            buf = io.BytesIO()
+            im.save(buf, "PNG", compress_level=int(min(9, max(0, request.quality if request.quality <= 9 else 6))),
+                    pnginfo=png_info(rec, created_at=datetime.now().astimezone(), size=im.size))
+        data = buf.getvalue()
+    saved = services.store.save_file(data, produced.suffix, rec, stem=stem)
     batches.mark(batch.id, item.idx, DONE, record_id=saved.id, engine=produced.engine)
     seen.append(produced.phash)
     return saved
