@@ -70,6 +70,8 @@ SPECS: tuple[EngineSpec, ...] = (
     EngineSpec("image2video", "motion", "studio.engines.motion:create_engine", "engine.name.motion"),
     EngineSpec("image2video", "tiny", "studio.engines.ltx_video:create_tiny", "engine.name.tiny_video", heavy=True,
                auto=False),
+    # text2image (no weights) ---
+    EngineSpec("text2image", "lite", "studio.engines.lite_t2i:create_engine", "engine.name.lite_t2i"),
 )
 
 

@@ -24,7 +24,7 @@ TABS: tuple[tuple[str, str | None], ...] = (
     ("advanced", "studio.ui.tabs.advanced"),
     ("overlay", "studio.ui.tabs.overlay"),
     ("video", "studio.ui.tabs.video"),
-    ("stock", None),
+    ("stock", "studio.ui.tabs.stock"),
     ("gallery", "studio.ui.tabs.gallery"),
     ("models", "studio.ui.tabs.models"),
 )
