@@ -26,7 +26,7 @@ ids index the full-size embedding tables).
     # CPU check with the tiny set (CI; seconds):
     python benchmarks/gpu.py --tiny
     # on a lent GPU, one call (see benchmarks/RESULTS.md for the exact command):
-    python benchmarks/gpu.py --budget-s 330 --json-out $OUT/gpu.json
+    python benchmarks/gpu.py --budget-s 360 --json-out $OUT/gpu.json
     # afterwards, here: append the rows of a saved run to RESULTS.md
     python benchmarks/gpu.py --record-from /path/to/gpu.json
 
@@ -371,6 +371,13 @@ class Bench:
     flops_cn: float        # ControlNet FLOPs per step it runs
     results: dict[str, Result] = field(default_factory=dict)
     ref_s: float | None = None  # the plain run's s/image (for estimates)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self) -> None:
+        """Write the summary so far to --json-out (a run killed at its time limit still leaves it)."""
+        if self.args.json_out is not None:
+            self.args.json_out.parent.mkdir(parents=True, exist_ok=True)
+            self.args.json_out.write_text(json.dumps(summarise(self, self.meta), indent=1), encoding="utf-8")
 
     def sync(self) -> None:
         if self.cuda:
@@ -378,18 +385,19 @@ class Bench:
 
     def one_run(self, engine: Any, job: Any) -> tuple[float, float | None, list[Any], list[Any]]:
         """(seconds, denoise seconds per step, images, notices) of one engine call."""
-        marks: list[float] = []
+        marks: list[tuple[str, float]] = []
 
         def progress(step: int, total: int, desc: str = "") -> None:
             self.sync()
-            marks.append(time.perf_counter())
+            marks.append((desc, time.perf_counter()))
 
         self.sync()
         start = time.perf_counter()
         images, notices = run_job(engine, job, progress)
         self.sync()
         seconds = time.perf_counter() - start
-        per_step = (marks[-1] - marks[0]) / (len(marks) - 1) if len(marks) >= 2 else None
+        steps = [t for d, t in marks if d == "denoise"] or [t for _, t in marks]  # one mark per step
+        per_step = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) >= 2 else None
         return seconds, per_step, images, notices
 
     def estimate(self, factor: float, extra_s: float = 0.0, runs: int | None = None) -> float:
@@ -406,8 +414,9 @@ class Bench:
         return False
 
     def measure(self, method: str, engine: Any, job: Any, *, controlnet: bool,
-                warmup: Callable[[], float] | None = None, min_runs: int = 1) -> Result:
-        """Warm-up, then up to --runs timed runs (as many as the budget allows, at least `min_runs`)."""
+                warmup: Callable[[], float] | None = None, min_runs: int = 1, runs: int | None = None) -> Result:
+        """Warm-up, then up to `runs` (--runs) timed runs: as many as the budget allows, at least `min_runs`."""
+        runs = self.args.runs if runs is None else runs
         torch = self.torch
         res = Result(method, "ok", controlnet=controlnet, dtype=str(self.dtype).replace("torch.", ""))
         if self.cuda:
@@ -418,10 +427,10 @@ class Bench:
             per_steps: list[float] = []
             images: list[Any] = []
             notices: list[Any] = []
-            for i in range(self.args.runs):
+            for i in range(runs):
                 guess = res.times[-1] if res.times else res.warmup_s
                 if i >= min_runs and guess > self.clock.left - self.args.margin_s:
-                    res.reason = f"budget: {i} of {self.args.runs} runs"
+                    res.reason = f"budget: {i} of {runs} runs"
                     break
                 seconds, per_step, images, notices = self.one_run(engine, job)
                 res.times.append(round(seconds, 3))
@@ -453,6 +462,7 @@ class Bench:
         """Run one method; an error is recorded as `failed` with its message (the others go on)."""
         try:
             fn()
+            self.save()
         except Exception as exc:  # noqa: BLE001 -- a benchmark records any failure and carries on
             log.debug("method %s failed", method, exc_info=True)
             msg = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
@@ -462,6 +472,7 @@ class Bench:
             self.clock.say(f"{method}: FAILED {msg}")
             if self.cuda:
                 self.torch.cuda.empty_cache()
+            self.save()
 
 
 def _generated_std(images: list[Any], job: Any) -> float | None:
@@ -660,6 +671,9 @@ def run_methods(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], 
     card_methods = [f"card_{gb}gb" for gb in CARDS_GB if wanted(f"card_{gb}gb")]
     if card_methods:
         close_engine(engine)  # every part back on the CPU before the limit is set
+        for part in parts.values():
+            if hasattr(part, "parameters"):
+                part.to("cpu")
         _free(torch, b.cuda)
         if b.cuda:
             b.clock.say(f"cards: {torch.cuda.memory_allocated() / GIB:.2f} GiB still allocated after moving the parts off")
@@ -681,7 +695,8 @@ def run_card(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], gb:
                                    extra=info)
         b.clock.say(f"{method}: plan {plan.name}; skipped (needs CUDA)")
         return
-    if not b.fits(method, b.estimate(3.0, extra_s=40.0, runs=1)):
+    runs = b.args.runs if gb == 16 else b.args.card_runs  # the 16 GB card carries a target
+    if not b.fits(method, b.estimate(3.0, extra_s=30.0, runs=runs)):
         b.results[method].extra.update(info)
         return
     total = torch.cuda.get_device_properties(0).total_memory
@@ -695,7 +710,7 @@ def run_card(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], gb:
             eng = build_engine(parts, **{**engine_kwargs, "memory_plan": plan.name, "lower_res_factors": ()})
             b.clock.say(f"{method}: plan {plan.name}, allocator limit {limit / GIB:.1f} GiB")
             try:
-                res = b.measure(method, eng, job, controlnet=True)
+                res = b.measure(method, eng, job, controlnet=True, runs=runs)
             except Exception:
                 b.results[method] = Result(method, extra=dict(info))
                 raise
@@ -781,6 +796,8 @@ def summarise(b: Bench, meta: dict[str, Any]) -> dict[str, Any]:
 def _fmt(v: Any, nd: int = 3) -> str:
     if v is None:
         return "–"
+    if isinstance(v, float) and v != 0 and abs(v) < 10 ** -nd:
+        return f"{v:.2g}"
     return f"{v:.{nd}f}" if isinstance(v, float) else str(v)
 
 
@@ -840,7 +857,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=None, help="image side (default 1024; tiny: 128)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default 28; tiny: 4)")
     p.add_argument("--runs", type=int, default=3, help="timed runs per method after one warm-up (median)")
-    p.add_argument("--budget-s", type=float, default=330.0, help="total seconds; what no longer fits is skipped")
+    p.add_argument("--budget-s", type=float, default=360.0, help="total seconds; what no longer fits is skipped")
     p.add_argument("--margin-s", type=float, default=15.0, help="seconds kept back for the summary")
     p.add_argument("--only", default="", help=f"comma list of methods to run, from: {','.join(METHODS)}")
     p.add_argument("--controlnet", choices=("pro2", "instantx"), default="pro2", help="ControlNet config")
@@ -849,6 +866,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fbc-threshold", type=float, default=0.08, help="first-block cache threshold (ParaAttention's FLUX value)")
     p.add_argument("--compile-backend", default=None, help="torch.compile backend (default: inductor on CUDA, eager on CPU)")
     p.add_argument("--compile-estimate-s", type=float, default=None, help="expected compile time for budgeting")
+    p.add_argument("--card-runs", type=int, default=1,
+                   help="timed runs for the 12 and 24 GB cards (the 16 GB one gets --runs)")
     p.add_argument("--card-reserve-gb", type=float, default=1.0,
                    help="GiB of an emulated card not available to the allocator (CUDA context, desktop)")
     p.add_argument("--json-out", type=Path, default=None, help="also write the JSON summary here")
@@ -859,7 +878,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.size = args.size or (128 if args.tiny else 1024)
     args.steps = args.steps or (4 if args.tiny else 28)
     if args.compile_estimate_s is None:
-        args.compile_estimate_s = 20.0 if args.tiny else 150.0
+        args.compile_estimate_s = 20.0 if args.tiny else 90.0
     return args
 
 
@@ -925,7 +944,8 @@ def main(argv: list[str] | None = None) -> int:
     vsf = 2 ** (len(parts["vae"].config.block_out_channels) - 1)
     img_tokens = (args.size // (vsf * 2)) ** 2
     b = Bench(args=args, clock=clock, torch=torch, cuda=cuda, dtype=dtype, size=args.size, steps=args.steps,
-              flops_t=flux_flops(tcfg, img_tokens, seq), flops_cn=flux_flops(ccfg, img_tokens, seq, controlnet=True))
+              flops_t=flux_flops(tcfg, img_tokens, seq), flops_cn=flux_flops(ccfg, img_tokens, seq, controlnet=True),
+              meta=meta)
     meta["tokens"] = {"image": img_tokens, "text": seq}
     clock.say(f"FLOPs per step: transformer {b.flops_t / 1e12:.2f} T (issue floor ~{ISSUE_FLOOR_TFLOP_PER_STEP:.0f} T), "
               f"ControlNet {b.flops_cn / 1e12:.2f} T")
@@ -941,12 +961,11 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(b, meta)
     for name, res in b.results.items():
         fig = f"{res.s_image:.3f} s/image" if res.s_image is not None else res.status
-        tf = f", {res.tflops} TFLOP/s ({res.tflops / 790 * 100:.0f}% of ~790 measured H200 bf16)" \
-            if res.tflops is not None and cuda else ""
+        tf = f", {res.tflops} TFLOP/s" if res.tflops is not None else ""
+        if res.tflops is not None and "H200" in meta["device"]:
+            tf += f" ({res.tflops / 790 * 100:.0f}% of the ~790 TFLOP/s a bf16 matmul reaches on an H200)"
         clock.say(f"summary {name:18s} {fig}{tf}{' — ' + res.reason if res.reason else ''}")
-    if args.json_out is not None:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    b.save()
     if args.record:
         clock.say(f"recorded {record(summary, args.results)} rows in {args.results}")
     print(json.dumps(summary), flush=True)
