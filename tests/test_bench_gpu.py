@@ -1,14 +1,14 @@
-"""benchmarks/gpu.py: the CPU check with the tiny set (every method gives a figure or a skip reason,
+"""benchmarks/gpu.py (run in-process): the CPU check with the tiny set (every method gives a figure or a skip reason,
 the first-block cache really serves calls through our engine, rows land in RESULTS.md), the full-size
 parts it would build on a GPU (built on the meta device: the published sizes), and its FLOP count."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,19 +34,20 @@ def bench():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def tiny_run(bench, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The script's own main() in this process (the imports are shared with the other tests)."""
     tmp = tmp_path_factory.mktemp("gpu_bench")
     results = tmp / "RESULTS.md"
     shutil.copy(RESULTS, results)
     out = tmp / "gpu.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--tiny", "--size", "64", "--steps", "3", "--runs", "1",
-         "--fbc-threshold", "100", "--json-out", str(out), "--record", "--results", str(results)],
-        capture_output=True, text=True, timeout=240, cwd=str(REPO_ROOT),
-        env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    return {"stdout": proc.stdout, "last": lines[-1], "json_file": out, "results": results}
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = bench.main(["--tiny", "--size", "64", "--steps", "3", "--runs", "1", "--fbc-threshold", "100",
+                         "--json-out", str(out), "--record", "--results", str(results)])
+    stdout = buf.getvalue()
+    assert rc == 0, stdout[-3000:]
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    return {"stdout": stdout, "last": lines[-1], "json_file": out, "results": results}
 
 
 def test_tiny_run_ends_with_one_json_line(tiny_run) -> None:
