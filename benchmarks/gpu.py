@@ -626,10 +626,12 @@ def run_methods(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], 
     # 5. fp8 storage with bf16 compute (a fresh transformer: the casting cannot be undone)
     if wanted("fp8_layerwise") and b.fits("fp8_layerwise", b.estimate(1.5, extra_s=15.0 if b.cuda else 1.0)):
         def fp8_layerwise() -> None:
+            _park(parts["transformer"], torch, b.cuda)  # its peak VRAM is the fp8 pipeline's own
             t8 = build_fill_transformer(args.tiny, b.args.device_name, b.dtype)
             t8.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=b.dtype)
-            eng8 = build_engine({**parts, "transformer": t8}, **engine_kwargs)
+            eng8 = None
             try:
+                eng8 = build_engine({**parts, "transformer": t8}, **engine_kwargs)
                 res = b.measure("fp8_layerwise", eng8, job_speed, controlnet=speed_cn)
                 res.dtype = f"float8_e4m3fn storage / {res.dtype} compute"
                 res.extra["transformer_gib"] = _sig(sum(p.numel() * p.element_size() for p in t8.parameters()) / GIB)
@@ -650,10 +652,12 @@ def run_methods(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], 
             def fp8_torchao() -> None:
                 from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, quantize_
 
+                _park(parts["transformer"], torch, b.cuda)
                 tq = build_fill_transformer(args.tiny, b.args.device_name, b.dtype)
                 quantize_(tq, Float8DynamicActivationFloat8WeightConfig())
-                engq = build_engine({**parts, "transformer": tq}, **engine_kwargs)
+                engq = None
                 try:
+                    engq = build_engine({**parts, "transformer": tq}, **engine_kwargs)
                     res = b.measure("fp8_torchao", engq, job_speed, controlnet=speed_cn)
                     res.dtype = "float8 dynamic (torchao)"
                 finally:
@@ -730,6 +734,13 @@ def run_card(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], gb:
     b.guard(method, card)
     if b.results[method].status == "failed":
         b.results[method].extra.update(info, ran=False)
+
+
+def _park(module: Any, torch: Any, cuda: bool) -> None:
+    """Move a part to the CPU (the engine that placed it puts it back when it runs again)."""
+    if cuda:
+        module.to("cpu")
+        _free(torch, cuda)
 
 
 def _free(torch: Any, cuda: bool) -> None:
@@ -958,6 +969,9 @@ def main(argv: list[str] | None = None) -> int:
         if m not in b.results and (not only or m in only):
             b.results[m] = Result(m, "skipped", reason="not reached")
 
+    import resource
+
+    meta["host_rss_max_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 2)
     summary = summarise(b, meta)
     for name, res in b.results.items():
         fig = f"{res.s_image:.3f} s/image" if res.s_image is not None else res.status
