@@ -308,7 +308,7 @@ def test_from_parts_equals_loaded_folder(models_dir: Path) -> None:
 
 def test_tiny_engine_through_the_provider(settings) -> None:
     """`--engine tiny`: saved into models/.tiny-cache in the real layout and loaded by the real loader."""
-    from studio.runtime.engine_select import EngineProvider
+    from studio.engines.registry import EngineProvider
 
     provider = EngineProvider(settings.with_(engine="tiny"))
     eng = provider.get()
@@ -323,7 +323,7 @@ def test_tiny_engine_through_the_provider(settings) -> None:
     assert out[0].size == (SIZE, SIZE) and eng.loaded
     assert eng.pipeline.controlnet is not None
     assert job.extras["notices"] == []
-    provider.release("tiny")
+    provider.release("inpaint", "tiny")
     assert not eng.loaded
 
 

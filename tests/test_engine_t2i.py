@@ -74,9 +74,10 @@ def test_dev_missing_says_how_to_fix(models: Path) -> None:
 
 
 def test_create_t2i_tiny_uses_the_saved_cache(settings) -> None:
-    from studio.engines.t2i import create_t2i
 
-    eng = create_t2i(settings.with_(engine="tiny"))
+    from studio.engines.t2i import create_tiny
+
+    eng = create_tiny(settings)
     out = eng.generate("flower shop", 64, 64, steps=1)
     assert out[0].size == (64, 64)
     assert (settings.models_dir / ".tiny-cache" / "flux-schnell" / "model_index.json").is_file()

@@ -7,11 +7,14 @@ Mask convention (the FLUX Fill / diffusers one): a single-channel "L" image wher
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from PIL import Image
 
 from studio.runtime.jobs import CancelToken, ProgressFn
+
+if TYPE_CHECKING:
+    from studio.schema import Notice
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class EngineCaps:
     changes_outfit: bool = False      # can invent new clothes (needs a generative model)
     uses_pose_control: bool = False   # consumes an OpenPose control image
     text2image: bool = False
+    image2video: bool = False
     needs_gpu: bool = False
     needs_weights: bool = False
     # working resolution: generative engines work near `work_megapixels` in multiples of
@@ -68,3 +72,71 @@ class Engine(Protocol):
 
 
 EngineFactory = Callable[[], Engine]
+
+
+# --------------------------------------------------------------------------------------------
+# Tasks beyond inpainting, and what every engine call returns
+# --------------------------------------------------------------------------------------------
+TASKS: tuple[str, ...] = ("inpaint", "text2image", "image2video")
+
+
+@dataclass
+class EngineResult:
+    """What an engine call hands back: its images (or video frames) and the notices the owner
+    must see (a lower memory plan, a lower resolution, ControlNet dropped, a fallback used...)."""
+
+    images: list[Image.Image]
+    notices: list["Notice"] = field(default_factory=list)
+
+
+@dataclass
+class Text2ImageJob:
+    prompt: str                        # English prompt
+    width: int = 1024
+    height: int = 1024
+    seed: int = 0
+    steps: int | None = None           # None: the model's recommended steps
+    guidance: float | None = None      # None: the model's recommended guidance
+    num_images: int = 1
+    negative_prompt: str = ""
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class Image2VideoJob:
+    image: Image.Image                 # RGB first frame
+    prompt: str = ""                   # English prompt (AI engines); motion engines may ignore it
+    width: int = 1080
+    height: int = 1920
+    seconds: float = 5.0
+    fps: int = 30
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    keep_mask: Any = None              # optional np.ndarray (255 = hold these pixels steady)
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class VideoResult:
+    frames: list[Image.Image]
+    fps: float
+    notices: list["Notice"] = field(default_factory=list)
+
+
+@runtime_checkable
+class Text2ImageEngine(Protocol):
+    name: str
+    caps: EngineCaps
+
+    def text2image(self, job: Text2ImageJob, progress: ProgressFn | None = None,
+                   cancel: CancelToken | None = None) -> EngineResult: ...
+
+
+@runtime_checkable
+class Image2VideoEngine(Protocol):
+    name: str
+    caps: EngineCaps
+
+    def image2video(self, job: Image2VideoJob, progress: ProgressFn | None = None,
+                    cancel: CancelToken | None = None) -> VideoResult: ...

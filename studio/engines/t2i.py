@@ -151,9 +151,20 @@ class T2IEngine:
 
 
 def create_t2i(settings: "Settings", model: str = "schnell") -> T2IEngine:
-    """The Stock tab's generator (lazy). With `--engine tiny` it runs on the tiny set."""
-    if settings.engine == "tiny":
-        from studio.engines.tiny import MAX_SEQUENCE_LENGTH, tiny_models_dir
-
-        return T2IEngine(tiny_models_dir(settings), model, device="cpu", max_sequence_length=MAX_SEQUENCE_LENGTH)
+    """A text-to-image engine (lazy: nothing loads here)."""
     return T2IEngine(settings.models_dir, model, memory_plan=settings.memory_plan)
+
+
+def create_schnell(settings: "Settings") -> T2IEngine:
+    return create_t2i(settings, "schnell")
+
+
+def create_dev(settings: "Settings") -> T2IEngine:
+    return create_t2i(settings, "dev")
+
+
+def create_tiny(settings: "Settings") -> T2IEngine:
+    """FLUX text-to-image over the tiny random set (tests, demos of the real code path)."""
+    from studio.engines.tiny import MAX_SEQUENCE_LENGTH, tiny_models_dir
+
+    return T2IEngine(tiny_models_dir(settings), "schnell", device="cpu", max_sequence_length=MAX_SEQUENCE_LENGTH)

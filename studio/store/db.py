@@ -14,6 +14,7 @@ leaves the database at the previous version.
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -130,3 +131,28 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None,
             raise
         log.info("history database migrated to v%d", number)
     return schema_version(conn)
+
+
+SIDECARS: tuple[str, ...] = ("", "-wal", "-shm", "-journal")
+
+
+def relocate(old: Path, new: Path) -> bool:
+    """Move a database left by an older version (inside the served outputs folder) to `new`,
+    together with its -wal/-shm/-journal sidecars. Returns True when something was moved.
+
+    Nothing is moved when `new` already exists (the newer location wins; the old file is left and
+    logged) or when `old` does not exist. Runs at startup, before any connection is open.
+    """
+    old, new = Path(old), Path(new)
+    if old == new or not old.is_file():
+        return False
+    if new.exists():
+        log.warning("an old history database is still at %s; using %s", old, new)
+        return False
+    new.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in SIDECARS:
+        src = old.with_name(old.name + suffix)
+        if src.is_file():
+            shutil.move(str(src), str(new.with_name(new.name + suffix)))
+    log.info("moved the history database from %s to %s (outside the served folder)", old, new)
+    return True

@@ -22,6 +22,7 @@ import errno
 import io
 import json
 import logging
+import operator
 import os
 import re
 import sqlite3
@@ -336,6 +337,12 @@ class HistoryStore:
 
     # --- reading -----------------------------------------------------------------------------
     def get(self, id: int) -> Record:  # noqa: A002
+        try:
+            id = operator.index(id)  # noqa: A001 - ints, numpy ints; not floats or text
+        except TypeError:
+            raise StudioError("store.not_found", id=id) from None
+        if not 0 < id <= 2**63 - 1:  # SQLite's INTEGER range: no OverflowError for 10**20
+            raise StudioError("store.not_found", id=id)
         with self._lock:
             row = self.conn.execute(f"SELECT {_COLUMNS} FROM generations WHERE id = ?", (int(id),)).fetchone()
         if row is None:

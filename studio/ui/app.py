@@ -12,6 +12,7 @@ import gradio as gr
 from studio.i18n import t
 from studio.services import Services
 from studio.ui.common import esc
+from studio.ui.server import StudioBlocks
 from studio.ui.tabs.coming import build_coming
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ def _builder(key: str, module: str | None) -> Callable[[Services], None]:
 
 def build_app(services: Services) -> gr.Blocks:
     lang = services.lang
-    choice = services.engines.choice
-    with gr.Blocks(title=t("app.title", lang), analytics_enabled=False) as demo:
+    choice = services.engines.choice("inpaint")
+    with StudioBlocks(title=t("app.title", lang), analytics_enabled=False) as demo:
+        demo.studio_lang = lang
         gr.Markdown(f"## {esc(t('app.title', lang))}\n{esc(t('app.subtitle', lang))}")
         gr.Markdown(f"**{esc(t('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",
                     elem_id="engine-banner")

@@ -7,10 +7,7 @@ Uploads reach `studio.vision.io.load_image` untouched (see `upload_image`).
 
 from __future__ import annotations
 
-import base64
 import logging
-import tempfile
-import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -23,39 +20,9 @@ from studio.i18n import t
 from studio.runtime.jobs import CancelToken
 from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
 from studio.services import Services
-from studio.ui.common import esc, guarded
+from studio.ui.common import esc, guarded, upload_image
 
 log = logging.getLogger(__name__)
-
-
-
-
-
-
-def _raw_preprocess(self: gr.Image, payload: Any) -> str | None:
-    """Hand the uploaded file to our safe loader untouched.
-
-    gr.Image would open the file with PIL first (a decompression bomb or a text file named .png
-    would fail there with Gradio's own English error). Bound per instance rather than through a
-    gr.Image subclass, because Gradio writes a .pyi stub next to any module defining one.
-    """
-    if payload is None:
-        return None
-    url = getattr(payload, "url", None)
-    if url and url.startswith("data:"):
-        _, _, data = url.partition(",")
-        with tempfile.NamedTemporaryFile(prefix="fitad_paste_", suffix=".bin", delete=False,
-                                         dir=self.GRADIO_CACHE) as fh:
-            fh.write(base64.b64decode(data))
-            return fh.name
-    return payload.path
-
-
-def upload_image(**kwargs: Any) -> gr.Image:
-    """A gr.Image (drag-and-drop, paste) whose value is the raw uploaded file's path."""
-    image = gr.Image(type="filepath", **kwargs)
-    image.preprocess = types.MethodType(_raw_preprocess, image)  # type: ignore[method-assign]
-    return image
 
 
 @dataclass(frozen=True)
@@ -74,15 +41,22 @@ SPECS = {
 
 
 def parse_box(text: str | None, lang: str) -> tuple[int, int, int, int] | None:
-    if not text or not str(text).strip():
+    """'x0,y0,x1,y1' in pixels of the upload; anything else (inf, nan, negatives, 3 numbers, a
+    400-digit number) is refused with the message saying how to write it."""
+    import math
+
+    from studio.text.limits import limit
+
+    text = limit(text, "box")
+    if not text.strip():
         return None
     try:
-        parts = [int(round(float(p))) for p in str(text).replace(" ", "").split(",")]
+        nums = [float(p) for p in text.replace(" ", "").split(",")]
     except ValueError as exc:
         raise InputError("ui.ads.bad_box") from exc
-    if len(parts) != 4:
+    if len(nums) != 4 or not all(math.isfinite(n) and 0 <= n <= 100_000 for n in nums):
         raise InputError("ui.ads.bad_box")
-    x0, y0, x1, y1 = parts
+    x0, y0, x1, y1 = (int(round(n)) for n in nums)
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
     if x1 - x0 < 4 or y1 - y0 < 4:
@@ -111,7 +85,7 @@ def preview_image(image: Image.Image, keep: np.ndarray | None, faces: list, face
 def build_ad_tab(services: Services, spec: TabSpec) -> None:
     lang = services.lang
     presets = services.presets
-    engine_choice = services.engines.choice
+    engine_choice = services.engines.choice("inpaint")
     wf = spec.workflow
 
     with gr.Row():
@@ -131,8 +105,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
                 style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
                                     value=presets.styles[0].id, label=t("ads.style", lang))
             prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=2,
-                                   placeholder="예: 창가 햇살, 봄 느낌, 따뜻한 우드 테이블" if lang != "en" else
-                                   "e.g. window light, spring mood, warm wooden table")
+                                   placeholder=t("ads.prompt_ko_hint", lang))
             with gr.Row():
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
                                   value="ig_portrait", label=t("ads.sns", lang))
@@ -172,19 +145,22 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
         return load_image(path)
 
     def _keep_preview(loaded, face_index: int, box):
-        """What will be kept, on the upload (cheap: Haar/cut-out at preview size)."""
-        from studio.vision import masks
+        """Exactly the keep mask the generation will use (one function computes it for both)."""
+        from studio.workflows.common import preview_keep
 
         img = loaded.image
-        faces = services.vision.detect_faces(img) if spec.faces else []
-        keep = np.zeros((img.height, img.width), np.uint8)
-        if spec.faces and faces:
-            f = faces[min(face_index, len(faces) - 1)]
-            keep = masks.union(keep, services.vision.face_keep_mask(img.size, f))
-        if spec.product and (box is not None or loaded.alpha is not None):
-            matte = services.vision.cutout(img, box=box, alpha=loaded.alpha, subject="product")
-            keep = masks.union(keep, matte.mask)
-        return faces, keep
+        if spec.faces:
+            found = services.vision.detect_faces(img)
+            if not found:
+                return [], np.zeros((img.height, img.width), np.uint8)
+            face_index = min(face_index, len(found) - 1)
+        if wf == "person":
+            req = PersonRequest(image=img, face_index=face_index)
+        elif wf == "product":
+            req = ProductRequest(image=img, alpha=loaded.alpha, product_box=box)
+        else:
+            req = AdvancedRequest(image=img, face_index=face_index, product_box=box, alpha=loaded.alpha)
+        return preview_keep(req, services)
 
     @guarded(lang)
     def on_upload(path: str | None, face_index: int, box_text: str):
@@ -219,7 +195,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
 
         req = AdRequest(image=Image.new("RGB", (256, 256)), industry=industry_id, style=style_id, prompt_ko=text_ko)
         subject = {"person": "person", "product": "product", "advanced": "mixed"}[wf]
-        return prompt_for(req, services, services.engines.get(), subject=subject).prompt_en
+        return prompt_for(req, services, services.engines.get("inpaint"), subject=subject).prompt_en
 
     @guarded(lang)
     def on_generate(path, industry_id, style_id, text_ko, text_en, sns_id, n, face_index, box_text,
