@@ -350,11 +350,6 @@ def flux_flops(cfg: dict[str, Any], img_tokens: int, txt_tokens: int, controlnet
     return float(total)
 
 
-def controlnet_steps(steps: int, start: float, end: float) -> int:
-    """How many steps the ControlNet runs (diffusers' keep rule, as in our pipeline)."""
-    return sum(1 for i in range(steps) if not (i / steps < start or (i + 1) / steps > end))
-
-
 # ------------------------------------------------------------------------------------------------
 # Measuring
 # ------------------------------------------------------------------------------------------------
@@ -372,6 +367,8 @@ class Bench:
     results: dict[str, Result] = field(default_factory=dict)
     ref_s: float | None = None  # the plain run's s/image (for estimates)
     meta: dict[str, Any] = field(default_factory=dict)
+    controlnet: Any = None      # the ControlNet module: its calls are counted for the FLOPs
+    last_cn_calls: int = 0
 
     def save(self) -> None:
         """Write the summary so far to --json-out (a run killed at its time limit still leaves it)."""
@@ -391,11 +388,20 @@ class Bench:
             self.sync()
             marks.append((desc, time.perf_counter()))
 
+        calls = [0]
+        hook = None
+        if self.controlnet is not None:  # how many steps the ControlNet really ran (engine defaults apply)
+            hook = self.controlnet.register_forward_hook(lambda *a: calls.__setitem__(0, calls[0] + 1))
         self.sync()
         start = time.perf_counter()
-        images, notices = run_job(engine, job, progress)
-        self.sync()
+        try:
+            images, notices = run_job(engine, job, progress)
+            self.sync()
+        finally:
+            if hook is not None:
+                hook.remove()
         seconds = time.perf_counter() - start
+        self.last_cn_calls = calls[0]
         steps = [t for d, t in marks if d == "denoise"] or [t for _, t in marks]  # one mark per step
         per_step = (steps[-1] - steps[0]) / (len(steps) - 1) if len(steps) >= 2 else None
         return seconds, per_step, images, notices
@@ -442,8 +448,8 @@ class Bench:
         res.s_step = round(res.s_image / self.steps, 4)
         if per_steps:
             res.denoise_s_step = round(statistics.median(per_steps), 4)
-            cn_share = controlnet_steps(self.steps, job.control_start, job.control_end) / self.steps if controlnet else 0.0
-            flops = self.flops_t + cn_share * self.flops_cn
+            flops = self.flops_t + self.last_cn_calls / self.steps * self.flops_cn
+            res.extra["controlnet_steps"] = self.last_cn_calls
             res.tflops = _sig(flops / res.denoise_s_step / 1e12)
         if self.cuda:
             res.peak_vram_gib = round(torch.cuda.max_memory_allocated() / GIB, 2)
@@ -828,6 +834,8 @@ def result_rows(summary: dict[str, Any]) -> list[str]:
         if "plan" in extra:
             notes.append(f"plan {extra['plan']}" + (f" (used {extra['plan_used']})"
                                                     if extra.get("plan_used") not in (None, extra["plan"]) else ""))
+        if m.get("controlnet") and extra.get("controlnet_steps"):
+            notes.append(f"ControlNet ran {extra['controlnet_steps']} steps")
         if "ran" in extra:
             notes.append("ran" if extra["ran"] else "did NOT run as planned")
         if "vs_plain" in extra:
@@ -956,7 +964,7 @@ def main(argv: list[str] | None = None) -> int:
     img_tokens = (args.size // (vsf * 2)) ** 2
     b = Bench(args=args, clock=clock, torch=torch, cuda=cuda, dtype=dtype, size=args.size, steps=args.steps,
               flops_t=flux_flops(tcfg, img_tokens, seq), flops_cn=flux_flops(ccfg, img_tokens, seq, controlnet=True),
-              meta=meta)
+              meta=meta, controlnet=parts.get("controlnet"))
     meta["tokens"] = {"image": img_tokens, "text": seq}
     clock.say(f"FLOPs per step: transformer {b.flops_t / 1e12:.2f} T (issue floor ~{ISSUE_FLOOR_TFLOP_PER_STEP:.0f} T), "
               f"ControlNet {b.flops_cn / 1e12:.2f} T")

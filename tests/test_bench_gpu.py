@@ -81,6 +81,9 @@ def test_every_method_has_a_figure_or_a_reason(bench, tiny_run) -> None:
     for name in ("plain", "no_controlnet", "fbc", "compile", "fp8_layerwise"):
         assert methods[name]["status"] == "ok", (name, methods[name])
     assert methods["plain"]["controlnet"] is True and methods["no_controlnet"]["controlnet"] is False
+    # the ControlNet ran inside its window on the pose job, never without a control image
+    assert 1 <= methods["plain"]["extra"]["controlnet_steps"] <= 3
+    assert methods["no_controlnet"]["extra"]["controlnet_steps"] == 0
     assert methods["fp8_layerwise"]["dtype"].startswith("float8_e4m3fn")
     assert methods["compile"]["extra"]["backend"] == "eager"
 
