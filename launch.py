@@ -49,6 +49,8 @@ def add_common_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -
                    help="where results and the history database go (default ./outputs)")
     p.add_argument("--ollama-host", default=None, help="local Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434)")
     p.add_argument("--ollama-model", default=None, help="Ollama model for ad copy (default qwen2.5:7b-instruct)")
+    p.add_argument("--llm-timeout", type=float, default=None, metavar="SECONDS",
+                   help="longest wait for the local LLM before template copy is used (default 30, or $FITAD_LLM_TIMEOUT)")
     p.add_argument("--memory-plan", choices=MEMORY_PLANS, default="auto",
                    help="override the GPU memory plan chosen from the detected VRAM")
     p.add_argument("--no-browser", action="store_true",
@@ -93,6 +95,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         "auth": parse_auth(args.auth), "memory_plan": args.memory_plan, "quantize": args.quantize,
         "open_browser": not getattr(args, "no_browser", False),
     }
+    if getattr(args, "llm_timeout", None):
+        if not 1 <= args.llm_timeout <= 600:
+            raise StudioError("launch.bad_llm_timeout")
+        changes["llm_timeout_s"] = float(args.llm_timeout)
     if getattr(args, "data_dir", None):
         changes["data_dir"] = args.data_dir.resolve()
     if args.models_dir:

@@ -99,7 +99,7 @@ def test_gallery_lists_opens_and_deletes_through_the_api(running_app) -> None:
                                           prompt_en="a latte", settings={"sns_size": "ig_square"}))
     client = running_app.client()
     items, _note = client.predict("all", api_name="/gallery_list")
-    assert len(items) == 1 and items[0]["caption"] == f"#{rec.id} · product"
+    assert len(items) == 1 and items[0]["caption"].startswith(f"#{rec.id} · 제품 · ")
     items_person, _ = client.predict("person", api_name="/gallery_list")
     assert items_person == []
     client.predict(rec.id, "all", api_name="/gallery_delete")

@@ -47,9 +47,8 @@ def _job(size: int = 64):
 
 def _engine(models: Path):
     from studio.engines.flux_fill import FluxFillEngine
-    from studio.runtime.weights import ComponentCache
 
-    return FluxFillEngine(models, device="cpu", max_sequence_length=32, cache=ComponentCache())
+    return FluxFillEngine(models, device="cpu", max_sequence_length=32)
 
 
 def _expect(models: Path, key: str, name_part: str) -> WeightsError:

@@ -79,3 +79,43 @@ def test_framing_anchor_keeps_a_bust_on_the_bottom_edge(lite) -> None:
     res = person.run(PersonRequest(image=astro, sns_size="ig_portrait", options=FAST), lite)
     keep = res.keep_mask >= 128
     assert keep[-3:].any(axis=0).sum() > 0.2 * keep.shape[1], "the body must reach the ad's bottom edge"
+
+
+def test_scene_words_choose_the_backdrop_and_are_reported(lite) -> None:
+    from studio.engines.backdrops import scene_from_words
+
+    c = scene_from_words("따뜻한 우드 테이블 위에 라떼")
+    assert c.kind == "wood" and c.palette and "우드" in c.used and "따뜻한" in c.used and "라떼" in c.unused
+    assert scene_from_words("white marble, morning").kind == "marble"
+    assert scene_from_words("린넨 천 위").kind == "linen"
+    assert scene_from_words("야외 공원").kind == "bokeh"
+    cup = load_image(data.coffee()).image
+    wood = product.run(ProductRequest(image=cup, product_box=(70, 10, 490, 395), prompt_ko="따뜻한 우드 테이블",
+                                      options=FAST), lite)
+    marble = product.run(ProductRequest(image=cup, product_box=(70, 10, 490, 395), prompt_ko="대리석",
+                                        options=FAST), lite)
+    keys = [n.key for n in wood.notices]
+    assert "lite.scene.used" in keys
+    # the surface under the cup: wood is warm brown (R > B clearly), marble is near-grey
+    floor_w = np.asarray(wood.images[0])[-120:-20, 40:-40].reshape(-1, 3).mean(axis=0)
+    floor_m = np.asarray(marble.images[0])[-120:-20, 40:-40].reshape(-1, 3).mean(axis=0)
+    assert floor_w[0] - floor_w[2] > 40 and abs(floor_m[0] - floor_m[2]) < 25
+
+
+def test_unsure_cutout_falls_back_to_a_card_with_a_notice(lite) -> None:
+    # a busy scene: GrabCut of the squirrel on its branch is not trusted
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from photoset import load_set
+
+    photo = next(p for p in load_set() if p.name == "motorcycle")
+    img = photo.image()
+    res = product.run(ProductRequest(image=img, product_box=photo.box(img.size), options=FAST), lite)
+    assert res.layout in ("card", "extend") and res.confidence is not None and res.confidence < 0.5
+    assert any(n.key.startswith("lite.fallback.") for n in res.notices)
+    # the whole photo is kept exactly, as a card
+    keep = res.keep_mask == 255
+    assert np.array_equal(np.asarray(res.images[0])[keep], np.asarray(res.framed)[keep])
+    assert 0.2 < keep.mean() < 0.9

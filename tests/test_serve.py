@@ -307,3 +307,17 @@ def test_malformed_requests_get_plain_words(running_app) -> None:
     text = body.decode("utf-8")
     assert "pydantic" not in text and "Input should be" not in text and "loc" not in text
     assert "다시 시도하세요" in text
+
+
+@pytest.mark.parametrize("api,data", [
+    ("product_generate", [None]),                                             # wrong number of values
+    ("product_generate", [None, 5, {}, [], None, "ig", "abc", "z", "1,2,3,inf", "x"] + [None] * 10),  # wrong types
+    ("overlay_preview", [None, 10**20, "h", "", "", "bottom_bar", "", "top_right", "rgb(", "auto", None,
+                         "top_left", True, ["ig_square"]]),                   # an id that is no choice
+])
+def test_gradio_own_refusals_are_plain_korean(running_app, api: str, data: list) -> None:
+    text = _call(running_app, api, data)
+    assert "event: error" in text
+    for leak in ("Value:", "list of choices", "Wanted inputs", "Traceback", "Error\"", "fn_index"):
+        assert leak not in text, (leak, text)
+    assert "다시" in text and "확인이 필요합니다" in text

@@ -46,10 +46,13 @@ class InpaintJob:
     guidance: float = 30.0             # FLUX Fill's recommended guidance
     num_images: int = 1
     control_image: Image.Image | None = None   # OpenPose skeleton, RGB, same size
-    controlnet_scale: float = 0.7
+    # ControlNet settings: None = the ControlNet's model-card value (Union Pro 2.0 pose: scale 0.9,
+    # end 0.65, its own guidance 3.5 within its training range 1..7); the owner's values win
+    controlnet_scale: float | None = None
     control_start: float = 0.0
-    control_end: float = 0.8
-    control_mode: int = 4              # Union ControlNet: 4 = pose
+    control_end: float | None = None
+    control_guidance: float | None = None
+    control_mode: int | None = None    # Union ControlNet mode; None: pose for that net (InstantX: 4)
     industry: str = "cafe"             # lite engine picks backdrops from these
     style: str = "studio"
     subject: str = "product"           # "product" | "person" | "mixed"
@@ -66,8 +69,8 @@ class Engine(Protocol):
         job: InpaintJob,
         progress: ProgressFn | None = None,
         cancel: CancelToken | None = None,
-    ) -> list[Image.Image]:
-        """Return `job.num_images` RGB images of size (job.width, job.height)."""
+    ) -> "EngineResult":
+        """Return `job.num_images` RGB images of size (job.width, job.height), with notices."""
         ...
 
 
@@ -87,6 +90,16 @@ class EngineResult:
 
     images: list[Image.Image]
     notices: list["Notice"] = field(default_factory=list)
+
+    # a result reads as the sequence of its images (`result[0]`, `len(result)`, `for im in result`)
+    def __getitem__(self, i: int) -> Image.Image:
+        return self.images[i]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> Any:
+        return iter(self.images)
 
 
 @dataclass

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from studio.config import Settings
 from studio.engines.base import TASKS
-from studio.errors import InputError
+from studio.errors import InputError, StudioError
 from studio.i18n import t
+from studio.runtime.manager import ModelManager
 
 if TYPE_CHECKING:
     from studio.engines.base import Engine
@@ -69,6 +70,8 @@ SPECS: tuple[EngineSpec, ...] = (
     EngineSpec("image2video", "motion", "studio.engines.motion:create_engine", "engine.name.motion"),
     EngineSpec("image2video", "tiny", "studio.engines.ltx_video:create_tiny", "engine.name.tiny_video", heavy=True,
                auto=False),
+    # text2image (no weights) ---
+    EngineSpec("text2image", "lite", "studio.engines.lite_t2i:create_engine", "engine.name.lite_t2i"),
 )
 
 
@@ -167,11 +170,16 @@ def choose(task: str, settings: Settings) -> EngineChoice:
 class EngineProvider:
     """Per task: the chosen engine, built on first use and cached; the owner may switch at runtime.
 
-    Switching a task releases its previous engine first (IOPaint habit).
+    Switching a task releases its previous engine first (IOPaint habit). All heavy engines share
+    one `ModelManager` (bound right after they are built): at most one heavy pipeline is resident,
+    and shared components load once. `select(..., load=True)` loads a heavy engine at once and,
+    when that fails, rolls back to the previous engine with a notice the owner sees.
     """
 
-    def __init__(self, settings: Settings, choice: EngineChoice | None = None) -> None:
+    def __init__(self, settings: Settings, choice: EngineChoice | None = None,
+                 manager: ModelManager | None = None) -> None:
         self.settings = settings
+        self.manager = manager if manager is not None else ModelManager.from_settings(settings)
         self._choices: dict[str, EngineChoice] = {}
         if choice is not None:
             self._choices[choice.task] = choice
@@ -187,18 +195,34 @@ class EngineProvider:
     def active_name(self, task: str = "inpaint") -> str:
         return self.choice(task).name
 
-    def select(self, task: str, name: str) -> EngineChoice:
-        """The owner switches the task's engine ("auto" re-decides)."""
+    def select(self, task: str, name: str, *, load: bool = False) -> EngineChoice:
+        """The owner switches the task's engine ("auto" re-decides). With `load`, a heavy engine
+        loads now; if it cannot, the previous engine stays, and the returned choice says why."""
         with self._lock:
-            previous = self._choices.get(task)
+            previous = self._choices.get(task) or self.choice(task)
             if name == "auto":
                 new = auto_choice(task, self.settings)
             else:
                 spec_for(task, name)
                 new = EngineChoice(name, "engine.reason.selected", {"engine": name}, task)
-            if previous is not None and previous.name != new.name:
+            if previous.name != new.name:
                 self.release(task, previous.name)
             self._choices[task] = new
+            if not (load and spec_for(task, new.name).heavy):
+                return new
+            try:
+                engine = self.get(task, new.name)
+                load_fn = getattr(engine, "load", None)
+                if callable(load_fn):
+                    load_fn()
+            except StudioError as exc:
+                log.warning("engine %s/%s failed to load (%s); rolling back to %s", task, new.name, exc.key,
+                            previous.name)
+                self.release(task, new.name)
+                fields = {"engine": new.name, "previous": previous.name, "why": exc.message(self.settings.lang)}
+                rolled = EngineChoice(previous.name, "engine.notice.rollback", fields, task)
+                self._choices[task] = rolled
+                return rolled
             return new
 
     def get(self, task: str = "inpaint", name: str | None = None) -> "Engine":
@@ -210,7 +234,11 @@ class EngineProvider:
                 module_name, _, attr = spec.factory.partition(":")
                 factory = getattr(importlib.import_module(module_name), attr)
                 log.info("building engine %s/%s", task, name)
-                self._engines[key] = factory(self.settings)
+                engine = factory(self.settings)
+                bind = getattr(engine, "bind_manager", None)
+                if callable(bind):
+                    bind(self.manager)
+                self._engines[key] = engine
             return self._engines[key]
 
     def peek(self, task: str, name: str) -> "Engine | None":
@@ -223,3 +251,20 @@ class EngineProvider:
         close = getattr(engine, "close", None)
         if callable(close):
             close()
+        self.manager.trim()
+
+    def status(self, task: str) -> list[tuple[EngineSpec, str]]:
+        """Each engine of the task with its status key (loaded / ready / no weights / needs CUDA)."""
+        rows = []
+        for spec in specs_for(task):
+            engine = self.peek(task, spec.name)
+            if engine is not None and getattr(engine, "loaded", False):
+                key = "engine.status.loaded"
+            elif not weights_present(spec, self.settings):
+                key = "engine.status.no_weights"
+            elif spec.needs_cuda and not cuda_available():
+                key = "engine.status.no_cuda"
+            else:
+                key = "engine.status.ready"
+            rows.append((spec, key))
+        return rows

@@ -54,9 +54,34 @@ CREATE INDEX idx_generations_workflow_id ON generations(workflow, id);
 CREATE INDEX idx_generations_parent ON generations(parent_id);
 """
 
+# Stock batches (studio/store/batches.py): the plan of a batch (prompts + seeds) is stored before
+# any image is generated, so a batch resumes after a crash with no duplicates and no gaps.
+_M3_STOCK_BATCHES = """
+CREATE TABLE stock_batches (
+    id          TEXT    PRIMARY KEY,
+    created_at  TEXT    NOT NULL,
+    status      TEXT    NOT NULL DEFAULT 'planned',
+    request     TEXT    NOT NULL DEFAULT '{}',
+    notices     TEXT    NOT NULL DEFAULT '[]'
+);
+CREATE TABLE stock_items (
+    batch_id    TEXT    NOT NULL REFERENCES stock_batches(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,
+    prompt      TEXT    NOT NULL,
+    seed        INTEGER NOT NULL,
+    state       TEXT    NOT NULL DEFAULT 'pending',
+    record_id   INTEGER,
+    engine      TEXT    NOT NULL DEFAULT '',
+    reason      TEXT    NOT NULL DEFAULT '',
+    PRIMARY KEY (batch_id, idx)
+);
+CREATE INDEX idx_stock_items_state ON stock_items(batch_id, state);
+"""
+
 MIGRATIONS: list[tuple[int, Step]] = [
     (1, _M1_GENERATIONS),
     (2, _M2_MISSING_PARENT_INDEX),
+    (3, _M3_STOCK_BATCHES),
 ]
 LATEST = MIGRATIONS[-1][0]
 

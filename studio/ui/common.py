@@ -72,3 +72,25 @@ def upload_image(**kwargs: Any) -> gr.Image:
     image = gr.Image(type="filepath", **kwargs)
     image.preprocess = types.MethodType(_raw_preprocess, image)  # type: ignore[method-assign]
     return image
+
+
+def form_handler(names: list[str], fn: Callable[[dict[str, Any], Any, Any], Any]) -> Callable[..., Any]:
+    """A Gradio handler taking one value per named component, calling `fn(form, request, progress)`
+    with `form` a dict by component name: the handler builds its typed request by keyword, not
+    from a long positional list. The signature Gradio reads names every input (API callers see
+    those names) and asks for the request and a progress tracker."""
+    import inspect
+
+    def handler(*args: Any) -> Any:
+        values, request, progress = args[:-2], args[-2], args[-1]
+        return fn(dict(zip(names, values)), request, progress)
+
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter(n, kind) for n in names]
+    params += [inspect.Parameter("request", kind, annotation=gr.Request),
+               inspect.Parameter("progress", kind, default=gr.Progress())]
+    handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    handler.__annotations__ = {"request": gr.Request}
+    handler.__name__ = getattr(fn, "__name__", "handler")
+    handler.__qualname__ = handler.__name__
+    return handler

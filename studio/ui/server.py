@@ -283,8 +283,11 @@ class StudioBlocks(gr.Blocks):
         try:
             return await super().process_api(*args, **kwargs)
         except gr.Error as exc:
-            if exc.title == "Error":
-                exc.title = t("error.title", self.studio_lang)
+            ours = t("error.title", self.studio_lang)
+            if exc.title != ours:  # raised by Gradio itself (e.g. a Dropdown value not in its choices)
+                log.warning("Gradio refused a request: %s", exc.message)
+                key = "serve.bad_choice" if "not in the list of choices" in str(exc.message) else "serve.bad_request"
+                raise gr.Error(t(key, self.studio_lang), title=ours) from exc
             raise
         except Exception as exc:  # the API boundary: the log gets the details, the caller plain words
             if type(exc).__name__ in ("CancelledError",):

@@ -338,7 +338,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
     job = inpaint_job(source, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req,
                       plan.subject if layout == "cutout" else "product", control=control, extras=extras)
     seeds = seeds_for(opts.seed, opts.num_images)
-    generated = generate(services, engine, job, seeds, out_size, progress, cancel, workflow)
+    generated = generate(services, engine, job, seeds, out_size, progress, cancel, workflow, notices)
     timer.lap("engine")
 
     images = []
@@ -358,10 +358,9 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
                 "placed_size": [max(1, round(req.image.width * framing.scale)), max(1, round(req.image.height * framing.scale))],
                 "pose": pose_backend,
                 "prompt_source": prompt.source, "options": asdict(opts),
-                "notices": [n.key for n in notices],
                 **{k: v for k, v in plan.settings.items() if k != "extras"}}
     records = save_all(services, workflow, engine.name, images, seeds, req, prompt.prompt_en, settings,
-                       model_ids(engine, control is not None))
+                       model_ids(engine, control is not None), notices=notices)
     timer.lap("store")
     return AdResult(workflow=workflow, images=images, records=records, prompt_en=prompt.prompt_en,
                     engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, faces=plan.faces,
@@ -369,17 +368,65 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
                     confidence=None if q is None else q.score, source_keep=plan.preview())
 
 
+FALLBACKS = ("card", "extend")
+
+
 def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services, notices: list[Notice]) -> str:
-    """"cutout", or a fallback layout when a compositor would paste an unsure cut-out."""
-    return "cutout"
+    """"cutout", or a fallback layout when a compositor would paste an unsure cut-out.
+
+    A generative engine repaints around the kept pixels and hides a ragged edge; a compositor
+    (Lite) would show it, so below the confidence threshold it lays the whole photo out instead
+    and says why and how to get a better cut-out."""
+    q = plan.quality
+    if q is None or q.ok or engine.caps.needs_weights:
+        return "cutout"
+    sns = services.presets.sns(req.sns_size)
+    W, H = req.image.size
+    close = abs(math.log((W / H) / (sns.width / sns.height))) < 0.12
+    layout = "extend" if close else "card"
+    why = ", ".join(Notice(f"lite.reason.{r}").text(services.lang) for r in q.reasons[:2]) or "-"
+    notices.append(Notice(f"lite.fallback.{layout}", {"why": why}))
+    return layout
 
 
 def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str) -> tuple[Framing, np.ndarray]:
-    raise NotImplementedError(layout)
+    """The whole photo laid out on the ad: a framed card with room for a headline above
+    ("card"), or filling the width, the rest extended ("extend"). Keep = the photo, exactly."""
+    W, H = image.size
+    out_w, out_h = out_size
+    if layout == "extend":
+        box = (0.0, 0.0, float(out_w), float(out_h))
+    else:
+        box = (0.09 * out_w, 0.2 * out_h, 0.91 * out_w, 0.9 * out_h)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    scale = min(bw / W, bh / H, MAX_UPSCALE)
+    sw, sh = W * scale, H * scale
+    ox = box[0] + (bw - sw) / 2
+    oy = box[1] + (bh - sh) / 2 if layout == "extend" else box[3] - sh - (bh - sh) * 0.35
+    geo = _Geometry(out_size, scale, (round(ox), round(oy)), None)
+    framing = render_framing(image, geo)
+    keep = np.where(framing.pad_mask > 0, 0, 255).astype(np.uint8)
+    return framing, keep
 
 
 def scene_extras(req: AdRequest, engine: Engine, notices: list[Notice]) -> dict:
-    return {}
+    """For a compositor: the owner's scene words choose the backdrop family and colours, and the
+    owner is told which words were used and which were not."""
+    if engine.caps.needs_weights or not (req.prompt_ko or "").strip():
+        return {}
+    from studio.engines.backdrops import scene_from_words
+
+    choice = scene_from_words(req.prompt_ko)
+    out: dict = {}
+    if choice.kind:
+        out["backdrop"] = choice.kind
+    if choice.palette:
+        out["palette"] = list(choice.palette)
+    if choice.used:
+        notices.append(Notice("lite.scene.used", {"words": ", ".join(choice.used)}))
+    if choice.unused:
+        notices.append(Notice("lite.scene.unused", {"words": ", ".join(choice.unused)}))
+    return out
 
 
 def edge_clean(framed: Image.Image, keep: np.ndarray) -> Image.Image:
@@ -440,8 +487,11 @@ def step_progress(progress: ProgressFn | None, offset: int, total: int) -> Progr
 
 
 def generate(services: Services, engine: Engine, job: InpaintJob, seeds: list[int], out_size: tuple[int, int],
-             progress: ProgressFn | None, cancel: CancelToken | None, name: str) -> list[Image.Image]:
-    """One engine call per seed (each result reproducible from its own recorded seed), under the GPU lock."""
+             progress: ProgressFn | None, cancel: CancelToken | None, name: str,
+             notices: list[Notice] | None = None) -> list[Image.Image]:
+    """One engine call per seed (each result reproducible from its own recorded seed), under the GPU lock.
+    The engine's notices (a lighter memory plan, a lower resolution, no ControlNet...) are added to
+    `notices` once each, for the result and the history row."""
     images: list[Image.Image] = []
 
     def run() -> None:
@@ -451,10 +501,14 @@ def generate(services: Services, engine: Engine, job: InpaintJob, seeds: list[in
             job.seed = seed
             job.num_images = 1
             out = engine.inpaint(job, step_progress(progress, i * job.steps, len(seeds) * job.steps), cancel)
-            img = out[0].convert("RGB")
+            img = out.images[0].convert("RGB")
             if img.size != out_size:
                 img = img.resize(out_size, Image.Resampling.LANCZOS)
             images.append(img)
+            if notices is not None:
+                for n in out.notices:
+                    if all((n.key, n.fields) != (m.key, m.fields) for m in notices):
+                        notices.append(Notice(n.key, dict(n.fields)))
 
     services.jobs.run(run, name=name)
     return images
@@ -468,13 +522,19 @@ def paste_back(services: Services, generated: Image.Image, framed: Image.Image, 
 
 def save_all(services: Services, workflow: str, engine_name: str, images: list[Image.Image], seeds: list[int],
              request: AdRequest, prompt_en: str, settings: dict, model_ids: list[str],
-             kept_owner_pixels: bool = True) -> list[Record]:
-    records = []
-    for img, seed in zip(images, seeds):
-        rec = NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
-                        prompt_ko=request.prompt_ko, prompt_en=prompt_en,
-                        settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels)
-        records.append(services.store.save_image(img, rec))
+             kept_owner_pixels: bool = True, notices: list[Notice] | None = None) -> list[Record]:
+    """The saved records (a `SavedRecords` list: `.failed` names the images that could not be
+    stored). Raises the store's error only when nothing at all was saved. The notices the owner
+    was shown are kept with each row (key + fields: re-translatable)."""
+    if notices:
+        settings = dict(settings, notices=[{"key": n.key, "fields": dict(n.fields)} for n in notices])
+    items = [(img, NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
+                             prompt_ko=request.prompt_ko, prompt_en=prompt_en,
+                             settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels))
+             for img, seed in zip(images, seeds)]
+    records = services.store.save_images(items)
+    if records.failed and not records:
+        raise records.failed[0][1]
     return records
 
 

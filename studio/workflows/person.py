@@ -79,7 +79,21 @@ def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[
         settings["cutout"] = backend
         anchors = common.touching_edges(body)
         notices.append(Notice("workflow.outfit_needs_flux"))
+        settings["_quality"] = person_quality(services, req.image, face, body, anchors, backend)
     return parts, anchors
+
+
+def person_quality(services: Services, image: Image.Image, face, body: np.ndarray,
+                   anchors: tuple[str, ...], backend: str):
+    from studio.vision.confidence import assess
+
+    other = None
+    if backend == "grabcut":
+        wider = type(face)(box=(face.box[0] - face.width // 4, face.box[1], face.box[2] + face.width // 4,
+                                face.box[3]), score=face.score, landmarks=None, backend=face.backend)
+        other, _ = common.person_matte(services, image, wider, True)
+    return assess(np.asarray(image.convert("RGB")), body, allowed_edges=anchors + ("bottom",),
+                  face_box=face.box, other=other)
 
 
 def plan(req: PersonRequest, services: Services, engine: Engine, out_size: tuple[int, int]) -> common.Plan:
@@ -88,8 +102,9 @@ def plan(req: PersonRequest, services: Services, engine: Engine, out_size: tuple
     settings: dict = {"face_index": req.face_index, "faces": len(faces), "cutout": None}
     parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, req.include_neck)
     focus = body_box(face.box, req.image.size)
+    quality = settings.pop("_quality", None)
     return common.Plan(subject="person", parts=parts, focus=focus, margin=0.05, anchors=anchors,
-                       faces=faces, face=face, notices=notices, settings=settings)
+                       faces=faces, face=face, notices=notices, settings=settings, quality=quality)
 
 
 def run(req: PersonRequest, services: Services, progress: ProgressFn | None = None,

@@ -43,8 +43,30 @@ def plan(req: ProductRequest, services: Services, engine: Engine, out_size: tupl
                 "extras": {"reflection": req.reflection, "shadow": req.shadow}}
     # a thin feather inside the product's edge; the product's body stays exact
     part = common.KeepPart(matte.mask, edge_px=max(0.5, min(opts.mask_feather, 3)))
+    quality = cutout_quality(services, req.image, matte, req.product_box)
     return common.Plan(subject="product", parts=[part], focus=bbox, margin=0.3, cutout=matte,
-                       notices=notices, settings=settings)
+                       notices=notices, settings=settings, quality=quality)
+
+
+def grown(box: Box | None, size: tuple[int, int], k: float = 0.04) -> Box:
+    W, H = size
+    if box is None:
+        return (int(0.1 * W), int(0.1 * H), int(0.9 * W), int(0.9 * H))
+    dx, dy = int(k * W), int(k * H)
+    return (max(0, box[0] - dx), max(0, box[1] - dy), min(W, box[2] + dx), min(H, box[3] + dy))
+
+
+def cutout_quality(services: Services, image: Image.Image, matte, box: Box | None):
+    """The cut-out's confidence; an uploaded transparency is the owner's own (no score)."""
+    from studio.vision.confidence import assess
+
+    if matte.backend == "alpha":
+        return None
+    rgb = np.asarray(image.convert("RGB"))
+    other = None
+    if matte.backend == "grabcut":  # a colour-model cut-out: check it holds from another start
+        other = services.vision.cutout(image, box=grown(box, image.size), subject="product").mask
+    return assess(rgb, matte.mask, box=box, other=other)
 
 
 def run(req: ProductRequest, services: Services, progress: ProgressFn | None = None,

@@ -7,6 +7,7 @@ import logging
 
 import gradio as gr
 
+from studio.errors import InputError
 from studio.runtime.catalog import catalog_status
 from studio.i18n import MESSAGES, t
 from studio.services import Services
@@ -76,6 +77,7 @@ def build(services: Services) -> None:
     gr.Markdown(f"### {esc(t('models.catalog', lang))}")
     table = gr.Dataframe(value=catalog_rows(services), headers=[t(f"models.col.{c}", lang) for c in COLUMNS],
                          interactive=False, wrap=True, elem_id="model-catalog")
+    gr.Markdown(esc(t("models.licence_note", lang)))
     gr.Markdown(f"### {esc(t('models.device', lang))}")
     check = gr.Button(t("models.check", lang))
     device_md = gr.Markdown()
@@ -103,7 +105,7 @@ def build(services: Services) -> None:
         from studio.runtime.downloader import download_model
 
         if not model_id:
-            raise gr.Error(t("models.pick", lang))
+            raise InputError("models.pick_first")
         entry = services.presets.model(model_id)
 
         def report(done: int, total: int, desc: str = "") -> None:

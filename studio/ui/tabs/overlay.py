@@ -45,7 +45,7 @@ def _thumbs(services: Services) -> tuple[list[tuple[str, str]], list[int]]:
 
 
 # --- widgets -------------------------------------------------------------------------------------
-def build(services: Services) -> None:
+def build(services: Services) -> dict[str, Any]:
     lang = services.lang
     presets = services.presets
     g = guarded(lang)
@@ -186,3 +186,6 @@ def build(services: Services) -> None:
     preview_btn.click(on_preview, preview_inputs, [preview_img], api_name="overlay_preview")
     export_btn.click(on_export, [upload, record, sizes, caption, hashtags] + [c for _, c in spec_in],
                      [exports, files, status], api_name="overlay_export")
+    # the gallery's "use these settings again" fills these
+    return {"record": record, "caption": caption, "hashtags": hashtags, "sizes": sizes,
+            **{name: comp for name, comp in spec_in if name not in ("logo", "logo_corner", "badge_corner")}}
