@@ -83,7 +83,7 @@ def ai_overhead(runs: int) -> dict:
                             presets_dir=REPO_ROOT / "presets")
         settings.models_dir.mkdir()
         engine = create_tiny(settings)
-        pipe = LTXConditionPipeline(**engine.load().components)
+        pipe = LTXConditionPipeline(**engine.pipeline.components)
         w, h = work_size(270, 480, TINY_LTX)
         n = frame_count(17 / 24, TINY_LTX)
         job = Image2VideoJob(image=Image.new("RGB", (600, 900), (200, 120, 40)), prompt="a cup of coffee",

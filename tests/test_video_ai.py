@@ -57,7 +57,7 @@ def test_engine_frames_equal_diffusers_own_pipeline_over_the_same_parts(tiny) ->
                          fps=24, seed=7)
     ours = np.stack(list(tiny.image2video(job).frames))
     kwargs = tiny.pipeline_kwargs(job)
-    pipe = LTXConditionPipeline(**tiny.load().components)
+    pipe = LTXConditionPipeline(**tiny.pipeline.components)
     ref = np.asarray(pipe(**kwargs).frames[0])
     ref = (np.clip(ref, 0, 1) * 255 + 0.5).astype(np.uint8)
     assert ours.shape == ref.shape == (n, h, w, 3)
@@ -144,3 +144,21 @@ def test_catalog_lists_the_video_models_with_licences_and_says_why_hunyuan_is_ab
     assert entries["wan22_ti2v_5b"].licence == "Apache-2.0"
     text = json.dumps(json.loads((REPO_ROOT / "presets" / "models.json").read_text()), ensure_ascii=False)
     assert "Hunyuan" in text and "South Korea" in text
+
+
+def test_the_video_engine_loads_through_the_shared_model_manager(tiny, tiny_settings) -> None:
+    """Loading the video engine frees the heavy pipeline resident before it (one at a time)."""
+    from studio.engines.ltx_video import AIVideoEngine, TINY_LTX
+    from studio.runtime.manager import ModelManager
+
+    manager = ModelManager()
+    freed: list[str] = []
+    manager.activate("other-heavy-pipeline", 1.0, lambda: freed.append("other"))
+    engine = AIVideoEngine(tiny_settings.models_dir, TINY_LTX, folder=tiny.folder, name="tiny", device="cpu",
+                           max_sequence_length=16)
+    engine.bind_manager(manager)
+    img, _ = ad_image()
+    list(engine.image2video(Image2VideoJob(image=img, width=64, height=128, seconds=0.3, fps=30, steps=1)).frames)
+    assert freed == ["other"] and manager.resident == engine.key
+    engine.close()
+    assert manager.resident is None

@@ -15,8 +15,9 @@ The engine generates at its working resolution and native frame rate, then `Vide
 lazily maps each 30 fps output frame to the nearest generated frame, upscales it to the clip size
 and, where asked, composites the kept product/face region from the source (held steady).
 
-Loading (`load`), placing on the device with a memory plan (`_place`) and releasing (`close`) are
-separate methods, to move onto the shared diffusers engine base (issue 10) once it is in main.
+Device, memory plan, loading through the model manager, the OOM ladder, cancel within one step and
+close come from the shared diffusers engine base (`studio.engines.diffusers_base.DiffusersEngine`);
+this module only says how to load and call each model.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -34,7 +34,8 @@ import numpy as np
 from PIL import Image
 
 from studio.engines.base import EngineCaps, Image2VideoJob, VideoResult
-from studio.errors import CancelledError, WeightsError
+from studio.engines.diffusers_base import DiffusersEngine
+from studio.errors import WeightsError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import Notice
 
@@ -91,96 +92,72 @@ def work_size(width: int, height: int, model: VideoModel) -> tuple[int, int]:
     return max(m, int(round(width * k / m)) * m), max(m, int(round(height * k / m)) * m)
 
 
-class AIVideoEngine:
-    """One diffusers image-to-video pipeline behind the `Image2VideoEngine` protocol."""
+class AIVideoEngine(DiffusersEngine):
+    """One diffusers image-to-video pipeline behind the `Image2VideoEngine` protocol, on the shared
+    diffusers engine base (device, memory plan, model manager, OOM ladder, cancel, close)."""
 
-    def __init__(self, folder: Path, model: VideoModel, *, name: str | None = None, device: str | None = None,
-                 dtype: str | None = None, max_sequence_length: int = 128) -> None:
-        self.folder = Path(folder)
+    own_components = ("transformer",)
+
+    def __init__(self, models_dir: Path | None, model: VideoModel, *, folder: Path | None = None,
+                 max_sequence_length: int = 128, **kwargs: Any) -> None:
+        kwargs.setdefault("name", model.key)
+        super().__init__(models_dir if models_dir is not None else folder, **kwargs)
         self.model = model
-        self.name = name or model.key
+        self.folder = Path(folder) if folder is not None else Path(models_dir or ".") / model.folder
+        self.model_label = model.label
         self.model_ids = list(model.model_ids)
+        self.size_multiple = model.size_multiple
+        self.min_size = model.size_multiple
         self.caps = EngineCaps(inpaint=False, image2video=True, needs_gpu=True, needs_weights=True,
                                work_megapixels=model.work_megapixels, size_multiple=model.size_multiple)
-        self._device = device
-        self._dtype = dtype
         self.max_sequence_length = max_sequence_length
-        self.pipe: Any = None
-        self._lock = threading.RLock()
 
-    # -- load / place / close (isolated: these move onto the shared diffusers engine base) ------------
-    def _load_parts(self) -> dict[str, Any]:
-        from studio.runtime.compat import ensure_torchvision
-        from studio.runtime.weights import validate_pipeline_folder
+    @classmethod
+    def from_settings(cls, settings: "Settings", model: VideoModel, **kwargs: Any) -> "AIVideoEngine":
+        return cls(settings.models_dir, model, memory_plan=settings.memory_plan, quantize=settings.quantize,
+                   **kwargs)
 
-        ensure_torchvision()
-        if not (self.folder / "model_index.json").is_file():
-            raise WeightsError("weights.missing_file", path=str(self.folder / "model_index.json"),
-                               model=self.model.label)
-        validate_pipeline_folder(self.folder, self.model.label)
-        return {}
+    # -- what the base asks of a subclass -------------------------------------------------------
+    def footprint_gb(self, plan: Any) -> float:
+        return self.model.footprint_gb
 
-    def _build_pipeline(self) -> Any:
+    def _pipeline_class(self) -> Any:
         from studio.runtime.compat import ensure_torchvision
 
         ensure_torchvision()
         import diffusers
-        import torch
 
-        dtype = getattr(torch, self._dtype) if self._dtype else (
-            torch.bfloat16 if self.device().startswith("cuda") else torch.float32)
-        cls = getattr(diffusers, self.model.pipeline) if self.model.pipeline else diffusers.DiffusionPipeline
-        pipe = cls.from_pretrained(str(self.folder), dtype=dtype)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+        return getattr(diffusers, self.model.pipeline) if self.model.pipeline else diffusers.DiffusionPipeline
 
-    def _place(self, pipe: Any) -> None:
-        from studio.runtime.memory import apply_plan, choose_plan, detect_device
+    def _load_parts(self, qconfig: Any) -> dict[str, Any]:
+        from studio.runtime.weights import validate_pipeline_folder
 
-        import torch
+        if not (self.folder / "model_index.json").is_file():
+            raise WeightsError("weights.missing_file", path=str(self.folder / "model_index.json"),
+                               model=self.model.label)
+        validate_pipeline_folder(self.folder, self.model.label)
+        pipe = self._pipeline_class().from_pretrained(str(self.folder), dtype=self.dtype)
+        return dict(pipe.components)
 
-        device = torch.device(self.device())
-        if device.type == "cpu":
-            pipe.to(device)
-            return
-        info = detect_device()
-        apply_plan(pipe, choose_plan(info.vram_gb), device)
+    def _build_pipeline(self, parts: dict[str, Any]) -> Any:
+        cls = self._pipeline_class()
+        if cls.__name__ == "DiffusionPipeline":  # Wan: the class model_index.json names
+            import json
 
-    def device(self) -> str:
-        if self._device:
-            return self._device
-        from studio.engines.registry import cuda_available
+            import diffusers
 
-        return "cuda" if cuda_available() else "cpu"
-
-    def load(self) -> Any:
-        with self._lock:
-            if self.pipe is None:
-                self._load_parts()
-                pipe = self._build_pipeline()
-                self._place(pipe)
-                self.pipe = pipe
-            return self.pipe
-
-    def close(self) -> None:
-        with self._lock:
-            pipe, self.pipe = self.pipe, None
-        if pipe is not None:
-            from studio.runtime.memory import free_memory, release_plan
-
-            release_plan(pipe)
-            del pipe
-            free_memory()
+            cls = getattr(diffusers, json.loads((self.folder / "model_index.json").read_text())["_class_name"])
+        return cls(**parts)
 
     # -- the call ------------------------------------------------------------------------------
-    def pipeline_kwargs(self, job: Image2VideoJob) -> dict[str, Any]:
+    def pipeline_kwargs(self, job: Image2VideoJob, size: tuple[int, int] | None = None) -> dict[str, Any]:
         """Exactly what is passed to the diffusers pipeline for `job` (also used by the benchmark)."""
         import torch
 
-        w, h = work_size(job.width, job.height, self.model)
-        frames = frame_count(job.seconds, self.model)
         from studio.render.crop import smart_crop
 
+        w, h = size or work_size(job.width, job.height, self.model)
+        frames = frame_count(job.seconds, self.model)
         image = smart_crop(job.image.convert("RGB"), w, h, job.extras.get("focus_box"))
         kwargs: dict[str, Any] = dict(image=image, prompt=job.prompt or "a product advertisement, gentle motion",
                                       negative_prompt=NEGATIVE, width=w, height=h, num_frames=frames,
@@ -202,29 +179,25 @@ class AIVideoEngine:
                     cancel: CancelToken | None = None) -> VideoResult:
         import inspect
 
-        pipe = self.load()
-        kwargs = self.pipeline_kwargs(job)
-        accepted = inspect.signature(pipe.__call__).parameters
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
-        total_steps = len(kwargs.get("timesteps") or []) or int(kwargs.get("num_inference_steps", 1))
-
-        def on_step(p: Any, i: int, t: Any, cb: dict) -> dict:
-            if progress is not None:
-                progress(i + 1, total_steps, "steps")
-            if cancel is not None and cancel.cancelled:
-                raise CancelledError()
-            return cb
-
         if cancel is not None:
             cancel.raise_if_cancelled()
-        with self._lock:
-            out = pipe(**kwargs, callback_on_step_end=on_step)
-        frames = np.asarray(out.frames[0])  # (n, h, w, 3) floats in [0, 1]
-        if frames.dtype != np.uint8:
+        w0, h0 = work_size(job.width, job.height, self.model)
+
+        def attempt(plan: Any, w: int, h: int) -> np.ndarray:
+            pipe = self.pipeline
+            kwargs = self.pipeline_kwargs(job, (w, h))
+            accepted = inspect.signature(pipe.__call__).parameters
+            kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+            steps = len(kwargs.get("timesteps") or []) or int(kwargs.get("num_inference_steps", 1))
+            out = pipe(**kwargs, callback_on_step_end=self.step_callback(progress, steps, cancel, "steps"))
+            return np.asarray(out.frames[0])
+
+        frames, notices, _plan, (w, h) = self.run_ladder(w0, h0, attempt, cancel)
+        if frames.dtype != np.uint8:  # (n, h, w, 3) floats in [0, 1]
             frames = (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         total = max(1, int(round(job.seconds * job.fps)))
-        notices = [Notice("video.ai_frames", {"frames": len(frames), "w": kwargs["width"], "h": kwargs["height"],
-                                              "fps": job.fps})]
+        notices = list(notices) + [Notice("video.ai_frames", {"frames": len(frames), "w": w, "h": h,
+                                                              "fps": job.fps})]
         keep = None
         if job.keep_mask is not None and job.extras.get("keep_region"):
             keep = _keep_layer(job, job.width, job.height)
@@ -265,11 +238,12 @@ def _resampled(frames: np.ndarray, native_fps: int, job: Image2VideoJob, total: 
 
 # --- factories (registry) -----------------------------------------------------------------------
 def create_ltx(settings: "Settings") -> AIVideoEngine:
-    return AIVideoEngine(Path(settings.models_dir) / LTX.folder, LTX)
+    """Registry factory (loads nothing; the provider binds its model manager)."""
+    return AIVideoEngine.from_settings(settings, LTX)
 
 
 def create_wan(settings: "Settings") -> AIVideoEngine:
-    return AIVideoEngine(Path(settings.models_dir) / WAN.folder, WAN)
+    return AIVideoEngine.from_settings(settings, WAN)
 
 
 # --- the tiny LTX set: the real diffusers classes with tiny configs, saved in the real layout -------
@@ -346,6 +320,7 @@ def tiny_ltx_dir(settings: "Settings") -> Path:
 
 def create_tiny(settings: "Settings") -> AIVideoEngine:
     """The LTX engine over the tiny set on the CPU (tests, benchmarks, `--video-engine tiny`)."""
-    engine = AIVideoEngine(tiny_ltx_dir(settings), TINY_LTX, name="tiny", device="cpu", max_sequence_length=16)
+    engine = AIVideoEngine(settings.models_dir, TINY_LTX, folder=tiny_ltx_dir(settings), name="tiny", device="cpu",
+                           max_sequence_length=16)
     engine.caps = dataclasses.replace(engine.caps, needs_gpu=False, needs_weights=False)
     return engine
