@@ -95,16 +95,18 @@ def _ease(u: float) -> float:
 
 
 def _max_scale(box: tuple[float, float, float, float] | None, ax: float, ay: float, w: int, h: int) -> float:
-    """The largest zoom about (ax, ay) that keeps `box` inside the frame (with a margin)."""
+    """The largest zoom about (ax, ay) that keeps `box` inside the frame (with a margin) on every side
+    where it is inside at rest."""
     if box is None:
         return MAX_ZOOM
     mx, my = SUBJECT_MARGIN * w, SUBJECT_MARGIN * h
     x0, y0, x1, y1 = box
     limit = MAX_ZOOM
     for lo, hi, a, edge_lo, edge_hi in ((x0, x1, ax, mx, w - mx), (y0, y1, ay, my, h - my)):
-        if lo < a:
+        # a side the photo already cuts (a person's body at the bottom) does not limit the zoom
+        if edge_lo < lo < a:
             limit = min(limit, (a - edge_lo) / max(1e-6, a - lo))
-        if hi > a:
+        if a < hi < edge_hi:
             limit = min(limit, (edge_hi - a) / max(1e-6, hi - a))
     return max(1.0, limit)
 
