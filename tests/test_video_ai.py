@@ -5,11 +5,9 @@ region, cancel, missing weights, frame/size rules and the catalog."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from studio.config import REPO_ROOT, Settings
 from studio.engines.base import Image2VideoJob
