@@ -91,3 +91,21 @@ def test_video_tab_in_the_browser_makes_and_plays_a_clip(running_app, tmp_path: 
         page.screenshot(path=str(shots / "video_result.png"), full_page=True)
         browser.close()
     assert running_app.services.store.count("video") == 1
+
+
+def test_ai_mode_without_weights_says_which_model_is_missing(settings, tmp_path) -> None:
+    from studio.errors import WeightsError
+    from studio.services import build_services
+    from studio.ui.tabs.video import make_clip
+
+    services = build_services(settings)
+    try:
+        img, _ = ad_image()
+        src = tmp_path / "ad.png"
+        img.save(src)
+        with pytest.raises(WeightsError) as err:
+            make_clip(services, upload=str(src), mode="ai", prompt_ko="김이 나는 커피", seconds=2, scale=0.25)
+        assert "LTX-Video" in err.value.message("ko") or "ltx-video" in err.value.message("ko")
+        assert services.store.count() == 0
+    finally:
+        services.store.close()

@@ -86,10 +86,14 @@ def make_request(services: Services, *, history_id: Any = None, upload: str | No
     if (shop or "").strip():
         logo_img = load_image(logo, min_side=16).image if _given(logo) else None
         end_card = EndCard(shop_name=shop.strip(), tagline=(tagline or "").strip(), logo=logo_img)
-    engine = "motion"
+    from studio.engines.registry import spec_for, specs_for
+
+    engine = next(s.name for s in specs_for("image2video") if s.auto and not s.needs_weights)  # motion
     if mode == "ai":
+        # the task's choice when it is generative, else the first AI engine (its load says what is missing)
         choice = services.engines.choice("image2video")
-        engine = choice.name if choice.name != "motion" else "ltx"  # asks for LTX: a missing-weights message
+        generative = [s.name for s in specs_for("image2video") if s.needs_weights]
+        engine = choice.name if spec_for("image2video", choice.name).needs_weights else generative[0]
     return VideoRequest(image=image, seconds=float(seconds or 0), size=size, style=style, engine=engine,
                         prompt_ko=prompt_ko or "", overlay=overlay, focus_box=focus, more_images=more,
                         end_card=end_card, music=music if _given(music) else None, keep_region=bool(keep),
