@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from studio.errors import InputError, StudioError
-from studio.runtime.engine_select import EngineProvider
+from studio.engines.registry import EngineProvider
 from studio.services import Services
 from studio.store.history import HistoryStore, NewRecord
 from studio.vision.io import DecodeBudget, load_image
