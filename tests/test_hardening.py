@@ -286,3 +286,23 @@ def test_person_upload_without_a_face_shows_korean_words(settings, tmp_path: Pat
         assert "workflow." not in notes and "얼굴" in notes
     finally:
         app.close()
+
+
+def test_every_image_input_in_every_tab_reaches_the_safe_loader_raw(settings) -> None:
+    """The class: no interactive gr.Image anywhere decodes an upload with PIL before our loader."""
+    import gradio as gr
+
+    from studio.services import build_services
+    from studio.ui.app import build_app
+    from studio.ui.common import _raw_preprocess
+
+    services = build_services(settings)
+    try:
+        demo = build_app(services)
+        inputs = [b for b in demo.blocks.values() if isinstance(b, gr.Image) and b.interactive is not False]
+        assert len(inputs) >= 6, "person, product, advanced, overlay photo + logo, video..."
+        skipped = [b.label for b in inputs if getattr(b.preprocess, "__func__", None) is not _raw_preprocess]
+        assert skipped == []
+        assert all(b.type == "filepath" for b in inputs)
+    finally:
+        services.store.close()
