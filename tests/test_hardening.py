@@ -306,3 +306,31 @@ def test_every_image_input_in_every_tab_reaches_the_safe_loader_raw(settings) ->
         assert all(b.type == "filepath" for b in inputs)
     finally:
         services.store.close()
+
+
+def test_overlay_copy_shows_progress_while_the_llm_writes(settings) -> None:
+    """The copy button's handler is given a real progress tracker (a named-form handler) and
+    tells the owner it is waiting, with the longest wait."""
+    import inspect
+
+    import gradio as gr
+
+    from studio.services import build_services
+    from studio.ui.app import build_app
+
+    services = build_services(settings)
+    try:
+        demo = build_app(services)
+        fn = next(f for f in demo.fns.values() if f.api_name == "overlay_copy")
+        params = inspect.signature(fn.fn).parameters
+        assert "shop" in params and isinstance(params["progress"].default, gr.Progress)
+        seen: list[str] = []
+
+        class Tracker:
+            def __call__(self, value, desc=None, **_kw):
+                seen.append(desc)
+
+        out = fn.fn("cafe", "달빛", "라떼", "", "friendly", "", True, False, "qwen2.5:7b-instruct", None, Tracker())
+        assert out[0] and any("최대 30초" in (d or "") for d in seen)
+    finally:
+        services.store.close()
