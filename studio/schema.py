@@ -116,3 +116,6 @@ class AdResult:
     faces: list[Any] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    layout: str = "cutout"              # "cutout" or the fallback layout used ("card", "extend")
+    confidence: float | None = None     # the cut-out's confidence (0..1), when one was made
+    source_keep: np.ndarray | None = None  # the keep mask on the upload (what the preview shows)

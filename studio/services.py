@@ -61,6 +61,11 @@ def build_services(settings: Settings, *, engine_choice: EngineChoice | None = N
 
     presets = Presets(settings.presets_dir)
     presets.validate_all()
+    from studio.store.db import relocate
+
+    # the database and its sidecars live outside the served outputs folder (older versions kept
+    # them inside it, where the file route could hand them out)
+    relocate(settings.legacy_db_path, settings.db_path)
     store = HistoryStore.open(settings.outputs_dir, settings.db_path)
     report = store.reconcile()
     if report.missing_files or report.orphan_files:

@@ -54,8 +54,21 @@ def test_person_keeps_the_face(services) -> None:
     img = load_image(data.astronaut()).image
     res = person.run(PersonRequest(image=img, industry="fitness", sns_size="kakao_channel", options=FAST), services)
     assert res.images[0].size == (800, 800)
-    # astronaut is square: framing to 800x800 is exactly a resize of the whole upload
-    assert np.array_equal(np.asarray(res.framed), np.asarray(img.resize((800, 800), Image.Resampling.LANCZOS)))
+    # astronaut is square: 800x800 would enlarge it 1.56x, over the 1.5x cap, so the frame holds
+    # the whole upload resized by at most 1.5x (checked against an independent PIL resize)
+    st = res.records[0].settings
+    assert 1.3 <= st["upscale"] <= 1.5
+    ox, oy = st["offset"]
+    sw, sh = st["placed_size"]
+    assert sw == sh == round(512 * st["upscale"])
+    ref = Image.new("RGB", (800, 800))
+    ref.paste(img.resize((sw, sh), Image.Resampling.LANCZOS), (ox, oy))
+    cover = np.zeros((800, 800), bool)
+    cover[max(oy, 0):oy + sh, max(ox, 0):ox + sw] = True
+    assert cover.mean() > 0.8
+    assert np.array_equal(np.asarray(res.framed)[cover], np.asarray(ref)[cover])
+    if services.engines.active_name("inpaint") == "lite":
+        assert oy + sh == 800  # the body runs off the photo's bottom: it stays on the ad's bottom edge
     _kept_identical(res)
     _stored(services, res, "person")
     x0, y0, x1, y1 = res.records[0].settings["focus_box"]

@@ -48,6 +48,65 @@ class Backdrop:
 
 
 # --------------------------------------------------------------------------------------------
+# the owner's scene words
+# --------------------------------------------------------------------------------------------
+# word (Korean or English, lower case) -> (backdrop kind or None, palette or None)
+SCENE_WORDS: dict[str, tuple[str | None, tuple[str, ...] | None]] = {
+    "우드": ("wood", None), "나무": ("wood", None), "원목": ("wood", None), "wood": ("wood", None),
+    "wooden": ("wood", None), "테이블": ("wood", None), "table": ("wood", None),
+    "대리석": ("marble", None), "마블": ("marble", None), "marble": ("marble", None),
+    "린넨": ("linen", None), "리넨": ("linen", None), "linen": ("linen", None), "천": ("linen", None),
+    "콘크리트": ("sweep", ("#9a9a96", "#c9c8c3", "#6f6f6b")), "concrete": ("sweep", ("#9a9a96", "#c9c8c3", "#6f6f6b")),
+    "파스텔": ("split", ("#f6d6e0", "#d7e9f7", "#fdf1c7")), "pastel": ("split", ("#f6d6e0", "#d7e9f7", "#fdf1c7")),
+    "야외": ("bokeh", ("#8fbf6a", "#e9f0c8", "#5c8a45")), "outdoor": ("bokeh", ("#8fbf6a", "#e9f0c8", "#5c8a45")),
+    "공원": ("bokeh", ("#8fbf6a", "#e9f0c8", "#5c8a45")), "숲": ("bokeh", ("#4f7d3a", "#a9c98a", "#2f5128")),
+    "카페": ("bokeh", ("#c08a5b", "#f1d9b5", "#5a3a28")), "cafe": ("bokeh", ("#c08a5b", "#f1d9b5", "#5a3a28")),
+    "스튜디오": ("sweep", None), "studio": ("sweep", None),
+    "따뜻한": (None, ("#d9a066", "#f3dcc0", "#8a5a3b")), "warm": (None, ("#d9a066", "#f3dcc0", "#8a5a3b")),
+    "시원한": (None, ("#a9d2e8", "#e8f4fa", "#4b7f9c")), "cool": (None, ("#a9d2e8", "#e8f4fa", "#4b7f9c")),
+    "화이트": (None, ("#f4f2ee", "#dcd8d0")), "흰": (None, ("#f4f2ee", "#dcd8d0")), "white": (None, ("#f4f2ee", "#dcd8d0")),
+    "블랙": (None, ("#1d1d1f", "#3a3a3e")), "검은": (None, ("#1d1d1f", "#3a3a3e")), "black": (None, ("#1d1d1f", "#3a3a3e")),
+    "핑크": (None, ("#f4c2d0", "#fbe5ec")), "pink": (None, ("#f4c2d0", "#fbe5ec")),
+    "봄": (None, ("#f6d6e0", "#e8f3d2", "#fdf1c7")), "spring": (None, ("#f6d6e0", "#e8f3d2", "#fdf1c7")),
+    "가을": (None, ("#c7773a", "#efd1a8", "#7d4a26")), "autumn": (None, ("#c7773a", "#efd1a8", "#7d4a26")),
+}
+
+
+@dataclass(frozen=True)
+class SceneChoice:
+    kind: str | None
+    palette: tuple[str, ...] | None
+    used: tuple[str, ...]
+    unused: tuple[str, ...]
+
+
+def scene_from_words(text: str) -> SceneChoice:
+    """Which backdrop family and colours the owner's words ask for (Korean or English).
+
+    Each word (split on spaces and commas; a Korean particle after a known stem still counts)
+    is matched against `SCENE_WORDS`; the first word naming a kind wins, palettes from several
+    words are merged. Returns the words used and the ones the lite engine cannot draw."""
+    import re
+
+    kind: str | None = None
+    palette: list[str] = []
+    used: list[str] = []
+    unused: list[str] = []
+    for word in (w for w in re.split(r"[\s,./·]+", text or "") if w):
+        low = word.lower()
+        hit = SCENE_WORDS.get(low) or next((v for k, v in SCENE_WORDS.items() if len(k) >= 2 and low.startswith(k)), None)
+        if hit is None:
+            unused.append(word)
+            continue
+        used.append(word)
+        if hit[0] and kind is None:
+            kind = hit[0]
+        if hit[1]:
+            palette.extend(c for c in hit[1] if c not in palette)
+    return SceneChoice(kind, tuple(palette) or None, tuple(used), tuple(unused))
+
+
+# --------------------------------------------------------------------------------------------
 # colour helpers
 # --------------------------------------------------------------------------------------------
 def hex_to_rgb(code: str) -> np.ndarray:

@@ -7,7 +7,7 @@ Mask convention (the FLUX Fill / diffusers one): a single-channel "L" image wher
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -132,9 +132,20 @@ class Image2VideoJob:
 
 @dataclass
 class VideoResult:
-    frames: list[Image.Image]
+    """An engine's clip. `frames` may be a list OR a one-shot lazy iterator of RGB frames (PIL
+    images or uint8 HxWx3 arrays): engines that make many large frames (motion) yield them one at a
+    time so the caller streams them into the encoder and memory stays bounded. `count` is the
+    number of frames (progress, and what a lazy iterator will yield)."""
+
+    frames: Iterable[Any]
     fps: float
     notices: list["Notice"] = field(default_factory=list)
+    count: int | None = None
+
+    def frame_count(self) -> int:
+        if self.count is not None:
+            return int(self.count)
+        return len(self.frames) if isinstance(self.frames, (list, tuple)) else 0
 
 
 @runtime_checkable

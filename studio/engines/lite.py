@@ -261,6 +261,36 @@ def apply_reflection(bg: np.ndarray, photo: np.ndarray, mask: np.ndarray, geo: _
     region += rgb * cov
 
 
+def card_shadow(mask: np.ndarray, geo: _Subject, strength: float = 0.42) -> np.ndarray:
+    """A soft drop shadow under a photo laid out as a card (below and a little to the right)."""
+    h, w = mask.shape
+    f = 4
+    lw, lh = max(4, w // f), max(4, h // f)
+    card = np.zeros((lh, lw), np.float32)
+    x0, y0, x1, y1 = (v / f for v in geo.box)
+    off = max(1.0, 0.012 * (y1 - y0))
+    cv2.rectangle(card, (int(x0 + off * 0.6), int(y0 + off * 1.6)), (int(x1 + off * 0.6), int(y1 + off * 2.2)), 1.0, -1)
+    card = cv2.GaussianBlur(card, (0, 0), max(1.5, 0.025 * max(x1 - x0, y1 - y0)))
+    return cv2.resize(np.clip(card * strength, 0, 0.9), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def extended_backdrop(photo: np.ndarray, mask: np.ndarray, geo: _Subject) -> np.ndarray:
+    """The photo itself, scaled to cover the frame, blurred and calmed: the kept photo seems to
+    continue into soft focus around it (float RGB in [0, 1])."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = geo.box
+    crop = photo[y0:y1, x0:x1]
+    k = max(w / max(1, x1 - x0), h / max(1, y1 - y0))
+    small = cv2.resize(crop, (max(8, int((x1 - x0) * k / 8)), max(8, int((y1 - y0) * k / 8))),
+                       interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    small = cv2.GaussianBlur(small, (0, 0), max(2.0, small.shape[1] / 40.0))
+    big = cv2.resize(small, (max(w, int((x1 - x0) * k)), max(h, int((y1 - y0) * k))), interpolation=cv2.INTER_LINEAR)
+    oy, ox = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
+    bg = big[oy:oy + h, ox:ox + w]
+    mean = bg.reshape(-1, 3).mean(axis=0)
+    return np.ascontiguousarray((bg * 0.7 + mean * 0.3) * 0.9, dtype=np.float32)
+
+
 # --------------------------------------------------------------------------------------------
 # the engine
 # --------------------------------------------------------------------------------------------
@@ -311,15 +341,16 @@ class LiteEngine:
         total = STAGES_PER_IMAGE * n
         kind, palette, lighting = self.backdrop_for(job)
         geo = _subject_geometry(mask)
-        product = job.subject == "product"
+        arrangement = str(job.extras.get("layout", "cutout"))
+        product = job.subject == "product" and arrangement == "cutout"
         layout = "tabletop" if product else "wall"
         horizon = 0.62
         if geo is not None and product:
             y0, y1 = geo.box[1], geo.box[3]
             horizon = (y0 + 0.45 * (y1 - y0)) / h
         touches_bottom = geo is not None and geo.box[3] >= h - 2
-        want_shadow = bool(job.extras.get("shadow", product)) and geo is not None and not touches_bottom
-        want_reflection = bool(job.extras.get("reflection", False)) and geo is not None and not touches_bottom
+        want_shadow = bool(job.extras.get("shadow", product)) and product and geo is not None and not touches_bottom
+        want_reflection = bool(job.extras.get("reflection", False)) and product and geo is not None and not touches_bottom
         flat_mask = mask.reshape(-1)
         keep_idx = np.flatnonzero(flat_mask == 0)
         soft_idx = np.flatnonzero((flat_mask > 0) & (flat_mask < 255))
@@ -338,6 +369,10 @@ class LiteEngine:
             bd = render_backdrop(kind, (w, h), palette, job.seed + i, layout=layout,
                                  horizon=horizon, lighting_hint=lighting)
             bg = bd.rgb
+            if arrangement == "extend" and geo is not None:
+                bg = extended_backdrop(photo, mask, geo)
+            elif arrangement == "card" and geo is not None:
+                apply_shadow(bg, card_shadow(mask, geo))
             tick(i * STAGES_PER_IMAGE + 1, "engine.lite.stage.backdrop", i)
             if cancel is not None:
                 cancel.raise_if_cancelled()

@@ -61,6 +61,17 @@ SPECS: tuple[EngineSpec, ...] = (
     EngineSpec("text2image", "flux-dev", "studio.engines.t2i:create_dev", "engine.name.flux_dev",
                weights_any=("flux-dev/model_index.json",), needs_cuda=True, heavy=True, model_ids=("flux_dev",)),
     EngineSpec("text2image", "tiny", "studio.engines.t2i:create_tiny", "engine.name.tiny", heavy=True, auto=False),
+    # image2video ---
+    EngineSpec("image2video", "ltx", "studio.engines.ltx_video:create_ltx", "engine.name.ltx",
+               weights_any=("ltx-video/model_index.json",), needs_cuda=True, heavy=True, model_ids=("ltx_video",)),
+    EngineSpec("image2video", "wan", "studio.engines.ltx_video:create_wan", "engine.name.wan",
+               weights_any=("wan2.2-ti2v-5b/model_index.json",), needs_cuda=True, heavy=True,
+               model_ids=("wan22_ti2v_5b",)),
+    EngineSpec("image2video", "motion", "studio.engines.motion:create_engine", "engine.name.motion"),
+    EngineSpec("image2video", "tiny", "studio.engines.ltx_video:create_tiny", "engine.name.tiny_video", heavy=True,
+               auto=False),
+    # text2image (no weights) ---
+    EngineSpec("text2image", "lite", "studio.engines.lite_t2i:create_engine", "engine.name.lite_t2i"),
 )
 
 

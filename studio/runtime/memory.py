@@ -82,9 +82,8 @@ class MemoryPlan:
     vae_tiling: bool = False
     vae_slicing: bool = False
     quantize: str = "none"
-    notes_ko: tuple[str, ...] = ()
-    notes_en: tuple[str, ...] = ()
-    note_keys: tuple[str, ...] = field(default=(), compare=False)
+    # (message key, ((field, value), ...)) per note: words come from the text table when shown
+    note_items: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = field(default=(), compare=False)
     ram_short: bool = field(default=False, compare=False)  # host RAM below what the load needs
     ram_gb: float | None = field(default=None, compare=False)
 
@@ -94,7 +93,21 @@ class MemoryPlan:
         return t(f"memory.plan.{self.name}", lang)
 
     def notes(self, lang: str = "ko") -> tuple[str, ...]:
-        return self.notes_en if lang == "en" else self.notes_ko
+        from studio.i18n import t
+
+        return tuple(t(key, lang, **dict(fields)) for key, fields in self.note_items)
+
+    @property
+    def note_keys(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in self.note_items)
+
+    @property
+    def notes_ko(self) -> tuple[str, ...]:
+        return self.notes("ko")
+
+    @property
+    def notes_en(self) -> tuple[str, ...]:
+        return self.notes("en")
 
 
 def detect_device() -> DeviceInfo:
@@ -109,21 +122,14 @@ def detect_device() -> DeviceInfo:
     return DeviceInfo(name="CPU", cuda=False, vram_gb=None, torch_version=version)
 
 
-def _notes(*items: tuple[str, dict]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    from studio.i18n import t
-
-    return (tuple(t(k, "ko", **f) for k, f in items), tuple(t(k, "en", **f) for k, f in items),
-            tuple(k for k, _ in items))
-
-
 def _make(name: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: float | None,
           ram_gb: float | None = None, ram_short: bool = False) -> MemoryPlan:
     tiling = name != "cpu" and (name != "gpu" or vram_gb is None or vram_gb < TILING_BELOW_GB)
     if tiling:
         notes = notes + [("memory.note.tiling", {})]
-    ko, en, keys = _notes(*notes)
-    return MemoryPlan(name=name, vae_tiling=tiling, vae_slicing=tiling, quantize=quantize,
-                      notes_ko=ko, notes_en=en, note_keys=keys, ram_short=ram_short, ram_gb=ram_gb)
+    items = tuple((key, tuple(sorted(fields.items()))) for key, fields in notes)
+    return MemoryPlan(name=name, vae_tiling=tiling, vae_slicing=tiling, quantize=quantize, note_items=items,
+                      ram_short=ram_short, ram_gb=ram_gb)
 
 
 def _quantize_for_ram(ram_gb: float, quantize: str, can_quantize: bool) -> tuple[str, bool]:

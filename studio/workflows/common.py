@@ -13,16 +13,18 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image
 
 from studio.engines.base import Engine, InpaintJob
 from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
-from studio.schema import AdRequest, Box, GenerationOptions, Notice
+from studio.schema import AdRequest, AdResult, Box, GenerationOptions, Notice
 from studio.services import Services
 from studio.store.history import NewRecord, Record
+from studio.workflows.prompting import prompt_for
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,21 @@ class _Geometry:
     crop: tuple[float, float, float, float] | None
 
 
-def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margin: float = 0.15) -> Framing:
-    """Crop to the output aspect around `focus` (with a margin); pad when `focus` can't fit."""
-    W, H = image.size
+MAX_UPSCALE = 1.5   # the kept subject is never enlarged more than this (soft blow-ups)
+
+
+def frame_geometry(upload_size: tuple[int, int], size: tuple[int, int], focus: Box | None, *,
+                   margin: float = 0.15, anchors: tuple[str, ...] = (),
+                   max_upscale: float = MAX_UPSCALE) -> _Geometry:
+    """Where the upload lands in the output (no pixels touched; cheap enough for the preview).
+
+    Crop to the output aspect around `focus` (with a margin); when `focus` can't fit, or cropping
+    would enlarge the upload more than `max_upscale`, the upload is scaled to fit instead and the
+    rest of the frame is padding. `anchors` ("bottom", "left", "right", "top") are edges of the
+    upload the subject runs off: in the padded case those edges stay on the frame's edges, so a
+    body cut by the photo's bottom edge never floats above a strip of backdrop.
+    """
+    W, H = upload_size
     out_w, out_h = size
     aspect = out_w / out_h
     crop_w, crop_h = (W, W / aspect) if W / H < aspect else (H * aspect, H)
@@ -76,17 +90,35 @@ def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margi
     cx, cy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
     # the margin shrinks (down to none) before the frame resorts to padding
     fits = (fx1 - fx0) <= crop_w + 1e-6 and (fy1 - fy0) <= crop_h + 1e-6
-    need_w = (fx1 - fx0) * (1 + 2 * margin) if focus else 0
-    need_h = (fy1 - fy0) * (1 + 2 * margin) if focus else 0
-    if fits:
+    if fits and out_w / crop_w <= max_upscale + 1e-9:
         x0 = min(max(cx - crop_w / 2, 0.0), W - crop_w)
         y0 = min(max(cy - crop_h / 2, 0.0), H - crop_h)
         scale = out_w / crop_w
-        geo = _Geometry(size, scale, (-x0 * scale, -y0 * scale), (x0, y0, x0 + crop_w, y0 + crop_h))
+        return _Geometry(size, scale, (-x0 * scale, -y0 * scale), (x0, y0, x0 + crop_w, y0 + crop_h))
+    # contain the subject box inside the frame, with the margin on its free (not anchored) sides;
+    # the rest of the frame is padding
+    fw, fh = max(fx1 - fx0, 1.0), max(fy1 - fy0, 1.0)
+    if focus:
+        need_w = fw * (1 + margin * (("left" not in anchors) + ("right" not in anchors)))
+        need_h = fh * (1 + margin * (("top" not in anchors) + ("bottom" not in anchors)))
     else:
-        # contain the subject box (with its margin) inside the frame; the rest is padding
-        scale = min(out_w / max(need_w, 1.0), out_h / max(need_h, 1.0))
-        geo = _Geometry(size, scale, (round(out_w / 2 - cx * scale), round(out_h / 2 - cy * scale)), None)
+        need_w, need_h = float(W), float(H)
+    scale = min(out_w / need_w, out_h / need_h, max_upscale)
+    sw, sh = W * scale, H * scale
+    ox, oy = out_w / 2 - cx * scale, out_h / 2 - cy * scale
+    # an edge the subject runs off stays on the frame's edge: no floating torsos
+    if "bottom" in anchors:
+        oy = out_h - sh
+    elif "top" in anchors:
+        oy = 0.0
+    if "left" in anchors and "right" not in anchors:
+        ox = 0.0
+    elif "right" in anchors and "left" not in anchors:
+        ox = out_w - sw
+    return _Geometry(size, scale, (round(ox), round(oy)), None)
+
+
+def render_framing(image: Image.Image, geo: _Geometry) -> Framing:
     framed = _apply(image.convert("RGB"), geo, Image.Resampling.LANCZOS, (0, 0, 0))
     cover = np.asarray(_apply(Image.new("L", image.size, 255), geo, Image.Resampling.NEAREST, 0))
     pad = np.where(cover > 0, 0, 255).astype(np.uint8)
@@ -96,6 +128,13 @@ def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margi
     return Framing(Image.fromarray(arr), pad, geo.scale, geo.offset, geo.crop)
 
 
+def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margin: float = 0.15,
+          anchors: tuple[str, ...] = (), max_upscale: float = MAX_UPSCALE) -> Framing:
+    """Crop to the output aspect around `focus` (with a margin); pad when `focus` can't fit."""
+    return render_framing(image, frame_geometry(image.size, size, focus, margin=margin, anchors=anchors,
+                                                max_upscale=max_upscale))
+
+
 def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
     """Fill padded pixels with the nearest edge colour, so the generator gets a sane start."""
     import cv2
@@ -103,14 +142,13 @@ def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
     return cv2.inpaint(arr, pad, 3, cv2.INPAINT_TELEA) if pad.mean() < 200 else arr
 
 
-def person_keep(services: Services, image: Image.Image, framing: Framing, face, face_keep: np.ndarray,
-                include_hair: bool) -> tuple[np.ndarray, str]:
-    """For engines that can't invent clothes: keep the whole person.
+def person_matte(services: Services, image: Image.Image, face, include_hair: bool) -> tuple[np.ndarray, str]:
+    """For engines that can't invent clothes: the whole person on the upload (255 = person).
 
     The cut-out runs on the upload (before framing cuts the body at the frame's edges, which
     would teach GrabCut that clothing is background), seeded by a wide box from the face down to
     the bottom edge; the face, a neck bridge and the cut-out are united, vertical gaps (a light
-    collar) bridged, and only the piece holding the face is kept, holes filled. Then it is framed.
+    collar) bridged, and only the piece holding the face is kept, holes filled.
     """
     import cv2
 
@@ -133,8 +171,266 @@ def person_keep(services: Services, image: Image.Image, framing: Framing, face, 
     contours, _ = cv2.findContours(person, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(person)
     cv2.drawContours(filled, contours, -1, 255, thickness=cv2.FILLED)
-    framed = masks.binarize(framing.map_mask(filled))
-    return masks.union(face_keep, masks.feather(masks.erode(framed, 1), 2)), matte.backend
+    return extend_to_bottom(filled, face), matte.backend
+
+
+def extend_to_bottom(person: np.ndarray, face, reach: float = 0.14) -> np.ndarray:
+    """A torso that stops just short of the photo's bottom edge (GrabCut never labels the
+    border rows as subject) is continued straight down to it: the body runs off the photo, so
+    it must run off the ad, not float above a strip of backdrop."""
+    h = person.shape[0]
+    rows = (person >= 128).sum(axis=1)
+    filled_rows = np.flatnonzero(rows > 0)
+    if filled_rows.size == 0:
+        return person
+    last = int(filled_rows[-1])
+    fh = max(1, face.box[3] - face.box[1])
+    if last >= h - 1 or h - 1 - last > max(reach * h, 1.5 * fh) or last < face.box[3]:
+        return person
+    # the widest recent row near the bottom is the torso's cross-section
+    lo = max(int(face.box[3]), last - max(4, int(0.08 * h)))
+    ref = lo + int(np.argmax(rows[lo:last + 1]))
+    out = person.copy()
+    out[ref:] = np.maximum(out[ref:], person[ref][None, :])
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# one skeleton for Person, Product and Advanced
+# --------------------------------------------------------------------------------------------
+@dataclass
+class KeepPart:
+    """One piece of what is kept, drawn on the upload (255 = keep).
+
+    `edge_px` > 0: a cut-out; in the frame it is binarised, pulled in by 1 px and feathered by
+    `edge_px` output pixels (a thin soft edge, the body exact). 0: a soft mask (a face region)
+    carried into the frame as it is.
+    """
+
+    mask: np.ndarray
+    edge_px: float = 0.0
+
+
+@dataclass
+class Plan:
+    """What a workflow supplies to the shared run: its keep mask and how to frame it.
+
+    `keep_for(framing)` is the keep mask the generation uses; `preview()` is the same mask on the
+    upload, which the upload preview shows (one computation for both).
+    """
+
+    subject: str                          # "person" | "product" | "mixed" (the engine's subject)
+    parts: list[KeepPart]
+    focus: Box | None                     # upload box to frame around
+    margin: float = 0.15
+    anchors: tuple[str, ...] = ()         # upload edges the subject runs off
+    faces: list = field(default_factory=list)
+    face: Any = None
+    cutout: Any = None                    # the MatteResult used, when a cut-out was made
+    notices: list[Notice] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    quality: Any = None                   # vision.confidence.CutoutQuality of the cut-out
+
+    def preview(self) -> np.ndarray:
+        """The keep mask on the upload (255 = kept)."""
+        from studio.vision import masks
+
+        out = self.parts[0].mask
+        for p in self.parts[1:]:
+            out = masks.union(out, p.mask)
+        return np.ascontiguousarray(out, dtype=np.uint8)
+
+    def keep_for(self, framing: Framing) -> np.ndarray:
+        """The keep mask at output size for this framing (nothing kept on the padding)."""
+        from studio.vision import masks
+
+        out = None
+        for p in self.parts:
+            m = framing.map_mask(p.mask)
+            if p.edge_px > 0:
+                m = masks.feather(masks.erode(masks.binarize(m), 1), p.edge_px)
+            out = m if out is None else masks.union(out, m)
+        return np.where(framing.pad_mask > 0, 0, out).astype(np.uint8)
+
+
+PlanFn = Callable[[AdRequest, Services, Engine, tuple[int, int]], Plan]
+
+
+def touching_edges(mask: np.ndarray, band: float = 0.01) -> tuple[str, ...]:
+    """Edges of the upload the kept subject runs off (its pixels reach that border)."""
+    h, w = mask.shape[:2]
+    by, bx = max(1, int(round(h * band))), max(1, int(round(w * band)))
+    solid = mask >= 128
+    out = []
+    for name, strip, length in (("bottom", solid[h - by:, :], w), ("top", solid[:by, :], w),
+                                ("left", solid[:, :bx], h), ("right", solid[:, w - bx:], h)):
+        if strip.any(axis=0 if name in ("bottom", "top") else 1).sum() >= 0.08 * length:
+            out.append(name)
+    return tuple(out)
+
+
+def inpaint_engine(services: Services) -> Engine:
+    """The engine the ad workflows use (one place to fetch it)."""
+    return services.engines.get("inpaint")
+
+
+def preview_plan(req: AdRequest, services: Services) -> Plan:
+    """The plan (and so the keep mask) the generation of `req` will use, for the upload preview."""
+    from studio.schema import AdvancedRequest, PersonRequest
+
+    if isinstance(req, AdvancedRequest):
+        from studio.workflows.advanced import plan
+    elif isinstance(req, PersonRequest):
+        from studio.workflows.person import plan
+    else:
+        from studio.workflows.product import plan
+    sns = services.presets.sns(req.sns_size)
+    return plan(req, services, inpaint_engine(services), (sns.width, sns.height))
+
+
+def preview_keep(req: AdRequest, services: Services) -> tuple[list, np.ndarray]:
+    """(faces, keep mask on the upload) exactly as the generation of `req` will keep it."""
+    p = preview_plan(req, services)
+    return p.faces, p.preview()
+
+
+def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
+           progress: ProgressFn | None = None, cancel: CancelToken | None = None) -> AdResult:
+    """The one sequence every ad workflow runs; `plan_fn` supplies what is kept."""
+    from studio.vision import masks
+
+    timer = Timer()
+    opts = req.options.clean()
+    engine = inpaint_engine(services)
+    sns = services.presets.sns(req.sns_size)
+    out_size = (sns.width, sns.height)
+    plan = plan_fn(req, services, engine, out_size)
+    notices = list(plan.notices)
+    layout = choose_layout(plan, engine, req, services, notices)
+    if layout == "cutout":
+        framing = frame(req.image, out_size, plan.focus, margin=plan.margin, anchors=plan.anchors)
+        keep = plan.keep_for(framing)
+        if framing.scale >= MAX_UPSCALE - 1e-6 and framing.pad_mask.any():
+            notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
+    else:
+        framing, keep = fallback_framing(req.image, out_size, layout)
+    if framing.pad_mask.any() and engine.caps.needs_weights:
+        notices.append(Notice("workflow.padded"))
+    framed = framing.image
+    timer.lap("masks")
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+
+    ew, eh = engine_size(engine, out_size)
+    control, pose_backend = (None, None)
+    if plan.subject != "product" and layout == "cutout":
+        control, pose_backend = pose_guide(services, engine, framed, (ew, eh), notices)
+    timer.lap("pose")
+
+    prompt = prompt_for(req, services, engine, subject=plan.subject)
+    notices.append(prompt_notice(prompt.source))
+    timer.lap("prompt")
+
+    extras = dict(plan.settings.get("extras", {}))
+    extras["layout"] = layout
+    extras.update(scene_extras(req, engine, notices))
+    source = edge_clean(framed, keep) if not engine.caps.needs_weights else framed
+    job = inpaint_job(source, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req,
+                      plan.subject if layout == "cutout" else "product", control=control, extras=extras)
+    seeds = seeds_for(opts.seed, opts.num_images)
+    generated = generate(services, engine, job, seeds, out_size, progress, cancel, workflow, notices)
+    timer.lap("engine")
+
+    images = []
+    for g in generated:
+        if plan.subject == "product" and extras.get("shadow") and engine.caps.needs_weights:
+            g = services.vision.add_contact_shadow(g, keep, strength=0.45)  # Lite draws its own shadow
+        images.append(paste_back(services, g, source, keep, feather=0))
+    timer.lap("paste_back")
+    focus = masks.mask_stats(masks.binarize(keep)).bbox
+    if plan.face is not None and layout == "cutout":
+        focus = framing.map_box(plan.face.box)
+    q = plan.quality
+    settings = {"industry": req.industry, "style": req.style, "sns_size": sns.id, "size": list(out_size),
+                "engine_size": [ew, eh], "focus_box": list(focus) if focus else None,
+                "layout": layout, "confidence": None if q is None else round(q.score, 3),
+                "upscale": round(framing.scale, 3), "offset": [round(v) for v in framing.offset],
+                "placed_size": [max(1, round(req.image.width * framing.scale)), max(1, round(req.image.height * framing.scale))],
+                "pose": pose_backend,
+                "prompt_source": prompt.source, "options": asdict(opts),
+                **{k: v for k, v in plan.settings.items() if k != "extras"}}
+    records = save_all(services, workflow, engine.name, images, seeds, req, prompt.prompt_en, settings,
+                       model_ids(engine, control is not None), notices=notices)
+    timer.lap("store")
+    return AdResult(workflow=workflow, images=images, records=records, prompt_en=prompt.prompt_en,
+                    engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, faces=plan.faces,
+                    notices=notices, timings=timer.timings, layout=layout,
+                    confidence=None if q is None else q.score, source_keep=plan.preview())
+
+
+FALLBACKS = ("card", "extend")
+
+
+def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services, notices: list[Notice]) -> str:
+    """"cutout", or a fallback layout when a compositor would paste an unsure cut-out.
+
+    A generative engine repaints around the kept pixels and hides a ragged edge; a compositor
+    (Lite) would show it, so below the confidence threshold it lays the whole photo out instead
+    and says why and how to get a better cut-out."""
+    q = plan.quality
+    if q is None or q.ok or engine.caps.needs_weights:
+        return "cutout"
+    sns = services.presets.sns(req.sns_size)
+    W, H = req.image.size
+    close = abs(math.log((W / H) / (sns.width / sns.height))) < 0.12
+    layout = "extend" if close else "card"
+    why = ", ".join(Notice(f"lite.reason.{r}").text(services.lang) for r in q.reasons[:2]) or "-"
+    notices.append(Notice(f"lite.fallback.{layout}", {"why": why}))
+    return layout
+
+
+def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str) -> tuple[Framing, np.ndarray]:
+    """The whole photo laid out on the ad: a framed card with room for a headline above
+    ("card"), or filling the width, the rest extended ("extend"). Keep = the photo, exactly."""
+    W, H = image.size
+    out_w, out_h = out_size
+    if layout == "extend":
+        box = (0.0, 0.0, float(out_w), float(out_h))
+    else:
+        box = (0.09 * out_w, 0.2 * out_h, 0.91 * out_w, 0.9 * out_h)
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    scale = min(bw / W, bh / H, MAX_UPSCALE)
+    sw, sh = W * scale, H * scale
+    ox = box[0] + (bw - sw) / 2
+    oy = box[1] + (bh - sh) / 2 if layout == "extend" else box[3] - sh - (bh - sh) * 0.35
+    geo = _Geometry(out_size, scale, (round(ox), round(oy)), None)
+    framing = render_framing(image, geo)
+    keep = np.where(framing.pad_mask > 0, 0, 255).astype(np.uint8)
+    return framing, keep
+
+
+def scene_extras(req: AdRequest, engine: Engine, notices: list[Notice]) -> dict:
+    """For a compositor: the owner's scene words choose the backdrop family and colours, and the
+    owner is told which words were used and which were not."""
+    if engine.caps.needs_weights or not (req.prompt_ko or "").strip():
+        return {}
+    from studio.engines.backdrops import scene_from_words
+
+    choice = scene_from_words(req.prompt_ko)
+    out: dict = {}
+    if choice.kind:
+        out["backdrop"] = choice.kind
+    if choice.palette:
+        out["palette"] = list(choice.palette)
+    if choice.used:
+        notices.append(Notice("lite.scene.used", {"words": ", ".join(choice.used)}))
+    if choice.unused:
+        notices.append(Notice("lite.scene.unused", {"words": ", ".join(choice.unused)}))
+    return out
+
+
+def edge_clean(framed: Image.Image, keep: np.ndarray) -> Image.Image:
+    return framed
 
 
 def pose_guide(services: Services, engine: Engine, framed: Image.Image, size: tuple[int, int],
@@ -227,14 +523,18 @@ def paste_back(services: Services, generated: Image.Image, framed: Image.Image, 
 def save_all(services: Services, workflow: str, engine_name: str, images: list[Image.Image], seeds: list[int],
              request: AdRequest, prompt_en: str, settings: dict, model_ids: list[str],
              kept_owner_pixels: bool = True, notices: list[Notice] | None = None) -> list[Record]:
-    if notices:  # what the owner was told, kept with the row (key + fields: re-translatable)
+    """The saved records (a `SavedRecords` list: `.failed` names the images that could not be
+    stored). Raises the store's error only when nothing at all was saved. The notices the owner
+    was shown are kept with each row (key + fields: re-translatable)."""
+    if notices:
         settings = dict(settings, notices=[{"key": n.key, "fields": dict(n.fields)} for n in notices])
-    records = []
-    for img, seed in zip(images, seeds):
-        rec = NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
-                        prompt_ko=request.prompt_ko, prompt_en=prompt_en,
-                        settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels)
-        records.append(services.store.save_image(img, rec))
+    items = [(img, NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
+                             prompt_ko=request.prompt_ko, prompt_en=prompt_en,
+                             settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels))
+             for img, seed in zip(images, seeds)]
+    records = services.store.save_images(items)
+    if records.failed and not records:
+        raise records.failed[0][1]
     return records
 
 

@@ -1,26 +1,25 @@
 """Person ad: keep the owner's face exactly; regenerate outfit and background, guided by the pose.
 
-safe-loaded upload -> faces (largest first) -> frame to the SNS size around head and torso ->
-face keep mask (dilate, feather) -> invert -> pose guide -> English prompt -> engine.inpaint ->
-paste the framed upload's face back -> store. With an engine that can't invent clothes (Lite),
-the whole person is kept by segmentation and only the background is replaced, and the owner is
-told that changing the outfit needs FLUX.
+The shared skeleton (`common.run_ad`) does the rest; this module supplies what is kept: faces
+(largest first) -> the chosen face's keep mask (dilate, feather); with an engine that can't invent
+clothes (Lite) the whole person is kept by segmentation and only the background is replaced, and
+the owner is told that changing the outfit needs FLUX. The frame holds head and torso; a body that
+runs off the photo's bottom or side stays on that edge of the ad.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 
 import numpy as np
 from PIL import Image
 
+from studio.engines.base import Engine
 from studio.errors import InputError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import AdResult, Notice, PersonRequest
 from studio.services import Services
 from studio.workflows import common
-from studio.workflows.prompting import prompt_for
 
 log = logging.getLogger(__name__)
 
@@ -57,55 +56,57 @@ def pick_face(services: Services, image: Image.Image, index: int, notices: list[
     return faces, faces[index]
 
 
+def face_part(services: Services, req, face, engine: Engine, out_size: tuple[int, int],
+              include_neck: bool) -> common.KeepPart:
+    """The face keep mask on the upload; dilate/feather are output pixels, so they are scaled."""
+    opts = req.options.clean()
+    geo = common.frame_geometry(req.image.size, out_size, body_box(face.box, req.image.size), margin=0.05)
+    k = 1.0 / max(geo.scale, 1e-6)
+    d = int(round(opts.mask_dilate * k))
+    f = opts.mask_feather * k
+    keep = services.vision.face_keep_mask(req.image.size, face, include_hair=req.include_hair,
+                                          include_neck=include_neck, dilate_px=d, feather_px=f)
+    return common.KeepPart(keep)
+
+
+def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[int, int],
+                 notices: list[Notice], settings: dict, include_neck: bool) -> tuple[list[common.KeepPart], tuple[str, ...]]:
+    parts = [face_part(services, req, face, engine, out_size, include_neck)]
+    anchors: tuple[str, ...] = ()
+    if not engine.caps.changes_outfit:
+        body, backend = common.person_matte(services, req.image, face, req.include_hair)
+        parts.append(common.KeepPart(body, edge_px=2))
+        settings["cutout"] = backend
+        anchors = common.touching_edges(body)
+        notices.append(Notice("workflow.outfit_needs_flux"))
+        settings["_quality"] = person_quality(services, req.image, face, body, anchors, backend)
+    return parts, anchors
+
+
+def person_quality(services: Services, image: Image.Image, face, body: np.ndarray,
+                   anchors: tuple[str, ...], backend: str):
+    from studio.vision.confidence import assess
+
+    other = None
+    if backend == "grabcut":
+        wider = type(face)(box=(face.box[0] - face.width // 4, face.box[1], face.box[2] + face.width // 4,
+                                face.box[3]), score=face.score, landmarks=None, backend=face.backend)
+        other, _ = common.person_matte(services, image, wider, True)
+    return assess(np.asarray(image.convert("RGB")), body, allowed_edges=anchors + ("bottom",),
+                  face_box=face.box, other=other)
+
+
+def plan(req: PersonRequest, services: Services, engine: Engine, out_size: tuple[int, int]) -> common.Plan:
+    notices: list[Notice] = []
+    faces, face = pick_face(services, req.image, req.face_index, notices)
+    settings: dict = {"face_index": req.face_index, "faces": len(faces), "cutout": None}
+    parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, req.include_neck)
+    focus = body_box(face.box, req.image.size)
+    quality = settings.pop("_quality", None)
+    return common.Plan(subject="person", parts=parts, focus=focus, margin=0.05, anchors=anchors,
+                       faces=faces, face=face, notices=notices, settings=settings, quality=quality)
+
+
 def run(req: PersonRequest, services: Services, progress: ProgressFn | None = None,
         cancel: CancelToken | None = None) -> AdResult:
-    timer = common.Timer()
-    opts = req.options.clean()
-    vision = services.vision
-    engine = services.engines.get("inpaint")
-    sns = services.presets.sns(req.sns_size)
-    out_size = (sns.width, sns.height)
-    notices: list[Notice] = []
-
-    faces, face = pick_face(services, req.image, req.face_index, notices)
-    framing = common.frame(req.image, out_size, body_box(face.box, req.image.size), margin=0.05)
-    framed = framing.image
-    face_f = map_face(face, framing)
-    keep = vision.face_keep_mask(out_size, face_f, include_hair=req.include_hair, include_neck=req.include_neck,
-                                 dilate_px=opts.mask_dilate, feather_px=opts.mask_feather)
-    cutout_backend = None
-    if not engine.caps.changes_outfit:
-        keep, cutout_backend = common.person_keep(services, req.image, framing, face, keep, req.include_hair)
-        notices.append(Notice("workflow.outfit_needs_flux"))
-    keep = np.where(framing.pad_mask > 0, 0, keep).astype(np.uint8)
-    timer.lap("masks")
-    if cancel is not None:
-        cancel.raise_if_cancelled()
-
-    ew, eh = common.engine_size(engine, out_size)
-    control, pose_backend = common.pose_guide(services, engine, framed, (ew, eh), notices)
-    timer.lap("pose")
-
-    prompt = prompt_for(req, services, engine, subject="person")
-    notices.append(common.prompt_notice(prompt.source))
-    timer.lap("prompt")
-
-    from studio.vision import masks
-
-    job = common.inpaint_job(framed, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req, "person", control=control)
-    seeds = common.seeds_for(opts.seed, opts.num_images)
-    generated = common.generate(services, engine, job, seeds, out_size, progress, cancel, "person", notices)
-    timer.lap("engine")
-
-    images = [common.paste_back(services, g, framed, keep, feather=0) for g in generated]
-    timer.lap("paste_back")
-    settings = {"industry": req.industry, "style": req.style, "sns_size": sns.id, "size": list(out_size),
-                "engine_size": [ew, eh], "face_index": req.face_index, "faces": len(faces),
-                "focus_box": list(face_f.box), "pose": pose_backend, "cutout": cutout_backend,
-                "prompt_source": prompt.source, "options": asdict(opts)}
-    records = common.save_all(services, "person", engine.name, images, seeds, req, prompt.prompt_en, settings,
-                              common.model_ids(engine, control is not None), notices=notices)
-    timer.lap("store")
-    return AdResult(workflow="person", images=images, records=records, prompt_en=prompt.prompt_en,
-                    engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, faces=faces,
-                    notices=notices, timings=timer.timings)
+    return common.run_ad("person", plan, req, services, progress, cancel)

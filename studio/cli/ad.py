@@ -1,0 +1,126 @@
+"""`python launch.py ad --mode product|person|advanced --image PATH ...`: one ad without the browser.
+
+Prints ONE line of JSON: the ad's path, the layout used ("cutout" or the fallback's name), the
+cut-out's confidence, the faces found and the notices (in the chosen language). `--save-mask`
+also writes the keep mask, in the upload's coordinates, beside the ad. Bad input: a clear message
+on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from studio.config import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=("product", "person", "advanced"), required=True)
+    parser.add_argument("--image", required=True, help="the photo to use")
+    parser.add_argument("--box", default=None, help="product box x0,y0,x1,y1 in the photo's pixels")
+    parser.add_argument("--face", type=int, default=1, help="which face (1 = the largest)")
+    parser.add_argument("--scene", default="", help="the owner's words, e.g. \"따뜻한 우드 테이블\"")
+    parser.add_argument("--industry", default="cafe")
+    parser.add_argument("--style", default="studio")
+    parser.add_argument("--size", default="1080x1350", help="WIDTHxHEIGHT of the ad")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", required=True, help="folder for the ad (created if missing)")
+    parser.add_argument("--save-mask", action="store_true", help="also write the keep mask beside the ad")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from studio.errors import InputError
+
+    try:
+        w, h = (int(v) for v in text.lower().replace("×", "x").split("x"))
+    except ValueError as exc:
+        raise InputError("cli.ad.bad_size", value=text) from exc
+    if not (64 <= w <= 4096 and 64 <= h <= 4096):
+        raise InputError("cli.ad.bad_size", value=text)
+    return w, h
+
+
+def _box(text: str | None) -> tuple[int, int, int, int] | None:
+    from studio.errors import InputError
+
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in text.split(","))
+    except ValueError as exc:
+        raise InputError("cli.ad.bad_box", value=text) from exc
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        raise InputError("cli.ad.bad_box", value=text)
+    return (x0, y0, x1, y1)
+
+
+def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
+    from PIL import Image
+
+    from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
+    from studio.services import build_services
+    from studio.vision.io import load_image
+    from studio.workflows import advanced, person, product
+
+    size = _size(args.size)
+    box = _box(args.box)
+    loaded = load_image(Path(args.image))
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    services = build_services(settings.with_(outputs_dir=out_dir))
+    try:
+        sns_id = _sns_for(services, size)
+        common = dict(image=loaded.image, industry=args.industry, style=args.style, prompt_ko=args.scene,
+                      sns_size=sns_id, options=GenerationOptions(seed=args.seed, num_images=1))
+        if args.mode == "person":
+            req = PersonRequest(**common, face_index=max(0, args.face - 1))
+            res = person.run(req, services)
+        elif args.mode == "product":
+            req = ProductRequest(**common, product_box=box, alpha=loaded.alpha)
+            res = product.run(req, services)
+        else:
+            req = AdvancedRequest(**common, face_index=max(0, args.face - 1), product_box=box, alpha=loaded.alpha)
+            res = advanced.run(req, services)
+        path = res.records[0].path
+        out = {"ad": str(path), "layout": res.layout,
+               "confidence": None if res.confidence is None else round(float(res.confidence), 3),
+               "faces": len(res.faces), "size": list(res.images[0].size),
+               "notices": [n.text(settings.lang) for n in loaded.notices + res.notices]}
+        if args.save_mask and res.source_keep is not None:
+            mask_path = path.with_name(path.stem + "_mask.png")
+            Image.fromarray(res.source_keep, "L").save(mask_path)
+            out["mask"] = str(mask_path)
+        return out
+    finally:
+        services.store.close()
+
+
+def _sns_for(services, size: tuple[int, int]) -> str:
+    """The SNS preset of that size, else a custom one registered for this run."""
+    for s in services.presets.sns_sizes:
+        if (s.width, s.height) == size:
+            return s.id
+    return services.presets.custom_sns(*size) if hasattr(services.presets, "custom_sns") else _closest(services, size)
+
+
+def _closest(services, size: tuple[int, int]) -> str:
+    w, h = size
+    best = min(services.presets.sns_sizes, key=lambda s: abs(s.width / s.height - w / h) * 10 + abs(s.width - w) / 1000)
+    return best.id
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from studio.errors import StudioError
+
+    try:
+        out = make_ad(settings, args)
+    except StudioError as exc:
+        print(exc.message(settings.lang), file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, ensure_ascii=False))
+    return 0

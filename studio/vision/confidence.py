@@ -1,0 +1,180 @@
+"""How sure a cut-out is: measurable signals, one score, and the reasons when it is low.
+
+Signals (each 0..1, 1 = good), measured on a copy no larger than `WORK_SIDE` pixels:
+
+- ``edges``: the mask's outline lies on edges of the photo (mean gradient on the outline against
+  the photo's typical gradient). A cut-out that follows nothing in the photo is a guess.
+- ``border``: share of the outline that runs along the photo's border or the owner's box (a
+  leak into the surroundings); edges the subject is allowed to run off (a body's bottom) excepted.
+- ``background``: smooth slabs inside the mask whose colours belong to the background (sky,
+  a wall, a table kept with the product).
+- ``fragments``: the subject breaks into several large pieces.
+- ``size``: the subject is a speck, or fills (almost) the whole photo (nothing was cut).
+- ``clutter``: texture right outside the outline against the texture on it: on a busy
+  background a colour-model cut-out is a guess.
+- ``stability`` (when a second cut-out from a slightly different start is given): the two agree.
+- ``person`` (with a face): the mask holds the face, and the body under it is as wide as a
+  body should be relative to the face, not a sliver and not the whole room.
+
+`score` is the lowest signal; `ok` when it reaches `THRESHOLD`. `reasons` name the weak signals
+(message keys ``lite.reason.<name>``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+WORK_SIDE = 320
+THRESHOLD = 0.5
+EDGE_BAD, EDGE_GOOD = 0.45, 0.7
+CLUTTER_BAD, CLUTTER_GOOD = 0.42, 0.3
+REASON_ORDER = ("person", "background", "stability", "clutter", "border", "fragments", "edges", "size")
+
+
+@dataclass
+class CutoutQuality:
+    score: float
+    signals: dict[str, float] = field(default_factory=dict)
+    threshold: float = THRESHOLD
+    raw: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.score >= self.threshold
+
+    @property
+    def reasons(self) -> list[str]:
+        weak = [k for k, v in self.signals.items() if v < self.threshold]
+        return sorted(weak, key=lambda k: REASON_ORDER.index(k) if k in REASON_ORDER else 99)
+
+
+def _ramp(x: float, bad: float, good: float) -> float:
+    """0 at `bad`, 1 at `good`, linear in between (either direction)."""
+    if good == bad:
+        return float(x >= good)
+    return float(np.clip((x - bad) / (good - bad), 0.0, 1.0))
+
+
+def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] | None = None,
+           allowed_edges: tuple[str, ...] = (), face_box: tuple[int, int, int, int] | None = None,
+           other: np.ndarray | None = None) -> CutoutQuality:
+    """Score a cut-out `mask` (255 = subject) of the photo `rgb` (H x W x 3 uint8). `other`: the
+    same cut-out made from a slightly different start (a grown box); disagreement = unsure."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    img = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    m = cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128
+    sig: dict[str, float] = {}
+    raw: dict[str, float] = {}
+    cov = float(m.mean())
+    sig["size"] = min(_ramp(cov, 0.002, 0.01), _ramp(cov, 0.9, 0.75))
+    if not m.any():
+        return CutoutQuality(0.0, {"size": 0.0})
+    mu8 = m.astype(np.uint8)
+
+    # outline
+    outline = cv2.morphologyEx(mu8, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    inner = outline & m
+    # border / box contact (outline pixels on the photo's or the box's edge)
+    edge_band = np.zeros((sh, sw), bool)
+    b = 2
+    sides = {"top": (slice(0, b), slice(None)), "bottom": (slice(sh - b, sh), slice(None)),
+             "left": (slice(None), slice(0, b)), "right": (slice(None), slice(sw - b, sw))}
+    for name, sl in sides.items():
+        if name not in allowed_edges:
+            edge_band[sl] = True
+    if box is not None:
+        bx0, by0, bx1, by1 = (int(round(v * s)) for v in box)
+        ring = np.zeros((sh, sw), np.uint8)
+        cv2.rectangle(ring, (bx0, by0), (bx1 - 1, by1 - 1), 1, thickness=2 * b + 1)
+        for name, sl in (("top", (slice(max(0, by0 - b), by0 + b + 1), slice(None))),
+                         ("bottom", (slice(max(0, by1 - b - 1), by1 + b), slice(None))),
+                         ("left", (slice(None), slice(max(0, bx0 - b), bx0 + b + 1))),
+                         ("right", (slice(None), slice(max(0, bx1 - b - 1), bx1 + b)))):
+            if name in allowed_edges:
+                ring[sl] = 0
+        edge_band |= ring > 0
+    n_inner = max(int(inner.sum()), 1)
+    contact = float((inner & edge_band).sum()) / n_inner
+    sig["border"] = _ramp(contact, 0.12, 0.04)
+    raw["border"] = contact
+
+    # edge agreement: gradient on the outline (excluding the border contact) vs the photo's
+    grey = cv2.GaussianBlur(cv2.cvtColor(img, cv2.COLOR_RGB2LAB), (0, 0), 1.0).astype(np.float32)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.sqrt((gx ** 2 + gy ** 2).sum(axis=2))
+    free = outline & ~cv2.dilate(edge_band.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if free.sum() >= 8:
+        mag_max = cv2.dilate(mag, np.ones((3, 3), np.uint8))      # an outline 1 px off still counts
+        strong = np.percentile(mag, 75) + 1e-3
+        hits = float((mag_max[free] >= strong).mean())
+        sig["edges"] = _ramp(hits, EDGE_BAD, EDGE_GOOD)
+        raw["edges"] = hits
+    else:
+        sig["edges"] = 1.0
+
+    # clutter right around the subject: a busy background makes a colour-model cut-out a guess
+    r = max(3, int(0.04 * max(sw, sh)))
+    ring = cv2.dilate(mu8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+    ring &= ~cv2.dilate(mu8, np.ones((5, 5), np.uint8)).astype(bool)
+    if ring.sum() >= 20 and free.sum() >= 8:
+        clutter = float(mag[ring].mean()) / (float(mag[free].mean()) + 1e-3)
+        sig["clutter"] = _ramp(clutter, CLUTTER_BAD, CLUTTER_GOOD)
+        raw["clutter"] = clutter
+
+    # background slabs: smooth regions inside the mask whose colour is common outside and rare inside
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB)
+    q = (lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32).astype(np.int32) * 8 + (lab[..., 2] // 32)
+    outside = ~cv2.dilate(mu8, np.ones((5, 5), np.uint8)).astype(bool)
+    inside_core = cv2.erode(mu8, np.ones((5, 5), np.uint8)).astype(bool)
+    if outside.sum() > 50 and inside_core.sum() > 50:
+        h_out = np.bincount(q[outside], minlength=512).astype(np.float32) / outside.sum()
+        h_in = np.bincount(q[inside_core], minlength=512).astype(np.float32) / inside_core.sum()
+        bgl = (h_out[q] > 2.0 * h_in[q]) & inside_core
+        lstd = np.sqrt(np.maximum(cv2.blur(grey[..., 0] ** 2, (7, 7)) - cv2.blur(grey[..., 0], (7, 7)) ** 2, 0))
+        slab = (bgl & (lstd < 6.0)).astype(np.uint8)
+        slab = cv2.morphologyEx(slab, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        n, lab_cc, st, _ = cv2.connectedComponentsWithStats(slab, connectivity=8)
+        big = st[1:, cv2.CC_STAT_AREA] >= 0.01 * m.sum() if n > 1 else np.zeros(0, bool)
+        share = float(st[1:, cv2.CC_STAT_AREA][big].sum()) / float(m.sum()) if n > 1 else 0.0
+        sig["background"] = _ramp(share, 0.12, 0.04)
+        raw["background"] = share
+    else:
+        sig["background"] = 1.0
+
+    if other is not None:
+        o = cv2.resize(other, (sw, sh), interpolation=cv2.INTER_AREA) >= 128
+        agree = float((m & o).sum()) / float(max((m | o).sum(), 1))
+        sig["stability"] = _ramp(agree, 0.85, 0.95)
+        raw["stability"] = agree
+
+    # fragments
+    n, _, st, _ = cv2.connectedComponentsWithStats(mu8, connectivity=8)
+    areas = np.sort(st[1:, cv2.CC_STAT_AREA])[::-1]
+    big = int((areas >= 0.08 * areas[0]).sum()) if areas.size else 0
+    sig["fragments"] = 1.0 if big <= 1 else (0.45 if big == 2 else 0.2)
+
+    # person: the mask around the face
+    if face_box is not None:
+        fx0, fy0, fx1, fy1 = (v * s for v in face_box)
+        fw, fh = max(fx1 - fx0, 1.0), max(fy1 - fy0, 1.0)
+        cx, cy = int((fx0 + fx1) / 2), int((fy0 + fy1) / 2)
+        holds_face = m[min(sh - 1, max(0, cy)), min(sw - 1, max(0, cx))]
+        row = int(min(sh - 1, fy1 + 1.5 * fh))
+        width = float(m[row].sum()) / fw if row < sh else 2.0
+        above = float(m[: max(0, int(fy0 - 0.9 * fh))].sum()) / (fw * fh)
+        wide = float(m[:, : max(0, int(fx0 - 3.5 * fw))].sum() + m[:, int(fx1 + 3.5 * fw):].sum()) / (fw * fh)
+        sig["person"] = min(1.0 if holds_face else 0.0, _ramp(width, 0.9, 1.5), _ramp(width, 7.0, 5.0),
+                            _ramp(above, 0.8, 0.3), _ramp(wide, 3.0, 1.0))
+    score = min(sig.values())
+    log.debug("cut-out signals %s (raw %s)", sig, raw)
+    return CutoutQuality(round(float(score), 4), {k: round(float(v), 4) for k, v in sig.items()},
+                         raw={k: round(float(v), 4) for k, v in raw.items()})
