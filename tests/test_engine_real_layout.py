@@ -161,6 +161,17 @@ def test_real_layout_fill_config_is_the_real_one() -> None:
     assert set(real) - set(cfg) <= {"_class_name", "_diffusers_version"}
 
 
+@pytest.mark.parametrize("name, real", [("CLIP_L_CONFIG", R.CLIP_CONFIG), ("T5_XXL_CONFIG", R.T5_CONFIG),
+                                        ("FLUX_VAE_CONFIG", R.VAE_CONFIG)])
+def test_real_layout_shared_part_configs_are_the_real_ones(name: str, real: dict) -> None:
+    cfg = getattr(W, name)
+    assert {k: cfg[k] for k in cfg if k in real} == {k: real[k] for k in cfg if k in real}
+    shape_keys = {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size",
+                  "d_model", "d_ff", "d_kv", "num_layers", "num_heads", "block_out_channels", "latent_channels",
+                  "layers_per_block", "scaling_factor", "shift_factor"}
+    assert {k for k in real if k in shape_keys} <= set(cfg)
+
+
 # ---- broken layouts are rejected with the Korean message --------------------------------------
 def _aside(path: Path) -> Path:
     moved = path.with_name(path.name + ".aside")
