@@ -15,8 +15,8 @@ The engine generates at its working resolution and native frame rate, then `Vide
 lazily maps each 30 fps output frame to the nearest generated frame, upscales it to the clip size
 and, where asked, composites the kept product/face region from the source (held steady).
 
-Loading (`load`), placing on the device with a memory plan (`_place`) and releasing (`close`) are
-separate methods, to move onto the shared diffusers engine base (issue 10) once it is in main.
+Device, memory plan, loading through the model manager, the out-of-memory ladder, cancel and
+close come from the shared diffusers engine base (`studio.engines.diffusers_base.DiffusersEngine`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ import numpy as np
 from PIL import Image
 
 from studio.engines.base import EngineCaps, Image2VideoJob, VideoResult
-from studio.errors import CancelledError, WeightsError
+from studio.engines.diffusers_base import DiffusersEngine
+from studio.errors import WeightsError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import Notice
 
@@ -91,86 +92,60 @@ def work_size(width: int, height: int, model: VideoModel) -> tuple[int, int]:
     return max(m, int(round(width * k / m)) * m), max(m, int(round(height * k / m)) * m)
 
 
-class AIVideoEngine:
-    """One diffusers image-to-video pipeline behind the `Image2VideoEngine` protocol."""
+class AIVideoEngine(DiffusersEngine):
+    """One diffusers image-to-video pipeline behind the `Image2VideoEngine` protocol, on the shared
+    diffusers engine base (device, memory plan, model manager, OOM ladder, cancel, close)."""
+
+    own_components = ("transformer",)
 
     def __init__(self, folder: Path, model: VideoModel, *, name: str | None = None, device: str | None = None,
                  dtype: str | None = None, max_sequence_length: int = 128) -> None:
+        super().__init__(Path(folder).parent, device=device, name=name or model.key)
         self.folder = Path(folder)
         self.model = model
-        self.name = name or model.key
+        self.model_label = model.label
         self.model_ids = list(model.model_ids)
         self.caps = EngineCaps(inpaint=False, image2video=True, needs_gpu=True, needs_weights=True,
                                work_megapixels=model.work_megapixels, size_multiple=model.size_multiple)
-        self._device = device
-        self._dtype = dtype
+        self.size_multiple = model.size_multiple
+        self._dtype_name = dtype
         self.max_sequence_length = max_sequence_length
-        self.pipe: Any = None
         self._lock = threading.RLock()
 
-    # -- load / place / close (isolated: these move onto the shared diffusers engine base) ------------
-    def _load_parts(self) -> dict[str, Any]:
-        from studio.runtime.compat import ensure_torchvision
+    @property
+    def pipe(self) -> Any:
+        return self._pipe
+
+    def footprint_gb(self, plan: Any) -> float:
+        from studio.runtime.memory import gib
+
+        return 0.0 if plan.name == "cpu" else gib(self.model.footprint_gb)
+
+    def _load_parts(self, qconfig: Any) -> dict[str, Any]:
         from studio.runtime.weights import validate_pipeline_folder
 
-        ensure_torchvision()
         if not (self.folder / "model_index.json").is_file():
             raise WeightsError("weights.missing_file", path=str(self.folder / "model_index.json"),
                                model=self.model.label)
         validate_pipeline_folder(self.folder, self.model.label)
         return {}
 
-    def _build_pipeline(self) -> Any:
+    def _build_pipeline(self, parts: dict[str, Any]) -> Any:
         from studio.runtime.compat import ensure_torchvision
 
         ensure_torchvision()
         import diffusers
         import torch
 
-        dtype = getattr(torch, self._dtype) if self._dtype else (
-            torch.bfloat16 if self.device().startswith("cuda") else torch.float32)
+        dtype = getattr(torch, self._dtype_name) if self._dtype_name else self.dtype
         cls = getattr(diffusers, self.model.pipeline) if self.model.pipeline else diffusers.DiffusionPipeline
-        pipe = cls.from_pretrained(str(self.folder), dtype=dtype)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
-
-    def _place(self, pipe: Any) -> None:
-        from studio.runtime.memory import apply_plan, choose_plan, detect_device
-
-        import torch
-
-        device = torch.device(self.device())
-        if device.type == "cpu":
-            pipe.to(device)
-            return
-        info = detect_device()
-        apply_plan(pipe, choose_plan(info.vram_gb), device)
-
-    def device(self) -> str:
-        if self._device:
-            return self._device
-        from studio.engines.registry import cuda_available
-
-        return "cuda" if cuda_available() else "cpu"
+        return cls.from_pretrained(str(self.folder), dtype=dtype)
 
     def load(self) -> Any:
+        """Load through the model manager (the resident pipeline is freed first); returns the pipeline."""
         with self._lock:
-            if self.pipe is None:
-                self._load_parts()
-                pipe = self._build_pipeline()
-                self._place(pipe)
-                self.pipe = pipe
-            return self.pipe
-
-    def close(self) -> None:
-        with self._lock:
-            pipe, self.pipe = self.pipe, None
-        if pipe is not None:
-            from studio.runtime.memory import free_memory, release_plan
-
-            release_plan(pipe)
-            del pipe
-            free_memory()
+            super().load()
+            return self._pipe
 
     # -- the call ------------------------------------------------------------------------------
     def pipeline_kwargs(self, job: Image2VideoJob) -> dict[str, Any]:
@@ -202,29 +177,23 @@ class AIVideoEngine:
                     cancel: CancelToken | None = None) -> VideoResult:
         import inspect
 
-        pipe = self.load()
         kwargs = self.pipeline_kwargs(job)
-        accepted = inspect.signature(pipe.__call__).parameters
-        kwargs = {k: v for k, v in kwargs.items() if k in accepted}
         total_steps = len(kwargs.get("timesteps") or []) or int(kwargs.get("num_inference_steps", 1))
 
-        def on_step(p: Any, i: int, t: Any, cb: dict) -> dict:
-            if progress is not None:
-                progress(i + 1, total_steps, "steps")
-            if cancel is not None and cancel.cancelled:
-                raise CancelledError()
-            return cb
+        def attempt(plan: Any, w: int, h: int) -> np.ndarray:
+            call = dict(kwargs, width=w, height=h)
+            accepted = inspect.signature(self._pipe.__call__).parameters
+            call = {k: v for k, v in call.items() if k in accepted}
+            with self._lock:
+                out = self._pipe(**call, callback_on_step_end=self.step_callback(progress, total_steps, cancel,
+                                                                                  "steps"))
+            return np.asarray(out.frames[0])  # (n, h, w, 3) floats in [0, 1]
 
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        with self._lock:
-            out = pipe(**kwargs, callback_on_step_end=on_step)
-        frames = np.asarray(out.frames[0])  # (n, h, w, 3) floats in [0, 1]
+        frames, notices, _plan, (w, h) = self.run_ladder(kwargs["width"], kwargs["height"], attempt, cancel)
         if frames.dtype != np.uint8:
             frames = (np.clip(frames, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         total = max(1, int(round(job.seconds * job.fps)))
-        notices = [Notice("video.ai_frames", {"frames": len(frames), "w": kwargs["width"], "h": kwargs["height"],
-                                              "fps": job.fps})]
+        notices = [*notices, Notice("video.ai_frames", {"frames": len(frames), "w": w, "h": h, "fps": job.fps})]
         keep = None
         if job.keep_mask is not None and job.extras.get("keep_region"):
             keep = _keep_layer(job, job.width, job.height)
