@@ -251,9 +251,10 @@ def test_real_layout_catalog_disk_gb_is_what_the_patterns_fetch(real_models: Pat
 
 
 def test_real_layout_tiny_set_lists_every_component_like_the_real_repos(tmp_path: Path) -> None:
-    from studio.engines.tiny import save_tiny_models
+    from studio.engines.tiny import tiny_models_dir
 
-    models = save_tiny_models(tmp_path / "models")
+    models = tmp_path / "models"  # a copy of the shared tiny set (written once per machine): it is mutated below
+    shutil.copytree(tiny_models_dir(), models)
     for sub in ("flux-fill", "flux-schnell"):
         index = json.loads((models / sub / "model_index.json").read_text())
         # every component the real repo lists, with its class (diffusers also writes its optional
