@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from studio.errors import InputError, StudioError
-from studio.runtime.engine_select import EngineProvider
+from studio.engines.registry import EngineProvider
 from studio.services import Services
 from studio.store.history import HistoryStore, NewRecord
 from studio.vision.io import DecodeBudget, load_image
@@ -286,3 +286,51 @@ def test_person_upload_without_a_face_shows_korean_words(settings, tmp_path: Pat
         assert "workflow." not in notes and "얼굴" in notes
     finally:
         app.close()
+
+
+def test_every_image_input_in_every_tab_reaches_the_safe_loader_raw(settings) -> None:
+    """The class: no interactive gr.Image anywhere decodes an upload with PIL before our loader."""
+    import gradio as gr
+
+    from studio.services import build_services
+    from studio.ui.app import build_app
+    from studio.ui.common import _raw_preprocess
+
+    services = build_services(settings)
+    try:
+        demo = build_app(services)
+        inputs = [b for b in demo.blocks.values() if isinstance(b, gr.Image) and b.interactive is not False]
+        assert len(inputs) >= 6, "person, product, advanced, overlay photo + logo, video..."
+        skipped = [b.label for b in inputs if getattr(b.preprocess, "__func__", None) is not _raw_preprocess]
+        assert skipped == []
+        assert all(b.type == "filepath" for b in inputs)
+    finally:
+        services.store.close()
+
+
+def test_overlay_copy_shows_progress_while_the_llm_writes(settings) -> None:
+    """The copy button's handler is given a real progress tracker (a named-form handler) and
+    tells the owner it is waiting, with the longest wait."""
+    import inspect
+
+    import gradio as gr
+
+    from studio.services import build_services
+    from studio.ui.app import build_app
+
+    services = build_services(settings)
+    try:
+        demo = build_app(services)
+        fn = next(f for f in demo.fns.values() if f.api_name == "overlay_copy")
+        params = inspect.signature(fn.fn).parameters
+        assert "shop" in params and isinstance(params["progress"].default, gr.Progress)
+        seen: list[str] = []
+
+        class Tracker:
+            def __call__(self, value, desc=None, **_kw):
+                seen.append(desc)
+
+        out = fn.fn("cafe", "달빛", "라떼", "", "friendly", "", True, False, "qwen2.5:7b-instruct", None, Tracker())
+        assert out[0] and any("최대 30초" in (d or "") for d in seen)
+    finally:
+        services.store.close()

@@ -19,7 +19,7 @@ from studio.i18n import t
 from studio.render.overlay import load_layouts
 from studio.services import Services
 from studio.text.copywriter import TONES
-from studio.ui.common import esc, guarded, upload_image
+from studio.ui.common import esc, form_handler, guarded, upload_image
 from studio.workflows.overlay import (  # noqa: F401  (re-exported for callers of the tab module)
     CORNERS, DEFAULT_SIZES, copy_summary_md, export, generate_copy, history_choices, history_images, make_spec,
     md_text, parse_hashtags, preview, record_label, source_image, stream_caption)
@@ -129,9 +129,10 @@ def build(services: Services) -> dict[str, Any]:
     def by_name(pairs: list[tuple[str, Any]], values: tuple) -> dict[str, Any]:
         return {name: v for (name, _), v in zip(pairs, values)}
 
+    copy_fields = copy_in + [("use_llm", use_llm), ("english_tags", english_tags), ("model", model)]
+
     @g
-    def on_generate(*values: Any, progress=gr.Progress()) -> tuple:
-        kw = by_name(copy_in + [("use_llm", use_llm), ("english_tags", english_tags), ("model", model)], values)
+    def on_generate(kw: dict[str, Any], request: Any, progress: Any) -> tuple:
         if kw.get("use_llm"):  # the owner sees that it is waiting, and for how long at most
             progress(None, desc=t("overlay.llm_waiting", lang, secs=services.settings.llm_timeout_s))
         return generate_copy(services, **kw)
@@ -176,7 +177,7 @@ def build(services: Services) -> dict[str, Any]:
         gallery, paths, msg = export(services, **kw)
         return gallery, paths, msg
 
-    gen.click(on_generate, [c for _, c in copy_in] + [use_llm, english_tags, model],
+    gen.click(form_handler([n for n, _ in copy_fields], on_generate), [c for _, c in copy_fields],
               [headline, sub_copy, cta, caption, hashtags, summary], api_name="overlay_copy")
     stream_btn.click(on_stream, [c for _, c in copy_in] + [model], [caption], api_name="overlay_caption_stream")
     models_btn.click(on_models, None, [model], api_name="overlay_models")
