@@ -106,3 +106,19 @@ def test_sequential_offload_offloads_the_controlnet_too(models_dir: Path) -> Non
         assert pipe._exclude_from_cpu_offload == ["controlnet"]  # model offload still keeps it whole
     finally:
         eng.close()
+
+
+def test_first_block_cache_runs_in_the_fill_loop(models_dir: Path) -> None:
+    """diffusers' caches need `transformer.cache_context` around each denoiser call."""
+    from diffusers import FirstBlockCacheConfig
+
+    from studio.engines.flux_fill import FluxFillEngine
+
+    eng = FluxFillEngine(models_dir, device="cpu", max_sequence_length=SEQ)
+    try:
+        plain = np.asarray(eng.inpaint(_job(steps=3)).images[0])
+        eng.pipeline.transformer.enable_cache(FirstBlockCacheConfig(threshold=0.0))  # never skips: same result
+        cached = np.asarray(eng.inpaint(_job(steps=3)).images[0])
+        assert np.array_equal(plain, cached)
+    finally:
+        eng.close()

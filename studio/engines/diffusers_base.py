@@ -112,7 +112,8 @@ class DiffusersEngine:
 
     # ---- what subclasses provide --------------------------------------------------------------
     def footprint_gb(self, plan: "MemoryPlan") -> float:
-        """VRAM the pipeline needs under `plan` (the manager asks Ollama to unload above its budget)."""
+        """VRAM the pipeline needs under `plan`, in GiB like the card's size (`memory.gib(decimal GB)`);
+        the manager asks Ollama to unload above its budget."""
         return 0.0
 
     def _load_parts(self, qconfig: Any) -> dict[str, Any]:

@@ -169,12 +169,12 @@ class FluxFillEngine(DiffusersEngine):
 
     # ---- loading ------------------------------------------------------------------------------
     def footprint_gb(self, plan: "MemoryPlan") -> float:
-        from studio.runtime.memory import ACTIVATIONS_GB, CLIP_VAE_GB, CONTROLNET_GB, T5_GB, TRANSFORMER_GB
+        from studio.runtime.memory import ACTIVATIONS_GB, CLIP_VAE_GB, CONTROLNET_GB, T5_GB, TRANSFORMER_GB, gib
 
         if plan.name == "cpu":
             return 0.0
         resident = TRANSFORMER_GB[plan.quantize] + CONTROLNET_GB + ACTIVATIONS_GB
-        return resident + (T5_GB + CLIP_VAE_GB if plan.name == "gpu" else 0.0)
+        return gib(resident + (T5_GB + CLIP_VAE_GB if plan.name == "gpu" else 0.0))
 
     def _build_pipeline(self, parts: dict[str, Any]) -> Any:
         from studio.engines.flux_fill_pipeline import FluxFillControlNetPipeline

@@ -246,20 +246,21 @@ class FluxFillControlNetPipeline(FluxFillPipeline):
                     block_samples = _on_device(block_samples, latents.device)
                     single_block_samples = _on_device(single_block_samples, latents.device)
 
-                noise_pred = self.transformer(
-                    hidden_states=torch.cat((latents, masked_image_latents), dim=2),
-                    timestep=timestep / 1000,
-                    guidance=guidance,
-                    pooled_projections=pooled_prompt_embeds,
-                    encoder_hidden_states=prompt_embeds,
-                    controlnet_block_samples=block_samples,
-                    controlnet_single_block_samples=single_block_samples,
-                    controlnet_blocks_repeat=blocks_repeat,
-                    txt_ids=text_ids,
-                    img_ids=latent_image_ids,
-                    joint_attention_kwargs=self.joint_attention_kwargs,
-                    return_dict=False,
-                )[0]
+                with _cache_context(self.transformer, "cond"):  # FluxPipeline's habit: caches need it
+                    noise_pred = self.transformer(
+                        hidden_states=torch.cat((latents, masked_image_latents), dim=2),
+                        timestep=timestep / 1000,
+                        guidance=guidance,
+                        pooled_projections=pooled_prompt_embeds,
+                        encoder_hidden_states=prompt_embeds,
+                        controlnet_block_samples=block_samples,
+                        controlnet_single_block_samples=single_block_samples,
+                        controlnet_blocks_repeat=blocks_repeat,
+                        txt_ids=text_ids,
+                        img_ids=latent_image_ids,
+                        joint_attention_kwargs=self.joint_attention_kwargs,
+                        return_dict=False,
+                    )[0]
 
                 latents_dtype = latents.dtype
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
@@ -291,6 +292,15 @@ class FluxFillControlNetPipeline(FluxFillPipeline):
         if not return_dict:
             return (image,)
         return FluxPipelineOutput(images=image)
+
+
+def _cache_context(transformer, name: str):
+    """`transformer.cache_context(name)` (diffusers' CacheMixin: First Block Cache, TaylorSeer...
+    need it set around each denoiser call), or nothing for a transformer without it."""
+    from contextlib import nullcontext
+
+    ctx = getattr(transformer, "cache_context", None)
+    return ctx(name) if callable(ctx) else nullcontext()
 
 
 def _on_device(samples, device: torch.device):

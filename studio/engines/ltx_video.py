@@ -120,7 +120,9 @@ class AIVideoEngine(DiffusersEngine):
     # -- what the base asks of a subclass -------------------------------------------------------
     def footprint_gb(self, plan: Any) -> float:
         """Decimal GB of the model's files (the catalog's disk size); nothing on the GPU for the CPU plan."""
-        return 0.0 if getattr(plan, "name", "") == "cpu" else self.model.footprint_gb
+        from studio.runtime.memory import gib
+
+        return 0.0 if getattr(plan, "name", "") == "cpu" else gib(self.model.footprint_gb)
 
     def _pipeline_class(self) -> Any:
         from studio.runtime.compat import ensure_torchvision

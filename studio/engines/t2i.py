@@ -69,11 +69,11 @@ class T2IEngine(DiffusersEngine):
         self.max_sequence_length = max_sequence_length or self.spec.max_sequence_length
 
     def footprint_gb(self, plan: "MemoryPlan") -> float:
-        from studio.runtime.memory import ACTIVATIONS_GB, CLIP_VAE_GB, T5_GB, TRANSFORMER_GB
+        from studio.runtime.memory import ACTIVATIONS_GB, CLIP_VAE_GB, T5_GB, TRANSFORMER_GB, gib
 
         if plan.name == "cpu":
             return 0.0
-        return TRANSFORMER_GB[plan.quantize] + ACTIVATIONS_GB + (T5_GB + CLIP_VAE_GB if plan.name == "gpu" else 0.0)
+        return gib(TRANSFORMER_GB[plan.quantize] + ACTIVATIONS_GB + (T5_GB + CLIP_VAE_GB if plan.name == "gpu" else 0.0))
 
     def _load_parts(self, qconfig: Any) -> dict[str, Any]:
         from studio.runtime import weights as W

@@ -30,10 +30,13 @@ PLAN_ORDER: tuple[str, ...] = ("gpu", "model_offload", "group_offload", "sequent
 QUANTIZE_CHOICES: tuple[str, ...] = ("none", "8bit", "4bit")
 
 # Footprints in GB (bf16 unless quantised) of the FLUX.1 Fill stack at 1024x1024.
+# Sizes are decimal GB (10**9 bytes), as the files weigh (bf16): the real checkpoints' tensors
+# summed (tests/real_layouts.py). Card and RAM sizes (`detect_device`, `system_ram_gb`) are GiB,
+# as cards are named ("24 GB" = 24 GiB): compare through `gib()`.
 TRANSFORMER_GB: dict[str, float] = {"none": 23.8, "8bit": 12.6, "4bit": 6.9}
-CONTROLNET_GB = 4.0          # Union Pro 2.0 (InstantX Union: 6.6)
-T5_GB = 9.5
-CLIP_VAE_GB = 0.5
+CONTROLNET_GB = 4.28         # Union Pro 2.0, 6 double blocks (InstantX Union: 6.6)
+T5_GB = 9.52                 # T5-XXL encoder, 2 shards
+CLIP_VAE_GB = 0.41           # CLIP-L text encoder 0.246 + VAE 0.168
 ACTIVATIONS_GB = 3.0         # attention + VAE decode at 1024x1024, one image
 GROUP_OFFLOAD_MIN_GB = 10.0  # two streamed groups + activations + VAE decode
 TILING_BELOW_GB = 16.0
@@ -41,6 +44,11 @@ TILING_BELOW_GB = 16.0
 # (and stay there under the offload plans): transformer + ControlNet + T5 + CLIP/VAE (~38 GB
 # unquantised; 8/4-bit shrink the transformer only).
 HOST_OVERHEAD_GB = 0.0
+
+
+def gib(gb: float) -> float:
+    """Decimal GB (file sizes) -> GiB (what cards and RAM are measured in here)."""
+    return gb * 1e9 / 1024**3
 
 
 def host_ram_needed_gb(quantize: str = "none") -> float:
@@ -134,11 +142,11 @@ def _make(name: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: floa
 
 def _quantize_for_ram(ram_gb: float, quantize: str, can_quantize: bool) -> tuple[str, bool]:
     """The lightest quantisation that fits host RAM (8-bit, then 4-bit), and whether RAM is still short."""
-    if ram_gb >= host_ram_needed_gb(quantize):
+    if ram_gb >= gib(host_ram_needed_gb(quantize)):
         return quantize, False
     if can_quantize:
         for q in QUANTIZE_CHOICES[QUANTIZE_CHOICES.index(quantize) + 1:]:
-            if ram_gb >= host_ram_needed_gb(q):
+            if ram_gb >= gib(host_ram_needed_gb(q)):
                 return q, False
         return "4bit", True
     return quantize, True
@@ -189,9 +197,9 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
         return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb,
                      ram_gb, ram_short)
     transformer = TRANSFORMER_GB[quantize]
-    if vram_gb >= transformer + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + ACTIVATIONS_GB:
+    if vram_gb >= gib(transformer + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + ACTIVATIONS_GB):
         name = "gpu"
-    elif vram_gb >= transformer + CONTROLNET_GB + ACTIVATIONS_GB:
+    elif vram_gb >= gib(transformer + CONTROLNET_GB + ACTIVATIONS_GB):
         name = "model_offload"
     elif quantize != "none":
         # bitsandbytes weights cannot be streamed layer by layer: model offload is the lightest.

@@ -63,6 +63,31 @@ CONTROLNET_UNION_INSTANTX_CONFIG: dict[str, Any] = {
     **CONTROLNET_UNION_PRO2_CONFIG, "num_layers": 5, "num_single_layers": 10, "num_mode": 10,
 }
 
+# CLIP-L, T5-XXL and VAE: the published config.json of black-forest-labs/FLUX.1-dev (= FLUX.1-Fill-dev)
+# text_encoder/, text_encoder_2/ and vae/ (metadata keys dropped). The GPU benchmark builds
+# full-size random parts from them; tests/test_engine_real_layout.py checks them.
+CLIP_L_CONFIG: dict[str, Any] = {
+    "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 2, "hidden_act": "quick_gelu",
+    "hidden_size": 768, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 3072,
+    "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "num_attention_heads": 12, "num_hidden_layers": 12,
+    "pad_token_id": 1, "projection_dim": 768, "vocab_size": 49408,
+}
+T5_XXL_CONFIG: dict[str, Any] = {
+    "classifier_dropout": 0.0, "d_ff": 10240, "d_kv": 64, "d_model": 4096, "decoder_start_token_id": 0,
+    "dense_act_fn": "gelu_new", "dropout_rate": 0.1, "eos_token_id": 1, "feed_forward_proj": "gated-gelu",
+    "initializer_factor": 1.0, "is_encoder_decoder": True, "is_gated_act": True, "layer_norm_epsilon": 1e-06,
+    "num_decoder_layers": 24, "num_heads": 64, "num_layers": 24, "output_past": True, "pad_token_id": 0,
+    "relative_attention_max_distance": 128, "relative_attention_num_buckets": 32, "tie_word_embeddings": False,
+    "use_cache": True, "vocab_size": 32128,
+}
+FLUX_VAE_CONFIG: dict[str, Any] = {
+    "act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "force_upcast": True, "in_channels": 3, "latent_channels": 16, "latents_mean": None, "latents_std": None,
+    "layers_per_block": 2, "mid_block_add_attention": True, "norm_num_groups": 32, "out_channels": 3,
+    "sample_size": 1024, "scaling_factor": 0.3611, "shift_factor": 0.1159, "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "use_post_quant_conv": False, "use_quant_conv": False,
+}
+
 
 # --------------------------------------------------------------------------------------------
 # Validation (no torch needed)

@@ -118,3 +118,7 @@ def build(services: Services) -> None:
 
     download.click(do_download, [pick, token], [download_md, table], api_name="models_download",
                    concurrency_id="downloads", concurrency_limit=1)
+
+    from studio.ui.tabs.engines_panel import build_engine_panel
+
+    build_engine_panel(services)  # the owner's engine switch per task
