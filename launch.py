@@ -3,7 +3,8 @@
 
     python launch.py                 open the studio on http://127.0.0.1:7860
     python launch.py --lang en       English UI
-    python launch.py --share --auth owner:secret   a password-protected share link for previews
+    python launch.py --no-browser    start without opening the web browser
+    python launch.py --share --auth owner:'maple-7-river-cloud'   a password-protected share link
     python launch.py demo            headless: write sample ads into outputs/ and print their paths
 
 Startup loads no model and makes no network call; analytics are off.
@@ -48,8 +49,14 @@ def add_common_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -
                    help="where results and the history database go (default ./outputs)")
     p.add_argument("--ollama-host", default=None, help="local Ollama server (default $OLLAMA_HOST or http://127.0.0.1:11434)")
     p.add_argument("--ollama-model", default=None, help="Ollama model for ad copy (default qwen2.5:7b-instruct)")
+    p.add_argument("--llm-timeout", type=float, default=None, metavar="SECONDS",
+                   help="longest wait for the local LLM before template copy is used (default 30, or $FITAD_LLM_TIMEOUT)")
     p.add_argument("--memory-plan", choices=MEMORY_PLANS, default="auto",
                    help="override the GPU memory plan chosen from the detected VRAM")
+    p.add_argument("--no-browser", action="store_true",
+                   help="do not open the studio in the web browser on start")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="where the history database goes (default: <outputs>-data, never inside the served outputs)")
     p.add_argument("--quantize", choices=("none", "8bit", "4bit"), default="none",
                    help="load the FLUX transformer in 8/4-bit with bitsandbytes (CUDA only)")
     if not defaults:
@@ -86,7 +93,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     changes: dict[str, object] = {
         "port": args.port, "engine": args.engine, "share": args.share, "lang": args.lang,
         "auth": parse_auth(args.auth), "memory_plan": args.memory_plan, "quantize": args.quantize,
+        "open_browser": not getattr(args, "no_browser", False),
     }
+    if getattr(args, "llm_timeout", None):
+        if not 1 <= args.llm_timeout <= 600:
+            raise StudioError("launch.bad_llm_timeout")
+        changes["llm_timeout_s"] = float(args.llm_timeout)
+    if getattr(args, "data_dir", None):
+        changes["data_dir"] = args.data_dir.resolve()
     if args.models_dir:
         changes["models_dir"] = args.models_dir.resolve()
     if args.outputs_dir:
@@ -98,28 +112,44 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return base.with_(**changes)
 
 
+def check_share_passwords(settings: Settings) -> None:
+    """A public share link needs a password, and a strong one."""
+    from studio.ui.server import password_problems
+
+    if not settings.share:
+        return
+    if not settings.auth:
+        raise StudioError("launch.share_needs_auth")
+    for user, password in settings.auth:
+        problems = password_problems(user, password)
+        if problems:
+            raise StudioError("serve.pw_weak", why=" ".join(t(p, settings.lang) for p in problems))
+
+
 def serve(settings: Settings) -> None:
     from studio.services import build_services
     from studio.ui.app import CSS, build_app
+    from studio.ui.server import launch_kwargs, pick_port
 
+    port = pick_port(settings.host, settings.port)
+    if port is None:
+        raise StudioError("serve.port_none", port=settings.port)
+    url = f"http://{settings.host}:{port}/"
+    if port != settings.port:
+        print(t("serve.port_taken", settings.lang, port=settings.port, new=port, url=url), flush=True)
+        settings = settings.with_(port=port)
     services = build_services(settings)
-    choice = services.engines.choice
+    choice = services.engines.choice("inpaint")
     log.info("engine: %s (%s)", choice.name, choice.reason("en"))
     print(t("engine.active", settings.lang, engine=choice.name), "—", choice.reason(settings.lang), flush=True)
+    print(t("serve.open_at", settings.lang, url=url), flush=True)
     demo = build_app(services)
     demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=settings.share,
-        auth=list(settings.auth) or None,
-        auth_message="Fit-AD Studio",
-        css=CSS,
-        show_error=True,
-        allowed_paths=[str(settings.outputs_dir)],
-        footer_links=[],
-        quiet=False,
-    )
+    try:
+        demo.launch(css=CSS, quiet=False, **launch_kwargs(settings))
+    except OSError as exc:  # lost the port to another program between the check and the bind
+        log.warning("could not listen on %s: %s", url, exc)
+        raise StudioError("serve.port_none", port=settings.port) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     lang = args.lang
     try:
         settings = settings_from_args(args)
-        if settings.share and not settings.auth:
-            raise StudioError("launch.share_needs_auth")
+        check_share_passwords(settings)
         command = args.command or "serve"
         if command != "serve":
             import importlib

@@ -34,13 +34,47 @@ class Settings:
     ollama_model: str = field(default_factory=lambda: os.environ.get("FITAD_OLLAMA_MODEL", "qwen2.5:7b-instruct"))
     memory_plan: str = "auto"
     quantize: Literal["none", "8bit", "4bit"] = "none"
+    # the owner's engine per task beyond inpainting, e.g. (("text2image", "flux-dev"),); unlisted = auto
+    task_engines: tuple[tuple[str, str], ...] = ()
+    # where the history database and other private files live; never inside a served folder.
+    # None: a sibling of the outputs folder, `<outputs>-data` (e.g. ./outputs-data)
+    data_dir: Path | None = None
+    open_browser: bool = False
+    llm_timeout_s: float = field(default_factory=lambda: _env_float("FITAD_LLM_TIMEOUT", 30.0))
+
+    @property
+    def private_dir(self) -> Path:
+        """The folder for the database, logs and caches: outside `outputs_dir`, which is served."""
+        if self.data_dir is not None:
+            return self.data_dir
+        out = self.outputs_dir
+        return out.parent / f"{out.name}-data"
 
     @property
     def db_path(self) -> Path:
+        return self.private_dir / "history.sqlite"
+
+    @property
+    def legacy_db_path(self) -> Path:
+        """Where older versions kept the database (inside the served outputs folder)."""
         return self.outputs_dir / "history.sqlite"
+
+    def engine_for(self, task: str) -> str:
+        """The engine forced for a task ("auto" when none): `engine` is the inpaint task's."""
+        if task == "inpaint":
+            return self.engine
+        return dict(self.task_engines).get(task, "auto")
 
     def with_(self, **changes: object) -> "Settings":
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if 0 < value < 3600 else default
 
 
 def parse_auth(value: str | None) -> tuple[tuple[str, str], ...]:

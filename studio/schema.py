@@ -20,9 +20,9 @@ class GenerationOptions:
 
     steps: int = 28
     guidance: float = 30.0
-    controlnet_scale: float = 0.7
+    controlnet_scale: float | None = None  # None: the ControlNet's model-card value (pose: 0.9)
     control_start: float = 0.0
-    control_end: float = 0.8
+    control_end: float | None = None       # None: the ControlNet's model-card value (pose: 0.65)
     mask_dilate: int = 8
     mask_feather: int = 12
     seed: int = -1                      # -1: a random seed per run (recorded in the history)
@@ -40,10 +40,11 @@ class GenerationOptions:
         return GenerationOptions(
             steps=int(clamp(self.steps, 1, 100, d.steps)),
             guidance=clamp(self.guidance, 0.0, 100.0, d.guidance),
-            controlnet_scale=clamp(self.controlnet_scale, 0.0, 2.0, d.controlnet_scale),
+            controlnet_scale=None if self.controlnet_scale is None
+            else clamp(self.controlnet_scale, 0.0, 2.0, 0.9),
             control_start=clamp(self.control_start, 0.0, 1.0, d.control_start),
-            control_end=max(clamp(self.control_start, 0.0, 1.0, d.control_start),
-                            clamp(self.control_end, 0.0, 1.0, d.control_end)),
+            control_end=None if self.control_end is None
+            else max(clamp(self.control_start, 0.0, 1.0, d.control_start), clamp(self.control_end, 0.0, 1.0, 0.65)),
             mask_dilate=int(clamp(self.mask_dilate, 0, 128, d.mask_dilate)),
             mask_feather=int(clamp(self.mask_feather, 0, 128, d.mask_feather)),
             seed=int(clamp(self.seed, -1, 2**31 - 1, d.seed)),

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.config import Settings
 from studio.presets import Presets
-from studio.runtime.engine_select import EngineChoice, EngineProvider
+from studio.engines.registry import EngineChoice, EngineProvider
 from studio.runtime.jobs import JobRunner
 
 if TYPE_CHECKING:
@@ -61,6 +61,11 @@ def build_services(settings: Settings, *, engine_choice: EngineChoice | None = N
 
     presets = Presets(settings.presets_dir)
     presets.validate_all()
+    from studio.store.db import relocate
+
+    # the database and its sidecars live outside the served outputs folder (older versions kept
+    # them inside it, where the file route could hand them out)
+    relocate(settings.legacy_db_path, settings.db_path)
     store = HistoryStore.open(settings.outputs_dir, settings.db_path)
     report = store.reconcile()
     if report.missing_files or report.orphan_files:

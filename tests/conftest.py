@@ -45,14 +45,15 @@ class RunningApp:
     def __init__(self, settings: Settings, **service_overrides) -> None:
         from studio.services import build_services
         from studio.ui.app import CSS, build_app
+        from studio.ui.server import launch_kwargs
 
+        self.port = free_port()
+        settings = settings.with_(port=self.port, open_browser=False)
         self.services = build_services(settings, **service_overrides)
         self.demo = build_app(self.services)
         self.demo.queue()
-        self.port = free_port()
-        self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True,
-                         css=CSS, quiet=True, allowed_paths=[str(settings.outputs_dir)],
-                         auth=list(settings.auth) or None)
+        # the same launch configuration as `launch.py serve` (file guard, login limiter, errors)
+        self.demo.launch(prevent_thread_lock=True, css=CSS, quiet=True, **launch_kwargs(settings))
         self.url = f"http://127.0.0.1:{self.port}/"
 
     def client(self):

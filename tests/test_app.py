@@ -50,7 +50,7 @@ def test_bad_auth_is_refused_with_a_message(tmp_path: Path) -> None:
 
 def test_launch_answers_200_and_names_the_engine(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, LAUNCH, "--port", str(port), "--models-dir", str(tmp_path / "m"),
+    proc = subprocess.Popen([sys.executable, LAUNCH, "--no-browser", "--port", str(port), "--models-dir", str(tmp_path / "m"),
                              "--outputs-dir", str(tmp_path / "o")], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -66,7 +66,7 @@ def test_launch_answers_200_and_names_the_engine(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert body is not None, "no HTTP 200"
         assert "활성 엔진: lite" in body
-        assert "FLUX Fill 가중치가 없어" in body  # ...and says why
+        assert "FLUX.1 Fill 가중치가 없어" in body  # ...and says why
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -99,7 +99,7 @@ def test_gallery_lists_opens_and_deletes_through_the_api(running_app) -> None:
                                           prompt_en="a latte", settings={"sns_size": "ig_square"}))
     client = running_app.client()
     items, _note = client.predict("all", api_name="/gallery_list")
-    assert len(items) == 1 and items[0]["caption"] == f"#{rec.id} · product"
+    assert len(items) == 1 and items[0]["caption"].startswith(f"#{rec.id} · 제품 · ")
     items_person, _ = client.predict("person", api_name="/gallery_list")
     assert items_person == []
     client.predict(rec.id, "all", api_name="/gallery_delete")

@@ -45,7 +45,7 @@ def _req(**kw) -> CopyRequest:
 @pytest.mark.parametrize("tone", TONES)
 def test_template_copy_is_valid_grammatical_and_tagged(presets, tone: str) -> None:
     for product in ("소금빵", "바게트", "크루아상"):  # 받침 / no 받침 / ㄹ-less vowel ending
-        copy, source = write_copy(_req(tone=tone, product=product), presets, None, seed=3)
+        copy, source = write_copy(_req(tone=tone, product=product, english_tags=True), presets, None, seed=3)
         assert source == "template"
         assert isinstance(copy, AdCopy)
         assert 1 <= len(copy.headline) <= HEADLINE_MAX
@@ -96,7 +96,7 @@ def test_llm_copy_is_used_and_cleaned(presets) -> None:
              "caption": "오늘도 구웠어요"}
     with FakeOllama(models=[MODEL]) as fake:
         fake.replies.append(json.dumps(reply, ensure_ascii=False))
-        res = write_copy_detailed(_req(), presets, LLMClient(fake.url, MODEL), seed=0)
+        res = write_copy_detailed(_req(english_tags=True), presets, LLMClient(fake.url, MODEL), seed=0)
         assert res.source == "llm"
         assert len(res.copy.headline) <= HEADLINE_MAX and res.copy.headline.startswith("소금빵 1+1")
         assert "빵스타그램" in res.copy.hashtags and "scriptxscript" in res.copy.hashtags
@@ -120,3 +120,78 @@ def test_llm_trouble_falls_back_to_templates(presets) -> None:
         res = write_copy_detailed(_req(), presets, LLMClient(fake.url, MODEL), seed=1)
         assert res.source == "template"
         assert res.copy.headline
+
+
+def test_hashtags_are_korean_unless_english_is_asked_for(presets) -> None:
+    for seed in range(5):
+        copy, _ = write_copy(_req(), presets, None, seed=seed)
+        assert all(not t.isascii() for t in copy.hashtags), copy.hashtags
+        assert copy.hashtags[0] == "소금빵연구소"
+        asked, _ = write_copy(_req(english_tags=True), presets, None, seed=seed)
+        en = [t for t in asked.hashtags if t.isascii()]
+        assert 1 <= len(en) <= 4
+        first_en = next(i for i, t in enumerate(asked.hashtags) if t.isascii())
+        assert all(t.isascii() for t in asked.hashtags[first_en:]), "Korean first, English after"
+
+
+def test_a_flower_shop_gets_no_coffee_emoji(presets) -> None:
+    from studio.text.copywriter import fit_emojis
+
+    for seed in range(30):
+        copy, _ = write_copy(CopyRequest(industry="flower", shop_name="꽃담", product="꽃다발", tone="friendly"),
+                             presets, None, seed=seed)
+        text = " ".join([copy.headline, copy.sub_copy, copy.cta, copy.caption])
+        assert "☕" not in text and "🥐" not in text
+    assert fit_emojis("꽃다발 ☕ 준비했어요 💐", "flower") == "꽃다발 준비했어요 💐"
+    assert fit_emojis("라떼 ☕", "cafe") == "라떼 ☕"
+
+
+def test_llm_copy_for_a_flower_shop_loses_the_coffee_and_english_tags(presets) -> None:
+    reply = {"headline": "봄 꽃다발 ☕", "sub_copy": "향기로운 하루 ☕", "cta": "예약하세요",
+             "hashtags": ["꽃집", "flowers", "꽃스타그램"], "caption": "오늘의 꽃 ☕💐"}
+    with FakeOllama(models=[MODEL]) as fake:
+        fake.replies.append(json.dumps(reply, ensure_ascii=False))
+        res = write_copy_detailed(CopyRequest(industry="flower", shop_name="꽃담"), presets,
+                                  LLMClient(fake.url, MODEL), seed=0)
+        assert res.source == "llm"
+        text = " ".join([res.copy.headline, res.copy.sub_copy, res.copy.caption])
+        assert "☕" not in text and "💐" in text
+        assert "flowers" not in res.copy.hashtags and all(not t.isascii() for t in res.copy.hashtags)
+        assert "영어 태그 없이" in fake.chat_requests()[0]["messages"][0]["content"]
+
+
+def test_a_malformed_llm_reply_never_reaches_the_owner(presets) -> None:
+    with FakeOllama(models=[MODEL]) as fake:
+        fake.replies.extend(['{"headline": "x", "hashtags": [', '{"headline": ""}'])
+        res = write_copy_detailed(_req(), presets, LLMClient(fake.url, MODEL), seed=1)
+        assert res.source == "template"
+        for lang in ("ko", "en"):
+            note = res.note(lang)
+            assert "JSON" in note or "형식" in note
+            for leak in ("Invalid JSON", "EOF", "validation error", "pydantic", "line 1", "input_value", "{"):
+                assert leak not in note, (leak, note)
+
+
+def test_copy_request_limits_name_the_field(presets) -> None:
+    from studio.errors import InputError
+
+    with pytest.raises(InputError) as exc:
+        CopyRequest.checked(industry="cafe", shop_name="가" * 100_000)
+    assert "가게 이름" in exc.value.message("ko") and "40자" in exc.value.message("ko")
+    assert "shop name" in exc.value.message("en")
+
+
+def test_a_hanging_llm_holds_the_owner_only_for_the_configured_timeout(presets, settings) -> None:
+    """Ollama answers /api/tags but hangs on chat: the copy falls back within the timeout
+    (settings.llm_timeout_s, 30 s by default; here 0.5 s), with a note saying what happened."""
+    import time
+
+    assert settings.llm_timeout_s == 30.0
+    with FakeOllama(models=[MODEL]) as fake:
+        fake.delay = 5.0
+        client = LLMClient.from_settings(settings.with_(ollama_host=fake.url, ollama_model=MODEL, llm_timeout_s=0.5))
+        t0 = time.perf_counter()
+        res = write_copy_detailed(_req(), presets, client, seed=1)
+        took = time.perf_counter() - t0
+        assert res.source == "template" and took < 2.5, took
+        assert "초 안에 답하지 않았습니다" in res.note("ko")

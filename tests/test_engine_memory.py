@@ -120,3 +120,38 @@ def test_unload_ollama_sends_keep_alive_zero() -> None:
         server.server_close()
     assert seen and seen[0]["path"] == "/api/generate"
     assert seen[0]["model"] == "qwen2.5:7b-instruct" and seen[0]["keep_alive"] == 0
+
+
+def test_system_ram_short_of_an_unquantised_load_picks_8bit_or_4bit_or_says_so() -> None:
+    from studio.runtime.memory import choose_plan, host_ram_needed_gb, ram_notice
+
+    need = host_ram_needed_gb("none")
+    assert 37.0 <= need <= 39.0  # ~38 GB: bf16 transformer + ControlNet + T5 + CLIP/VAE
+    roomy = choose_plan(24.0, cuda=True, ram_gb=64.0, can_quantize=True)
+    assert roomy.quantize == "none" and not roomy.ram_short and ram_notice(roomy) is None
+    eight = choose_plan(24.0, cuda=True, ram_gb=32.0, can_quantize=True)
+    assert eight.quantize == "8bit" and "memory.note.ram_quant" in eight.note_keys and not eight.ram_short
+    four = choose_plan(24.0, cuda=True, ram_gb=24.0, can_quantize=True)
+    assert four.quantize == "4bit" and not four.ram_short
+    short = choose_plan(24.0, cuda=True, ram_gb=16.0, can_quantize=False)  # no bitsandbytes
+    assert short.quantize == "none" and short.ram_short
+    notice = ram_notice(short)
+    assert notice is not None and notice.key == "memory.note.ram_short"
+    assert "16.0 GB" in notice.text("ko") and "bitsandbytes" in notice.text("ko")
+    assert choose_plan(None, ram_gb=8.0).name == "cpu"  # the CPU plan (tiny set) ignores it
+
+
+def test_engine_says_ram_is_short_before_loading(tmp_path) -> None:
+    """The notice comes with the load, before any weight is read (here: there are none)."""
+    import pytest
+
+    from studio.engines.flux_fill import FluxFillEngine
+    from studio.errors import WeightsError
+    from studio.runtime.memory import choose_plan
+
+    eng = FluxFillEngine(tmp_path, device="cpu", ram_gb=16.0)
+    eng._resolve_device()
+    eng.plan = choose_plan(24.0, cuda=True, ram_gb=16.0, can_quantize=False)
+    with pytest.raises(WeightsError):
+        eng.load()
+    assert [n.key for n in eng.load_notices] == ["memory.note.ram_short"]

@@ -18,10 +18,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_models(tmp_path_factory.mktemp("t2i") / "models")
 
 
-def _t2i(models: Path, cache=None):
+def _t2i(models: Path, manager=None):
     from studio.engines.t2i import T2IEngine
 
-    return T2IEngine(models, "schnell", device="cpu", max_sequence_length=32, cache=cache)
+    return T2IEngine(models, "schnell", device="cpu", max_sequence_length=32, manager=manager)
 
 
 def test_tiny_schnell_generates_deterministically(models: Path) -> None:
@@ -38,15 +38,19 @@ def test_tiny_schnell_generates_deterministically(models: Path) -> None:
 
 def test_shares_text_encoders_and_vae_with_the_fill_engine(models: Path) -> None:
     from studio.engines.flux_fill import FluxFillEngine
-    from studio.runtime.weights import ComponentCache
+    from studio.runtime.manager import ModelManager
 
-    cache = ComponentCache()
-    fill = FluxFillEngine(models, device="cpu", cache=cache)
-    t2i = _t2i(models, cache)
-    for name in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae"):
-        assert getattr(fill.pipeline, name) is getattr(t2i.pipeline, name), name
-    assert cache.loads == 5  # loaded once, reused
-    assert t2i.pipeline.transformer is not fill.pipeline.transformer
+    manager = ModelManager()
+    fill = FluxFillEngine(models, device="cpu", manager=manager)
+    t2i = _t2i(models, manager)
+    shared = {name: getattr(fill.pipeline, name) for name in ("text_encoder", "text_encoder_2", "tokenizer",
+                                                              "tokenizer_2", "vae")}
+    fill_transformer = fill.pipeline.transformer
+    for name, part in shared.items():  # loading text-to-image freed Fill first, but kept what it shares
+        assert getattr(t2i.pipeline, name) is part, name
+    assert not fill.loaded and manager.resident == t2i.key
+    assert manager.components.loads == 5  # loaded once, reused
+    assert t2i.pipeline.transformer is not fill_transformer
 
 
 def test_cancel_and_bad_inputs(models: Path) -> None:
@@ -74,9 +78,10 @@ def test_dev_missing_says_how_to_fix(models: Path) -> None:
 
 
 def test_create_t2i_tiny_uses_the_saved_cache(settings) -> None:
-    from studio.engines.t2i import create_t2i
 
-    eng = create_t2i(settings.with_(engine="tiny"))
+    from studio.engines.t2i import create_tiny
+
+    eng = create_tiny(settings)
     out = eng.generate("flower shop", 64, 64, steps=1)
     assert out[0].size == (64, 64)
     assert (settings.models_dir / ".tiny-cache" / "flux-schnell" / "model_index.json").is_file()

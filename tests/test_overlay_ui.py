@@ -13,7 +13,7 @@ from skimage import data
 
 from fake_ollama import FakeOllama
 from studio.errors import InputError
-from studio.runtime.engine_select import EngineProvider
+from studio.engines.registry import EngineProvider
 from studio.services import Services
 from studio.store.history import HistoryStore, NewRecord
 from studio.text.llm import LLMClient

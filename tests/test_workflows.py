@@ -67,13 +67,13 @@ def test_person_keeps_the_face(services) -> None:
     cover[max(oy, 0):oy + sh, max(ox, 0):ox + sw] = True
     assert cover.mean() > 0.8
     assert np.array_equal(np.asarray(res.framed)[cover], np.asarray(ref)[cover])
-    if services.engines.active_name == "lite" and res.layout == "cutout":
+    if services.engines.active_name("inpaint") == "lite" and res.layout == "cutout":
         assert oy + sh == 800  # the body runs off the photo's bottom: it stays on the ad's bottom edge
     _kept_identical(res)
     _stored(services, res, "person")
     x0, y0, x1, y1 = res.records[0].settings["focus_box"]
     assert 260 < (x0 + x1) / 2 < 420 and 100 < (y0 + y1) / 2 < 260  # the face, in output pixels
-    if services.engines.active_name == "lite":
+    if services.engines.active_name("inpaint") == "lite":
         assert any(n.key == "workflow.outfit_needs_flux" for n in res.notices)
     else:
         assert any(n.key == "workflow.no_pose" for n in res.notices)  # no pose weights in tests

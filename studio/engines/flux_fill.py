@@ -19,47 +19,59 @@ One `inpaint` call:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from studio.engines.base import EngineCaps, InpaintJob
-from studio.errors import CancelledError, InputError, StudioError, WeightsError
-from studio.i18n import t
-from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
-from studio.runtime.memory import MemoryPlan
+from studio.engines.base import EngineCaps, EngineResult, InpaintJob
+from studio.engines.diffusers_base import (
+    LOWER_RES_FACTORS,
+    MAX_SIZE,
+    MIN_SIZE,
+    SIZE_MULTIPLE,
+    AllocHook,
+    DiffusersEngine,
+    notice_dict,
+)
+from studio.errors import InputError, StudioError, WeightsError
+from studio.runtime.jobs import CancelToken, ProgressFn
+from studio.runtime.manager import ModelManager
+from studio.schema import Notice
 
 if TYPE_CHECKING:
     from studio.config import Settings
-    from studio.runtime.weights import ComponentCache
+    from studio.runtime.memory import MemoryPlan
 
 log = logging.getLogger(__name__)
 
-SIZE_MULTIPLE = 16
-MIN_SIZE = 64
-MAX_SIZE = 2048
 MAX_IMAGES = 8
-LOWER_RES_FACTORS: tuple[float, ...] = (0.75, 0.5)
 
 
 @dataclass(frozen=True)
-class Notice:
-    """Something the owner should know about a finished job (shown next to the result)."""
+class ControlDefaults:
+    """A ControlNet's recommended pose settings, from its model card."""
 
-    key: str
-    fields: dict = field(default_factory=dict)
-
-    def message(self, lang: str = "ko") -> str:
-        return t(self.key, lang, **self.fields)
-
-    def as_dict(self) -> dict:
-        return {"key": self.key, "fields": dict(self.fields), "ko": self.message("ko"), "en": self.message("en")}
+    scale: float
+    end: float
+    guidance: float          # the guidance the ControlNet itself gets (its training range)
+    guidance_range: tuple[float, float]
+    pose_mode: int | None    # Union control mode for pose (None: the net has no mode embedding)
 
 
-AllocHook = Callable[["MemoryPlan", int, int], None]
+# Shakker-Labs FLUX.1-dev-ControlNet-Union-Pro-2.0 model card: pose (DWPose) conditioning scale
+# 0.9, control guidance end 0.65; trained with guidance uniformly sampled in [1, 7]; "removed mode
+# embedding" (config num_mode null, so no control_mode). InstantX FLUX.1-dev-Controlnet-Union:
+# config num_mode 10, pose = mode 4; its card gives no pose scale/end, so Pro 2.0's are used.
+PRO2_DEFAULTS = ControlDefaults(scale=0.9, end=0.65, guidance=3.5, guidance_range=(1.0, 7.0), pose_mode=None)
+INSTANTX_DEFAULTS = ControlDefaults(scale=0.9, end=0.65, guidance=3.5, guidance_range=(1.0, 7.0), pose_mode=4)
+
+
+def control_defaults(controlnet: Any) -> ControlDefaults:
+    union = bool(getattr(controlnet, "union", False))
+    return INSTANTX_DEFAULTS if union else PRO2_DEFAULTS
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
@@ -82,9 +94,13 @@ def check_job(job: InpaintJob) -> None:
     _check_range("steps", job.steps, 1, 200)
     _check_range("num_images", job.num_images, 1, MAX_IMAGES)
     _check_range("guidance", job.guidance, 0.0, 100.0)
-    _check_range("controlnet_scale", job.controlnet_scale, 0.0, 2.0)
+    if job.controlnet_scale is not None:
+        _check_range("controlnet_scale", job.controlnet_scale, 0.0, 2.0)
     _check_range("control_start", job.control_start, 0.0, 1.0)
-    _check_range("control_end", job.control_end, job.control_start, 1.0)
+    if job.control_end is not None:
+        _check_range("control_end", job.control_end, job.control_start, 1.0)
+    if job.control_guidance is not None:
+        _check_range("control_guidance", job.control_guidance, 0.0, 100.0)
     if not isinstance(job.prompt, str):
         raise InputError("engine.bad_param", name="prompt", value=type(job.prompt).__name__, allowed="str")
     mask = np.asarray(job.mask.convert("L"))
@@ -105,12 +121,14 @@ def paste_back(generated: Image.Image, original: Image.Image, mask: Image.Image)
     return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB")
 
 
-class FluxFillEngine:
-    """FLUX.1 Fill + optional FLUX ControlNet, loaded lazily, with memory plans and an OOM ladder."""
+class FluxFillEngine(DiffusersEngine):
+    """FLUX.1 Fill + optional FLUX ControlNet on the shared diffusers engine base."""
 
     name = "flux"
     caps = EngineCaps(inpaint=True, changes_outfit=True, uses_pose_control=True, text2image=False,
                       needs_gpu=True, needs_weights=True)
+    model_label = "FLUX.1 Fill [dev]"
+    model_ids = ("flux_fill_dev", "controlnet_union_pro2")
 
     def __init__(
         self,
@@ -121,46 +139,24 @@ class FluxFillEngine:
         dtype: Any = None,
         memory_plan: str = "auto",
         quantize: str = "none",
-        cache: "ComponentCache | None" = None,
+        manager: ModelManager | None = None,
         alloc_hook: AllocHook | None = None,
-        ollama_host: str | None = None,
-        ollama_model: str | None = None,
         max_sequence_length: int = 512,
         paste_back: bool = True,
         lower_res_factors: tuple[float, ...] = LOWER_RES_FACTORS,
         name: str = "flux",
+        ram_gb: float | None = None,
     ) -> None:
-        if models_dir is None and parts is None:
-            raise ValueError("FluxFillEngine needs models_dir or parts")
-        self.models_dir = Path(models_dir) if models_dir is not None else None
-        self._parts = dict(parts) if parts is not None else None
-        self._device_name = device
-        self._dtype = dtype
-        self.memory_plan = memory_plan
-        self.quantize = quantize
-        self._cache = cache
-        self.alloc_hook = alloc_hook
-        self.ollama_host = ollama_host
-        self.ollama_model = ollama_model
+        super().__init__(models_dir, parts=parts, device=device, dtype=dtype, memory_plan=memory_plan,
+                         quantize=quantize, manager=manager, alloc_hook=alloc_hook,
+                         lower_res_factors=lower_res_factors, name=name, ram_gb=ram_gb)
         self.max_sequence_length = max_sequence_length
         self.paste_back = paste_back
-        self.lower_res_factors = lower_res_factors
-        self.name = name
-        self._pipe: Any = None
-        self._kept: dict[str, Any] = {}
-        self._placed: "MemoryPlan | None" = None
-        self.plan: "MemoryPlan | None" = None
-        self.device_info: Any = None
-        self.last_notices: list[Notice] = []
-        self.last_plan: "MemoryPlan | None" = None
-        self.last_size: tuple[int, int] | None = None
-        self.load_notices: list[Notice] = []
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
     def from_settings(cls, settings: "Settings", **kwargs: Any) -> "FluxFillEngine":
-        return cls(settings.models_dir, memory_plan=settings.memory_plan, quantize=settings.quantize,
-                   ollama_host=settings.ollama_host, ollama_model=settings.ollama_model, **kwargs)
+        return cls(settings.models_dir, memory_plan=settings.memory_plan, quantize=settings.quantize, **kwargs)
 
     @classmethod
     def from_parts(cls, *, transformer: Any, vae: Any, text_encoder: Any, tokenizer: Any, text_encoder_2: Any,
@@ -172,194 +168,61 @@ class FluxFillEngine:
         return cls(None, parts=parts, **kwargs)
 
     # ---- loading ------------------------------------------------------------------------------
-    @property
-    def loaded(self) -> bool:
-        return self._pipe is not None
+    def footprint_gb(self, plan: "MemoryPlan") -> float:
+        from studio.runtime.memory import ACTIVATIONS_GB, CLIP_VAE_GB, CONTROLNET_GB, T5_GB, TRANSFORMER_GB, gib
 
-    @property
-    def pipeline(self) -> Any:
-        """The loaded `FluxFillControlNetPipeline` (loads on first access)."""
-        self.load()
-        return self._pipe
+        if plan.name == "cpu":
+            return 0.0
+        resident = TRANSFORMER_GB[plan.quantize] + CONTROLNET_GB + ACTIVATIONS_GB
+        return gib(resident + (T5_GB + CLIP_VAE_GB if plan.name == "gpu" else 0.0))
 
-    def _resolve_device(self) -> None:
-        if self.device_info is not None:
-            return
-        import torch
-
-        from studio.runtime.memory import DeviceInfo, choose_plan, detect_device
-
-        info = detect_device()
-        if self._device_name is not None and torch.device(self._device_name).type == "cpu":
-            info = DeviceInfo(name="CPU", cuda=False, vram_gb=None, torch_version=info.torch_version)
-        self.device_info = info
-        if self._dtype is None:
-            self._dtype = torch.bfloat16 if info.cuda else torch.float32
-        self.plan = choose_plan(info.vram_gb, self.memory_plan if info.cuda else "auto", self.quantize,
-                                cuda=info.cuda)
-
-    @property
-    def device(self) -> str:
-        self._resolve_device()
-        return self._device_name or self.device_info.device
-
-    def load(self) -> None:
-        if self._pipe is not None:
-            return
-        self._resolve_device()
-        from studio.runtime.memory import quantization_config, should_unload_ollama, unload_ollama
-
-        qconfig = quantization_config(self.quantize, self.device_info.cuda)  # raises clearly on CPU
-        if self.ollama_host and self.ollama_model and should_unload_ollama(self.plan, self.device_info.vram_gb):
-            unload_ollama(self.ollama_host, self.ollama_model)
+    def _build_pipeline(self, parts: dict[str, Any]) -> Any:
         from studio.engines.flux_fill_pipeline import FluxFillControlNetPipeline
 
-        parts = self._parts if self._parts is not None else self._load_parts(qconfig)
-        self._pipe = FluxFillControlNetPipeline(**parts)
-        self._pipe.set_progress_bar_config(disable=True)
-        log.info("flux engine loaded (device=%s, dtype=%s, plan=%s, controlnet=%s)", self.device, self._dtype,
-                 self.plan.name, parts.get("controlnet") is not None)
+        pipe = FluxFillControlNetPipeline(**parts)
+        log.info("flux fill pipeline built (controlnet=%s)", parts.get("controlnet") is not None)
+        return pipe
 
     def _load_parts(self, qconfig: Any) -> dict[str, Any]:
         from studio.runtime import weights as W
 
         models_dir = Path(self.models_dir or ".")
         fill = models_dir / W.FLUX_FILL_DIR
-        single = W.fill_single_file(models_dir)
-        required = ("scheduler", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")
-        W.validate_pipeline_folder(fill, "FLUX.1 Fill [dev]", required if single else required + ("transformer",))
-        cache = self._cache if self._cache is not None else W.SHARED
+        W.validate_fill_folder(models_dir)
         kept, self._kept = self._kept, {}  # healthy parts surviving an eviction are not reloaded
-        parts = W.load_shared_components(models_dir, fill, self._dtype, "cpu", cache)
-        parts["scheduler"] = W.load_scheduler(fill, "FLUX.1 Fill [dev]")
+        parts = self.shared_components(fill)
+        parts["scheduler"] = W.load_scheduler(fill, self.model_label)
         if "transformer" in kept:
             parts["transformer"] = kept["transformer"]
         else:
-            use_single = single is not None and not W.has_component(fill, "transformer")
-            parts["transformer"] = W.load_transformer(fill, self._dtype, qconfig, "FLUX.1 Fill [dev]",
-                                                      single_file=single if use_single else None)
+            parts["transformer"] = W.load_transformer(fill, self._dtype, qconfig, self.model_label,
+                                                      single_file=W.use_fill_single_file(models_dir))
         cn_dir = W.find_controlnet_dir(models_dir)
         if "controlnet" in kept:
             parts["controlnet"] = kept["controlnet"]
         else:
             parts["controlnet"] = W.load_controlnet(cn_dir, self._dtype, "FLUX ControlNet Union") if cn_dir else None
         if cn_dir is None:
-            self.load_notices = [Notice("engine.notice.no_controlnet")]
+            self.load_notices.append(Notice("engine.notice.no_controlnet"))
         return parts
-
-    def close(self) -> None:
-        """Free the pipeline (switching engines frees the old one first)."""
-        from studio.runtime.memory import free_memory, release_plan
-
-        if self._pipe is not None:
-            release_plan(self._pipe)
-        self._pipe = None
-        self._placed = None
-        free_memory()
-
-    # ---- placement and OOM recovery -----------------------------------------------------------
-    def _place(self, plan: "MemoryPlan") -> None:
-        from studio.runtime.memory import apply_plan, release_plan
-
-        owner_ok = all(getattr(m, "_studio_owner", None) is self for m in self._modules())
-        if self._placed == plan and owner_ok:
-            return
-        if self._placed is not None or not owner_ok:
-            self._evict(release_plan(self._pipe))
-        apply_plan(self._pipe, plan, self.device)
-        for module in self._modules():
-            module._studio_owner = self  # shared parts: the last engine to place them owns them
-        self._placed = plan
-
-    def _modules(self) -> list[Any]:
-        comps = getattr(self._pipe, "components", {}) if self._pipe is not None else {}
-        return [m for m in comps.values() if m is not None and hasattr(m, "parameters")]
-
-    def _evict(self, stuck: list[str]) -> None:
-        """Components that could not be moved back are dropped: the next job reloads them."""
-        if not stuck:
-            return
-        from studio.runtime import weights as W
-
-        cache = self._cache if self._cache is not None else W.SHARED
-        for name in stuck:
-            cache.evict(getattr(self._pipe, name, None))
-        log.warning("evicted half-moved components %s; they reload on the next attempt", stuck)
-        if self._parts is None:
-            self._kept = {name: getattr(self._pipe, name, None) for name in ("transformer", "controlnet")
-                          if name not in stuck and getattr(self._pipe, name, None) is not None}
-            self._pipe = None
-        self._placed = None
-
-    def _recover(self) -> None:
-        from studio.runtime.memory import free_memory, release_plan
-
-        if self._pipe is not None:
-            self._evict(release_plan(self._pipe))
-        self._placed = None
-        free_memory()
-
-    def _attempts(self, job: InpaintJob) -> list[tuple["MemoryPlan", int, int]]:
-        from studio.runtime.memory import lighter_plans
-
-        self._resolve_device()
-        first: MemoryPlan = self.plan  # type: ignore[assignment]  # set by _resolve_device
-        plans = [first, *lighter_plans(first)]
-        attempts = [(p, job.width, job.height) for p in plans]
-        seen = {(job.width, job.height)}
-        for factor in self.lower_res_factors:
-            w = max(MIN_SIZE, int(job.width * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE)
-            h = max(MIN_SIZE, int(job.height * factor) // SIZE_MULTIPLE * SIZE_MULTIPLE)
-            if (w, h) not in seen:
-                seen.add((w, h))
-                attempts.append((plans[-1], w, h))
-        return attempts
 
     # ---- inference ----------------------------------------------------------------------------
     def inpaint(self, job: InpaintJob, progress: ProgressFn | None = None,
-                cancel: CancelToken | None = None) -> list[Image.Image]:
-        import torch
-
+                cancel: CancelToken | None = None) -> EngineResult:
         check_job(job)
-        progress = progress or no_progress
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        self._resolve_device()
-        notices: list[Notice] = []
-        last_exc: BaseException | None = None
-        images: list[Image.Image] | None = None
-        plan, w, h = self.plan, job.width, job.height
-        for plan, w, h in self._attempts(job):
-            try:
-                self.load()
-                self._place(plan)
-                if self.alloc_hook is not None:
-                    self.alloc_hook(plan, w, h)
-                images = self._generate(job, w, h, progress, cancel)
-                break
-            except torch.OutOfMemoryError as exc:
-                last_exc = exc
-                log.warning("out of memory with plan %s at %dx%d; trying a lighter setting", plan.name, w, h)
-                self._recover()
-        if images is None:
-            raise StudioError("engine.oom") from last_exc
-        if self.plan is None or plan.name != self.plan.name:
-            notices.append(Notice("engine.notice.plan", {"plan": plan.name}))
-            self.plan = plan  # stay on the plan that worked for the next jobs
+        images, notices, plan, (w, h) = self.run_ladder(
+            job.width, job.height, lambda p, w, h: self._generate(job, w, h, progress, cancel), cancel)
         size = (job.width, job.height)
         if (w, h) != size:
-            notices.append(Notice("engine.notice.lower_res", {"w": w, "h": h, "tw": size[0], "th": size[1]}))
             images = [im.resize(size, Image.Resampling.LANCZOS) for im in images]
         if self.paste_back:
             original = _fit(job.image.convert("RGB"), size, Image.Resampling.LANCZOS)
             mask = _fit(job.mask.convert("L"), size, Image.Resampling.BILINEAR)
             images = [paste_back(im, original, mask) for im in images]
-        notices = self.load_notices + notices
-        self.last_notices, self.last_plan, self.last_size = notices, plan, (w, h)
-        job.extras["notices"] = [n.as_dict() for n in notices]
-        return images
+        job.extras["notices"] = [notice_dict(n) for n in notices]
+        return EngineResult(images=images, notices=notices)
 
-    def _generate(self, job: InpaintJob, width: int, height: int, progress: ProgressFn,
+    def _generate(self, job: InpaintJob, width: int, height: int, progress: ProgressFn | None,
                   cancel: CancelToken | None) -> list[Image.Image]:
         import torch
 
@@ -369,17 +232,11 @@ class FluxFillEngine:
         control = job.control_image
         if control is not None:
             control = _fit(control.convert("RGB"), size, Image.Resampling.BILINEAR)
-        total = job.steps
-
-        def on_step(pipe: Any, i: int, t: Any, kwargs: dict) -> dict:
-            progress(i + 1, total, "denoise")
-            if cancel is not None and cancel.cancelled:
-                raise CancelledError()
-            return {}
-
-        generator = torch.Generator(device="cpu").manual_seed(int(job.seed))
         cn = self._pipe.controlnet
+        d = control_defaults(cn)
         union = bool(getattr(cn, "union", False))
+        # the owner's values win; unset ones come from the ControlNet's model card
+        mode = job.control_mode if job.control_mode is not None else d.pose_mode
         out = self._pipe(
             prompt=job.prompt,
             image=image,
@@ -389,24 +246,26 @@ class FluxFillEngine:
             num_inference_steps=job.steps,
             guidance_scale=job.guidance,
             num_images_per_prompt=job.num_images,
-            generator=generator,
+            generator=torch.Generator(device="cpu").manual_seed(int(job.seed)),
             max_sequence_length=self.max_sequence_length,
-            callback_on_step_end=on_step,
+            callback_on_step_end=self.step_callback(progress, job.steps, cancel),
             control_image=control if cn is not None else None,
-            control_mode=job.control_mode if union else None,
-            controlnet_conditioning_scale=job.controlnet_scale,
+            control_mode=mode if union else None,
+            controlnet_conditioning_scale=d.scale if job.controlnet_scale is None else job.controlnet_scale,
             control_guidance_start=job.control_start,
-            control_guidance_end=job.control_end,
+            control_guidance_end=d.end if job.control_end is None else job.control_end,
+            controlnet_guidance_scale=d.guidance if job.control_guidance is None else job.control_guidance,
         )
         return [im.convert("RGB") for im in out.images]
 
 
 def create_engine(settings: "Settings") -> FluxFillEngine:
-    """Engine factory for `EngineProvider` (no weights are loaded here)."""
+    """Engine factory for `EngineProvider` (no weights are loaded here; the provider binds its manager)."""
     engine = FluxFillEngine.from_settings(settings)
     if not (settings.models_dir / "flux-fill").is_dir() and not any(settings.models_dir.glob("flux1-fill-dev*.safetensors")):
         log.warning("no FLUX Fill weights under %s; the first job will say how to get them", settings.models_dir)
     return engine
 
 
-__all__ = ["FluxFillEngine", "Notice", "check_job", "create_engine", "paste_back", "WeightsError"]
+__all__ = ["FluxFillEngine", "Notice", "StudioError", "WeightsError", "check_job", "control_defaults",
+           "create_engine", "paste_back"]

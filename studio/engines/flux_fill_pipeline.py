@@ -48,8 +48,10 @@ def controlnet_keep(num_steps: int, start: float, end: float) -> list[float]:
 class FluxFillControlNetPipeline(FluxFillPipeline):
     """`FluxFillPipeline` plus an optional FLUX ControlNet feeding residuals into the Fill transformer."""
 
-    # The ControlNet is excluded from model offload: it runs every step next to the transformer,
-    # and swapping it in and out per step would cost more than keeping it resident.
+    # The ControlNet is excluded from *model* offload: it runs every step next to the transformer,
+    # and swapping it in and out per step would cost more than keeping it resident. Sequential
+    # (layer-by-layer) offload is for small cards and offloads it too (see
+    # `enable_sequential_cpu_offload`): keeping it whole would pin 4-6.6 GB on the GPU.
     model_cpu_offload_seq = "text_encoder->text_encoder_2->transformer->vae"
     _exclude_from_cpu_offload = ["controlnet"]
     _optional_components = ["controlnet"]
@@ -60,6 +62,14 @@ class FluxFillControlNetPipeline(FluxFillPipeline):
         super().__init__(scheduler=scheduler, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer,
                          text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2, transformer=transformer)
         self.register_modules(controlnet=controlnet)
+
+    def enable_sequential_cpu_offload(self, gpu_id: int | None = None, device: Any = None) -> None:
+        """Layer-by-layer offload of every component, the ControlNet included."""
+        self._exclude_from_cpu_offload = []  # instance attribute: model offload keeps the class's list
+        try:
+            super().enable_sequential_cpu_offload(gpu_id=gpu_id, device=device)
+        finally:
+            del self._exclude_from_cpu_offload
 
     # ------------------------------------------------------------------------------------------
     def encode_control_image(self, control_image, width: int, height: int, batch: int,
@@ -106,6 +116,7 @@ class FluxFillControlNetPipeline(FluxFillPipeline):
         controlnet_conditioning_scale: float = 1.0,
         control_guidance_start: float = 0.0,
         control_guidance_end: float = 1.0,
+        controlnet_guidance_scale: float = 3.5,
     ):
         height = height or self.default_sample_size * self.vae_scale_factor
         width = width or self.default_sample_size * self.vae_scale_factor
@@ -203,7 +214,9 @@ class FluxFillControlNetPipeline(FluxFillPipeline):
             guidance = None
         cn_guidance = None
         if use_control and self.controlnet.config.guidance_embeds:
-            cn_guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32)
+            # the ControlNet's own guidance, within its training range (Union Pro 2.0: 1..7), not
+            # the Fill transformer's 30
+            cn_guidance = torch.full([1], controlnet_guidance_scale, device=device, dtype=torch.float32)
             cn_guidance = cn_guidance.expand(latents.shape[0])
 
         # 8. Denoising loop (FluxFillPipeline's, plus the ControlNet residuals)
@@ -233,20 +246,21 @@ class FluxFillControlNetPipeline(FluxFillPipeline):
                     block_samples = _on_device(block_samples, latents.device)
                     single_block_samples = _on_device(single_block_samples, latents.device)
 
-                noise_pred = self.transformer(
-                    hidden_states=torch.cat((latents, masked_image_latents), dim=2),
-                    timestep=timestep / 1000,
-                    guidance=guidance,
-                    pooled_projections=pooled_prompt_embeds,
-                    encoder_hidden_states=prompt_embeds,
-                    controlnet_block_samples=block_samples,
-                    controlnet_single_block_samples=single_block_samples,
-                    controlnet_blocks_repeat=blocks_repeat,
-                    txt_ids=text_ids,
-                    img_ids=latent_image_ids,
-                    joint_attention_kwargs=self.joint_attention_kwargs,
-                    return_dict=False,
-                )[0]
+                with _cache_context(self.transformer, "cond"):  # FluxPipeline's habit: caches need it
+                    noise_pred = self.transformer(
+                        hidden_states=torch.cat((latents, masked_image_latents), dim=2),
+                        timestep=timestep / 1000,
+                        guidance=guidance,
+                        pooled_projections=pooled_prompt_embeds,
+                        encoder_hidden_states=prompt_embeds,
+                        controlnet_block_samples=block_samples,
+                        controlnet_single_block_samples=single_block_samples,
+                        controlnet_blocks_repeat=blocks_repeat,
+                        txt_ids=text_ids,
+                        img_ids=latent_image_ids,
+                        joint_attention_kwargs=self.joint_attention_kwargs,
+                        return_dict=False,
+                    )[0]
 
                 latents_dtype = latents.dtype
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
@@ -278,6 +292,15 @@ class FluxFillControlNetPipeline(FluxFillPipeline):
         if not return_dict:
             return (image,)
         return FluxPipelineOutput(images=image)
+
+
+def _cache_context(transformer, name: str):
+    """`transformer.cache_context(name)` (diffusers' CacheMixin: First Block Cache, TaylorSeer...
+    need it set around each denoiser call), or nothing for a transformer without it."""
+    from contextlib import nullcontext
+
+    ctx = getattr(transformer, "cache_context", None)
+    return ctx(name) if callable(ctx) else nullcontext()
 
 
 def _on_device(samples, device: torch.device):

@@ -40,7 +40,7 @@ import numpy as np
 from PIL import Image
 
 from studio.engines.backdrops import KINDS, render_backdrop
-from studio.engines.base import EngineCaps, InpaintJob
+from studio.engines.base import EngineCaps, EngineResult, InpaintJob
 from studio.errors import InputError
 from studio.i18n import t
 from studio.presets import Presets
@@ -333,7 +333,7 @@ class LiteEngine:
         return np.asarray(image), np.asarray(mask)
 
     def inpaint(self, job: InpaintJob, progress: "ProgressFn | None" = None,
-                cancel: "CancelToken | None" = None) -> list[Image.Image]:
+                cancel: "CancelToken | None" = None) -> EngineResult:
         start = time.perf_counter()
         photo, mask = self._inputs(job)
         h, w = mask.shape
@@ -394,7 +394,7 @@ class LiteEngine:
             tick(i * STAGES_PER_IMAGE + 3, "engine.lite.stage.composite", i)
         log.info("lite: %d image(s) %dx%d, backdrop %s, %.0f ms", n, w, h, kind,
                  (time.perf_counter() - start) * 1000)
-        return outputs
+        return EngineResult(images=outputs)
 
 
 def create_engine(settings: "Settings") -> LiteEngine:

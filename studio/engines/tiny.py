@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TINY_VERSION = 1
+TINY_VERSION = 2
 LATENT_CHANNELS = 4
 VAE_BLOCKS = 4
 VAE_SCALE = 2 ** (VAE_BLOCKS - 1)
@@ -213,11 +213,18 @@ def save_tiny_models(models_dir: Path, *, schnell: bool = True) -> Path:
     FluxFillPipeline(**parts).save_pretrained(str(models_dir / "flux-fill"))
     controlnet.save_pretrained(str(models_dir / "controlnet-union"))
     if schnell:
-        # Like the catalog's flux-dev entry: only its own transformer + scheduler; the text
-        # encoders, tokenizers and VAE are shared from models/flux-fill/.
+        # Like the catalog's flux-schnell / flux-dev entries: only its own transformer + scheduler
+        # are fetched; the text encoders, tokenizers and VAE are shared from models/flux-fill/.
+        # Its model_index.json still lists every component, as the real repo's does.
+        folder = models_dir / "flux-schnell"
         FluxPipeline(scheduler=build_scheduler(dynamic=False), vae=None, text_encoder=None, tokenizer=None,
                      text_encoder_2=None, tokenizer_2=None,
-                     transformer=build_t2i_transformer()).save_pretrained(str(models_dir / "flux-schnell"))
+                     transformer=build_t2i_transformer()).save_pretrained(str(folder))
+        fill_index = json.loads((models_dir / "flux-fill" / "model_index.json").read_text(encoding="utf-8"))
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+        for name in ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae"):
+            index[name] = fill_index[name]
+        (folder / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
     (models_dir / ".tiny-version").write_text(str(TINY_VERSION), encoding="utf-8")
     return models_dir
 
@@ -256,4 +263,5 @@ def create_engine(settings: "Settings") -> "FluxFillEngine":
     engine = FluxFillEngine(tiny_models_dir(settings), device="cpu", max_sequence_length=MAX_SEQUENCE_LENGTH,
                             name="tiny")
     engine.caps = dataclasses.replace(FluxFillEngine.caps, needs_gpu=False, needs_weights=False)
+    engine.model_ids = ("tiny",)
     return engine

@@ -1,10 +1,13 @@
 """Smart crops: fit an image to an SNS size around the subject instead of the centre.
 
-`smart_crop(image, w, h, focus_box)` takes the largest window of the target aspect ratio that fits
-in the image, centres it on the focus box (a face or product box from the generation record) and
-slides it back inside the image; a focus box larger than the window keeps its top part (faces
-sit high in a portrait). Without a box, a cheap saliency map (gradient energy + colour rarity,
-weighted towards the centre) gives the centre of interest.
+`smart_crop(image, w, h, focus_box, keep=None)` takes the largest window of the target aspect
+ratio that fits in the image, centres it on the subject and slides it back inside the image. The
+subject is the focus box (a face or product box from the generation record) joined with the keep
+mask's bounding box (the owner's pixels). A subject too WIDE for that window (a long product in a
+9:16 story) is never cut: the window grows to hold it with a margin and the part beyond the photo
+is filled with a blurred, enlarged copy of the photo. A subject only too TALL keeps its top part
+(faces sit high in a portrait). Without any subject, a cheap saliency map (gradient energy +
+colour rarity, weighted towards the centre) gives the centre of interest.
 """
 
 from __future__ import annotations
@@ -73,16 +76,73 @@ def crop_window(img_w: int, img_h: int, target_w: int, target_h: int,
     return x0i, y0i, min(img_w, x0i + int(round(cw))), min(img_h, y0i + int(round(ch)))
 
 
+def subject_box(focus_box: Sequence[float] | None, keep: np.ndarray | None,
+                size: tuple[int, int]) -> Box | None:
+    """The union of `focus_box` and the keep mask's bounding box (mask > 127), in image pixels."""
+    boxes: list[Box] = []
+    if focus_box is not None and len(focus_box) == 4:
+        try:
+            b = tuple(float(v) for v in focus_box)
+        except (TypeError, ValueError):
+            b = None
+        if b is not None and all(np.isfinite(b)) and b[2] > b[0] and b[3] > b[1]:
+            boxes.append(b)  # type: ignore[arg-type]
+    if keep is not None:
+        mask = np.asarray(keep)
+        if mask.shape[:2] == (size[1], size[0]):
+            ys, xs = np.nonzero(mask > 127)
+            if xs.size:
+                boxes.append((float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)))
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _too_wide(box: Box, img_w: int, img_h: int, target_w: int, target_h: int, margin: float) -> bool:
+    aspect = target_w / target_h
+    cw = img_h * aspect if img_w / img_h > aspect else float(img_w)
+    return (box[2] - box[0]) * (1 + 2 * margin) > cw + 1e-6
+
+
+def _padded_window(image: Image.Image, box: Box, target_w: int, target_h: int, margin: float) -> Image.Image:
+    """A window of the target aspect holding the whole subject (plus margin); where it reaches
+    past the photo, a blurred, enlarged copy of the photo fills in (the subject's pixels untouched)."""
+    w, h = image.size
+    aspect = target_w / target_h
+    bw = (box[2] - box[0]) * (1 + 2 * margin)
+    bh = (box[3] - box[1]) * (1 + 2 * margin)
+    win_w = max(bw, bh * aspect, min(float(w), h * aspect))
+    win_h = win_w / aspect
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    # stay inside the photo wherever the window allows, so as little as possible is filled in
+    x0 = (w - win_w) / 2 if win_w >= w else min(max(cx - win_w / 2, 0.0), w - win_w)
+    y0 = (h - win_h) / 2 if win_h >= h else min(max(cy - win_h / 2 + 0.06 * win_h, 0.0), h - win_h)
+    scale = target_w / win_w
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    cover = max(target_w / w, target_h / h)
+    bg = rgb.resize((max(1, round(w * cover)), max(1, round(h * cover))), Image.Resampling.BILINEAR)
+    left, top = (bg.width - target_w) // 2, (bg.height - target_h) // 2
+    bg = bg.crop((left, top, left + target_w, top + target_h))
+    bg = Image.fromarray(cv2.GaussianBlur(np.asarray(bg), (0, 0), max(8.0, target_w / 40)))
+    fg = rgb.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    bg.paste(fg, (int(round(-x0 * scale)), int(round(-y0 * scale))))
+    return bg
+
+
 def smart_crop(image: Image.Image, target_w: int, target_h: int,
-               focus_box: Sequence[float] | None = None) -> Image.Image:
-    """Exactly `target_w` x `target_h` (RGB), cropped around `focus_box` (or the salient centre)."""
+               focus_box: Sequence[float] | None = None, keep: np.ndarray | None = None,
+               margin: float = 0.04) -> Image.Image:
+    """Exactly `target_w` x `target_h` (RGB), around the subject (`focus_box` joined with the keep
+    mask), never cutting the subject's sides; or around the salient centre without a subject."""
     if target_w <= 0 or target_h <= 0:
         raise ValueError(f"target size must be positive, got {target_w}x{target_h}")
     w, h = image.size
     if (w, h) == (target_w, target_h):
         return image.copy()
-    valid_box = focus_box is not None and len(focus_box) == 4 and \
-        float(focus_box[2]) > float(focus_box[0]) and float(focus_box[3]) > float(focus_box[1])
+    focus_box = subject_box(focus_box, keep, (w, h))
+    if focus_box is not None and _too_wide(focus_box, w, h, target_w, target_h, margin):
+        return _padded_window(image, focus_box, target_w, target_h, margin)
+    valid_box = focus_box is not None
     centre = None
     if not valid_box and abs(w / h - target_w / target_h) > 0.01:
         centre = saliency_centre(image)

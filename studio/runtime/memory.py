@@ -30,13 +30,45 @@ PLAN_ORDER: tuple[str, ...] = ("gpu", "model_offload", "group_offload", "sequent
 QUANTIZE_CHOICES: tuple[str, ...] = ("none", "8bit", "4bit")
 
 # Footprints in GB (bf16 unless quantised) of the FLUX.1 Fill stack at 1024x1024.
+# Sizes are decimal GB (10**9 bytes), as the files weigh (bf16): the real checkpoints' tensors
+# summed (tests/real_layouts.py). Card and RAM sizes (`detect_device`, `system_ram_gb`) are GiB,
+# as cards are named ("24 GB" = 24 GiB): compare through `gib()`.
 TRANSFORMER_GB: dict[str, float] = {"none": 23.8, "8bit": 12.6, "4bit": 6.9}
-CONTROLNET_GB = 4.0          # Union Pro 2.0 (InstantX Union: 6.6)
-T5_GB = 9.5
-CLIP_VAE_GB = 0.5
+CONTROLNET_GB = 4.28         # Union Pro 2.0, 6 double blocks (InstantX Union: 6.6)
+T5_GB = 9.52                 # T5-XXL encoder, 2 shards
+CLIP_VAE_GB = 0.41           # CLIP-L text encoder 0.246 + VAE 0.168
 ACTIVATIONS_GB = 3.0         # attention + VAE decode at 1024x1024, one image
 GROUP_OFFLOAD_MIN_GB = 10.0  # two streamed groups + activations + VAE decode
 TILING_BELOW_GB = 16.0
+# Host RAM a load needs: the bf16 weights pass through system memory before they reach the GPU
+# (and stay there under the offload plans): transformer + ControlNet + T5 + CLIP/VAE (~38 GB
+# unquantised; 8/4-bit shrink the transformer only).
+HOST_OVERHEAD_GB = 0.0
+
+
+def gib(gb: float) -> float:
+    """Decimal GB (file sizes) -> GiB (what cards and RAM are measured in here)."""
+    return gb * 1e9 / 1024**3
+
+
+def host_ram_needed_gb(quantize: str = "none") -> float:
+    return round(TRANSFORMER_GB[quantize] + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + HOST_OVERHEAD_GB, 1)
+
+
+def system_ram_gb() -> float | None:
+    """Total system memory in GB (None when it cannot be read)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None  # type: ignore[assignment]
+    if psutil is not None:
+        return round(psutil.virtual_memory().total / 1024**3, 1)
+    try:
+        import os
+
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -58,9 +90,10 @@ class MemoryPlan:
     vae_tiling: bool = False
     vae_slicing: bool = False
     quantize: str = "none"
-    notes_ko: tuple[str, ...] = ()
-    notes_en: tuple[str, ...] = ()
-    note_keys: tuple[str, ...] = field(default=(), compare=False)
+    # (message key, ((field, value), ...)) per note: words come from the text table when shown
+    note_items: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = field(default=(), compare=False)
+    ram_short: bool = field(default=False, compare=False)  # host RAM below what the load needs
+    ram_gb: float | None = field(default=None, compare=False)
 
     def label(self, lang: str = "ko") -> str:
         from studio.i18n import t
@@ -68,7 +101,21 @@ class MemoryPlan:
         return t(f"memory.plan.{self.name}", lang)
 
     def notes(self, lang: str = "ko") -> tuple[str, ...]:
-        return self.notes_en if lang == "en" else self.notes_ko
+        from studio.i18n import t
+
+        return tuple(t(key, lang, **dict(fields)) for key, fields in self.note_items)
+
+    @property
+    def note_keys(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in self.note_items)
+
+    @property
+    def notes_ko(self) -> tuple[str, ...]:
+        return self.notes("ko")
+
+    @property
+    def notes_en(self) -> tuple[str, ...]:
+        return self.notes("en")
 
 
 def detect_device() -> DeviceInfo:
@@ -83,29 +130,44 @@ def detect_device() -> DeviceInfo:
     return DeviceInfo(name="CPU", cuda=False, vram_gb=None, torch_version=version)
 
 
-def _notes(*items: tuple[str, dict]) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    from studio.i18n import t
-
-    return (tuple(t(k, "ko", **f) for k, f in items), tuple(t(k, "en", **f) for k, f in items),
-            tuple(k for k, _ in items))
-
-
-def _make(name: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: float | None) -> MemoryPlan:
+def _make(name: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: float | None,
+          ram_gb: float | None = None, ram_short: bool = False) -> MemoryPlan:
     tiling = name != "cpu" and (name != "gpu" or vram_gb is None or vram_gb < TILING_BELOW_GB)
     if tiling:
         notes = notes + [("memory.note.tiling", {})]
-    ko, en, keys = _notes(*notes)
-    return MemoryPlan(name=name, vae_tiling=tiling, vae_slicing=tiling, quantize=quantize,
-                      notes_ko=ko, notes_en=en, note_keys=keys)
+    items = tuple((key, tuple(sorted(fields.items()))) for key, fields in notes)
+    return MemoryPlan(name=name, vae_tiling=tiling, vae_slicing=tiling, quantize=quantize, note_items=items,
+                      ram_short=ram_short, ram_gb=ram_gb)
+
+
+def _quantize_for_ram(ram_gb: float, quantize: str, can_quantize: bool) -> tuple[str, bool]:
+    """The lightest quantisation that fits host RAM (8-bit, then 4-bit), and whether RAM is still short."""
+    if ram_gb >= gib(host_ram_needed_gb(quantize)):
+        return quantize, False
+    if can_quantize:
+        for q in QUANTIZE_CHOICES[QUANTIZE_CHOICES.index(quantize) + 1:]:
+            if ram_gb >= gib(host_ram_needed_gb(q)):
+                return q, False
+        return "4bit", True
+    return quantize, True
+
+
+def _bitsandbytes_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("bitsandbytes") is not None
 
 
 def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "none",
-                cuda: bool | None = None) -> MemoryPlan:
-    """The plan for a CUDA card with `vram_gb` GB.
+                cuda: bool | None = None, ram_gb: float | None = None,
+                can_quantize: bool | None = None) -> MemoryPlan:
+    """The plan for a CUDA card with `vram_gb` GB and `ram_gb` GB of system memory.
 
     `vram_gb=None` means no CUDA device (what `detect_device()` reports on a CPU-only PC) and
     gives the "cpu" plan, unless `cuda=True` says a card is there but its size is unknown (then the
-    safest offload plan). `override` forces a plan by name ("auto" chooses).
+    safest offload plan). `override` forces a plan by name ("auto" chooses). With less host RAM
+    than an unquantised load needs (~38 GB), the transformer is loaded 8- or 4-bit when
+    bitsandbytes is there; otherwise the plan says, before loading, that memory is short.
     """
     if quantize not in QUANTIZE_CHOICES:
         quantize = "none"
@@ -116,16 +178,28 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
     if not cuda:
         return _make("cpu", "none", [], vram_gb)
     notes: list[tuple[str, dict]] = []
+    ram_short = False
+    if ram_gb is not None:
+        need = host_ram_needed_gb(quantize)
+        chosen, ram_short = _quantize_for_ram(
+            ram_gb, quantize, _bitsandbytes_installed() if can_quantize is None else can_quantize)
+        if chosen != quantize:
+            notes.append(("memory.note.ram_quant", {"ram": ram_gb, "need": need, "quantize": chosen}))
+            quantize = chosen
+        if ram_short:
+            notes.append(("memory.note.ram_short", {"ram": ram_gb, "need": host_ram_needed_gb(quantize)}))
     if quantize != "none":
         notes.append(("memory.note.quant", {"quantize": quantize}))
     if override != "auto":
-        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb)
+        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb,
+                     ram_gb, ram_short)
     if vram_gb is None:
-        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb)
+        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb,
+                     ram_gb, ram_short)
     transformer = TRANSFORMER_GB[quantize]
-    if vram_gb >= transformer + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + ACTIVATIONS_GB:
+    if vram_gb >= gib(transformer + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + ACTIVATIONS_GB):
         name = "gpu"
-    elif vram_gb >= transformer + CONTROLNET_GB + ACTIVATIONS_GB:
+    elif vram_gb >= gib(transformer + CONTROLNET_GB + ACTIVATIONS_GB):
         name = "model_offload"
     elif quantize != "none":
         # bitsandbytes weights cannot be streamed layer by layer: model offload is the lightest.
@@ -135,12 +209,21 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
         name = "group_offload"
     else:
         name = "sequential_offload"
-    return _make(name, quantize, notes, vram_gb)
+    return _make(name, quantize, notes, vram_gb, ram_gb, ram_short)
 
 
 def plan_table(sizes: tuple[int, ...] = (8, 12, 16, 24, 48, 80), quantize: str = "none") -> list[tuple[int, MemoryPlan]]:
     """The plan chosen for each card size (the Models tab and the benchmark print this)."""
     return [(size, choose_plan(float(size), "auto", quantize, cuda=True)) for size in sizes]
+
+
+def ram_notice(plan: MemoryPlan) -> Any:
+    """A notice for the owner when host RAM is short of what the plan's load needs (None if fine)."""
+    if not plan.ram_short or plan.ram_gb is None:
+        return None
+    from studio.schema import Notice
+
+    return Notice("memory.note.ram_short", {"ram": plan.ram_gb, "need": host_ram_needed_gb(plan.quantize)})
 
 
 def lighter_plans(plan: MemoryPlan) -> list[MemoryPlan]:
@@ -188,6 +271,9 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: Any) -> None:
     device = torch.device(device)
     if device.type == "cpu" or plan.name == "cpu":
         pipe.to("cpu")
+        for module in getattr(pipe, "components", {}).values():
+            if module is not None and hasattr(module, "parameters"):
+                own_weights(module)
     elif plan.name == "gpu":
         pipe.to(device)
     elif plan.name == "model_offload":
@@ -206,7 +292,7 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: Any) -> None:
     log.info("memory plan %s applied on %s (tiling=%s)", plan.name, device, plan.vae_tiling)
 
 
-def release_plan(pipe: Any) -> list[str]:
+def release_plan(pipe: Any, free: bool = True) -> list[str]:
     """Undo any offload hooks and bring every component back to the CPU.
 
     Returns the names of components that could not be moved (left half-moved by an error, or
@@ -226,7 +312,8 @@ def release_plan(pipe: Any) -> list[str]:
         except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
             log.warning("component %s could not be moved back to the CPU (%s); evicting it", name, exc)
             stuck.append(name)
-    free_memory()
+    if free:
+        free_memory()
     return stuck
 
 
@@ -238,15 +325,43 @@ def _remove_group_offload(module: Any) -> None:
         registry.remove_hook(hook_name, recurse=True)
 
 
+def own_weights(module: Any, align: int = 64) -> int:
+    """Copy parameters and buffers that sit at unaligned addresses (tensors memory-mapped from a
+    safetensors file at arbitrary offsets) into freshly allocated memory. CPU kernels pick other
+    SIMD paths for unaligned data, so the same weights computed in place from the file mapping
+    and from owned memory differ in the last bits (and now and then by one pixel level). Used on
+    the CPU plan, where weights are computed where they lie. Returns how many tensors were copied."""
+    import torch
+
+    copied = 0
+    with torch.no_grad():
+        for sub in module.modules():
+            for name, p in list(sub._parameters.items()):
+                if p is not None and p.device.type == "cpu" and p.data_ptr() % align:
+                    p.data = p.data.clone()
+                    copied += 1
+            for name, b in list(sub._buffers.items()):
+                if b is not None and b.device.type == "cpu" and b.data_ptr() % align:
+                    sub._buffers[name] = b.clone()
+                    copied += 1
+    return copied
+
+
 def free_memory() -> None:
-    gc.collect()
+    """Give freed memory back: a full garbage collection and the CUDA cache when there is a card.
+    Without CUDA, reference counting has already freed the tensors; a young-generation pass is
+    enough (a full pass over the torch/diffusers heap costs seconds on a busy CPU)."""
     try:
         import torch
     except ImportError:
+        gc.collect()
         return
     if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.ipc_collect()
+    else:
+        gc.collect(0)
 
 
 def unload_ollama(host: str, model: str, timeout: float = 3.0) -> bool:

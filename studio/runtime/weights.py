@@ -14,10 +14,11 @@ Validation happens before anything is loaded: a missing file, a truncated or cor
 safetensors header, or a git-lfs pointer (a ~130-byte text file that starts with
 "version https://git-lfs") raises `WeightsError` naming the file and saying how to fix it.
 
-Text encoders, tokenizers and the VAE are loaded once into `SHARED` (a `ComponentCache` keyed by
-(folder, dtype, device)) and reused by every pipeline that points at the same folder: the Stock
-tab's text-to-image pipeline takes them from models/flux-fill/ when it is there (FLUX.1 Fill, dev
-and schnell ship the same CLIP-L, T5-XXL and VAE), so they are never loaded twice.
+Text encoders, tokenizers and the VAE are loaded once into the model manager's `ComponentCache`
+(`studio.runtime.manager`, keyed by (folder, dtype, device)) and reused by every pipeline that
+points at the same folder: the Stock tab's text-to-image pipeline takes them from models/flux-fill/
+when it is there (FLUX.1 Fill, dev and schnell ship the same CLIP-L, T5-XXL and VAE), so they are
+never loaded twice. There is no module-level cache: the caller passes the manager's.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ import importlib
 import json
 import logging
 import struct
-import threading
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from studio.errors import WeightsError
+from studio.runtime.manager import ComponentCache
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ CONTROLNET_DIRS: tuple[str, ...] = ("controlnet-union", "controlnet-union-instan
 FLUX_SCHNELL_DIR = "flux-schnell"
 FLUX_DEV_DIR = "flux-dev"
 FILL_SINGLE_FILE_GLOB = "flux1-fill-dev*.safetensors"
+FILL_MODEL = "FLUX.1 Fill [dev]"
 SHARED_COMPONENTS: tuple[str, ...] = ("text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "vae")
 LFS_PREFIX = b"version https://git-lfs"
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -60,6 +61,31 @@ CONTROLNET_UNION_PRO2_CONFIG: dict[str, Any] = {
 }
 CONTROLNET_UNION_INSTANTX_CONFIG: dict[str, Any] = {
     **CONTROLNET_UNION_PRO2_CONFIG, "num_layers": 5, "num_single_layers": 10, "num_mode": 10,
+}
+
+# CLIP-L, T5-XXL and VAE: the published config.json of black-forest-labs/FLUX.1-dev (= FLUX.1-Fill-dev)
+# text_encoder/, text_encoder_2/ and vae/ (metadata keys dropped). The GPU benchmark builds
+# full-size random parts from them; tests/test_engine_real_layout.py checks them.
+CLIP_L_CONFIG: dict[str, Any] = {
+    "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 2, "hidden_act": "quick_gelu",
+    "hidden_size": 768, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 3072,
+    "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "num_attention_heads": 12, "num_hidden_layers": 12,
+    "pad_token_id": 1, "projection_dim": 768, "vocab_size": 49408,
+}
+T5_XXL_CONFIG: dict[str, Any] = {
+    "classifier_dropout": 0.0, "d_ff": 10240, "d_kv": 64, "d_model": 4096, "decoder_start_token_id": 0,
+    "dense_act_fn": "gelu_new", "dropout_rate": 0.1, "eos_token_id": 1, "feed_forward_proj": "gated-gelu",
+    "initializer_factor": 1.0, "is_encoder_decoder": True, "is_gated_act": True, "layer_norm_epsilon": 1e-06,
+    "num_decoder_layers": 24, "num_heads": 64, "num_layers": 24, "output_past": True, "pad_token_id": 0,
+    "relative_attention_max_distance": 128, "relative_attention_num_buckets": 32, "tie_word_embeddings": False,
+    "use_cache": True, "vocab_size": 32128,
+}
+FLUX_VAE_CONFIG: dict[str, Any] = {
+    "act_fn": "silu", "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "force_upcast": True, "in_channels": 3, "latent_channels": 16, "latents_mean": None, "latents_std": None,
+    "layers_per_block": 2, "mid_block_add_attention": True, "norm_num_groups": 32, "out_channels": 3,
+    "sample_size": 1024, "scaling_factor": 0.3611, "shift_factor": 0.1159, "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "use_post_quant_conv": False, "use_quant_conv": False,
 }
 
 
@@ -150,14 +176,17 @@ def _expects_weights(folder: Path) -> bool:
     return (folder / "config.json").is_file() and not folder.name.startswith(("tokenizer", "scheduler"))
 
 
-def validate_pipeline_folder(folder: Path, model: str = "", required: tuple[str, ...] = ()) -> dict:
-    """A diffusers pipeline folder: model_index.json and every component it lists. Returns the index."""
+def validate_pipeline_folder(folder: Path, model: str = "", required: tuple[str, ...] = (),
+                             skip: tuple[str, ...] = ()) -> dict:
+    """A diffusers pipeline folder: model_index.json and every component it lists (except `skip`:
+    components that come from elsewhere, e.g. a single-file transformer or the shared text
+    encoders of models/flux-fill/). Returns the index."""
     model = model or folder.name
     if not folder.is_dir():
         raise WeightsError("weights.missing_folder", path=str(folder), model=model)
     index = _read_json(folder / "model_index.json", model)
     for name, value in index.items():
-        if name.startswith("_") or not isinstance(value, list) or value[0] is None:
+        if name.startswith("_") or name in skip or not isinstance(value, list) or value[0] is None:
             continue
         validate_component(folder / name, model)
     for name in required:
@@ -165,6 +194,48 @@ def validate_pipeline_folder(folder: Path, model: str = "", required: tuple[str,
         if not (isinstance(value, list) and value[0] is not None):
             raise WeightsError("weights.missing_folder", path=str(folder / name), model=model)
     return index
+
+
+def validate_fill_folder(models_dir: Path) -> dict:
+    """models/flux-fill/ for the Fill engine. With a single-file transformer
+    (models/flux1-fill-dev*.safetensors) and no flux-fill/transformer/, the transformer is not
+    demanded there: the real repo's model_index.json still lists it."""
+    fill = models_dir / FLUX_FILL_DIR
+    single = use_fill_single_file(models_dir)
+    skip = ("transformer",) if single is not None else ()
+    required = ("scheduler", *SHARED_COMPONENTS) + (() if skip else ("transformer",))
+    index = validate_pipeline_folder(fill, FILL_MODEL, required, skip=skip)
+    if single is not None and skip:
+        validate_weight_file(single, FILL_MODEL)
+    return index
+
+
+def validate_t2i_folder(models_dir: Path, folder: Path, model: str) -> dict:
+    """models/flux-schnell/ or flux-dev/: its own transformer and scheduler; the text encoders,
+    tokenizers and VAE may be absent there (the catalog fetches only the parts that are not
+    shared) and then come from models/flux-fill/."""
+    absent = tuple(n for n in SHARED_COMPONENTS if not (folder / n).is_dir())
+    index = validate_pipeline_folder(folder, model, ("scheduler", "transformer"), skip=absent)
+    fill = models_dir / FLUX_FILL_DIR
+    for name in absent:
+        if not has_component(fill, name):
+            raise WeightsError("weights.no_shared", component=name, path=str(folder))
+        validate_component(fill / name, FILL_MODEL)
+    return index
+
+
+def has_weights(folder: Path) -> bool:
+    """A component folder holding weight files (not just a config.json)."""
+    return folder.is_dir() and any(p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name.endswith(".index.json"))
+                                   for p in folder.iterdir())
+
+
+def use_fill_single_file(models_dir: Path) -> Path | None:
+    """The single-file Fill transformer to load, when there is one and flux-fill/transformer/ has no weights."""
+    single = fill_single_file(models_dir)
+    if single is None or has_weights(models_dir / FLUX_FILL_DIR / "transformer"):
+        return None
+    return single
 
 
 def has_component(folder: Path, name: str) -> bool:
@@ -190,52 +261,6 @@ def find_controlnet_dir(models_dir: Path) -> Path | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Component cache
-# --------------------------------------------------------------------------------------------
-@dataclass
-class ComponentCache:
-    """Loaded components keyed by (folder, dtype, device); loads each key once."""
-
-    _items: dict[tuple[str, str, str], Any] = field(default_factory=dict)
-    _lock: threading.RLock = field(default_factory=threading.RLock)
-    loads: int = 0
-    hits: int = 0
-
-    @staticmethod
-    def key(path: Path, dtype: Any, device: Any) -> tuple[str, str, str]:
-        return (str(Path(path).resolve()), str(dtype), str(device))
-
-    def get(self, path: Path, dtype: Any, device: Any, loader: Callable[[], Any]) -> Any:
-        key = self.key(path, dtype, device)
-        with self._lock:
-            if key in self._items:
-                self.hits += 1
-                return self._items[key]
-            value = loader()
-            self._items[key] = value
-            self.loads += 1
-            return value
-
-    def evict(self, obj: Any) -> int:
-        """Drop every entry holding `obj` (a model left half-moved by an error). Returns how many."""
-        with self._lock:
-            keys = [k for k, v in self._items.items() if v is obj]
-            for k in keys:
-                del self._items[k]
-            return len(keys)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-SHARED = ComponentCache()
-
-
-# --------------------------------------------------------------------------------------------
 # Loading (imports torch / diffusers / transformers lazily)
 # --------------------------------------------------------------------------------------------
 def _class_for(index: dict, name: str) -> Any:
@@ -251,13 +276,12 @@ def _load(cls: Any, folder: Path, model: str, **kwargs: Any) -> Any:
         raise WeightsError("weights.load_failed", path=str(folder), model=model, why=str(exc)[:200]) from exc
 
 
-def load_component(folder: Path, name: str, dtype: Any, device: Any = "cpu",
-                   cache: ComponentCache | None = None, model: str = "") -> Any:
+def load_component(folder: Path, name: str, dtype: Any, device: Any, cache: ComponentCache,
+                   model: str = "", holder: str = "") -> Any:
     """Load one shared component (`text_encoder`, `tokenizer_2`, `vae`...) of a pipeline folder."""
     from studio.runtime.compat import ensure_torchvision
 
     ensure_torchvision()
-    cache = SHARED if cache is None else cache
     model = model or folder.name
     index = _read_json(folder / "model_index.json", model)
     cls = _class_for(index, name)
@@ -275,7 +299,7 @@ def load_component(folder: Path, name: str, dtype: Any, device: Any = "cpu",
             obj.to(device)
         return obj
 
-    return cache.get(sub, None if is_tokenizer else dtype, "any" if is_tokenizer else device, loader)
+    return cache.get(sub, None if is_tokenizer else dtype, "any" if is_tokenizer else device, loader, holder)
 
 
 def shared_source(models_dir: Path, own: Path, name: str) -> Path:
@@ -287,9 +311,9 @@ def shared_source(models_dir: Path, own: Path, name: str) -> Path:
     raise WeightsError("weights.no_shared", component=name, path=str(own))
 
 
-def load_shared_components(models_dir: Path, own: Path, dtype: Any, device: Any = "cpu",
-                           cache: ComponentCache | None = None) -> dict[str, Any]:
-    return {name: load_component(shared_source(models_dir, own, name), name, dtype, device, cache)
+def load_shared_components(models_dir: Path, own: Path, dtype: Any, device: Any, cache: ComponentCache,
+                           holder: str = "") -> dict[str, Any]:
+    return {name: load_component(shared_source(models_dir, own, name), name, dtype, device, cache, holder=holder)
             for name in SHARED_COMPONENTS}
 
 

@@ -14,6 +14,7 @@ leaves the database at the previous version.
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,9 +54,34 @@ CREATE INDEX idx_generations_workflow_id ON generations(workflow, id);
 CREATE INDEX idx_generations_parent ON generations(parent_id);
 """
 
+# Stock batches (studio/store/batches.py): the plan of a batch (prompts + seeds) is stored before
+# any image is generated, so a batch resumes after a crash with no duplicates and no gaps.
+_M3_STOCK_BATCHES = """
+CREATE TABLE stock_batches (
+    id          TEXT    PRIMARY KEY,
+    created_at  TEXT    NOT NULL,
+    status      TEXT    NOT NULL DEFAULT 'planned',
+    request     TEXT    NOT NULL DEFAULT '{}',
+    notices     TEXT    NOT NULL DEFAULT '[]'
+);
+CREATE TABLE stock_items (
+    batch_id    TEXT    NOT NULL REFERENCES stock_batches(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,
+    prompt      TEXT    NOT NULL,
+    seed        INTEGER NOT NULL,
+    state       TEXT    NOT NULL DEFAULT 'pending',
+    record_id   INTEGER,
+    engine      TEXT    NOT NULL DEFAULT '',
+    reason      TEXT    NOT NULL DEFAULT '',
+    PRIMARY KEY (batch_id, idx)
+);
+CREATE INDEX idx_stock_items_state ON stock_items(batch_id, state);
+"""
+
 MIGRATIONS: list[tuple[int, Step]] = [
     (1, _M1_GENERATIONS),
     (2, _M2_MISSING_PARENT_INDEX),
+    (3, _M3_STOCK_BATCHES),
 ]
 LATEST = MIGRATIONS[-1][0]
 
@@ -130,3 +156,28 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None,
             raise
         log.info("history database migrated to v%d", number)
     return schema_version(conn)
+
+
+SIDECARS: tuple[str, ...] = ("", "-wal", "-shm", "-journal")
+
+
+def relocate(old: Path, new: Path) -> bool:
+    """Move a database left by an older version (inside the served outputs folder) to `new`,
+    together with its -wal/-shm/-journal sidecars. Returns True when something was moved.
+
+    Nothing is moved when `new` already exists (the newer location wins; the old file is left and
+    logged) or when `old` does not exist. Runs at startup, before any connection is open.
+    """
+    old, new = Path(old), Path(new)
+    if old == new or not old.is_file():
+        return False
+    if new.exists():
+        log.warning("an old history database is still at %s; using %s", old, new)
+        return False
+    new.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in SIDECARS:
+        src = old.with_name(old.name + suffix)
+        if src.is_file():
+            shutil.move(str(src), str(new.with_name(new.name + suffix)))
+    log.info("moved the history database from %s to %s (outside the served folder)", old, new)
+    return True

@@ -22,6 +22,7 @@ import errno
 import io
 import json
 import logging
+import operator
 import os
 import re
 import sqlite3
@@ -87,6 +88,17 @@ class Record(NewRecord):
 class ReconcileReport:
     missing_files: list[Record] = field(default_factory=list)
     orphan_files: list[Path] = field(default_factory=list)
+
+
+class SavedRecords(list):
+    """The records a multi-image save stored, in order (a plain list of `Record`), plus `failed`:
+    (position in the request, StudioError) for each image that could not be stored. The disk and
+    the history always agree with it: a failed image left neither a file nor a row."""
+
+    def __init__(self, records: list["Record"] | None = None,
+                 failed: list[tuple[int, StudioError]] | None = None) -> None:
+        super().__init__(records or [])
+        self.failed: list[tuple[int, StudioError]] = list(failed or [])
 
 
 def default_stem(rec: NewRecord) -> str:
@@ -190,6 +202,19 @@ class HistoryStore:
         pixels.save(buf, "PNG", pnginfo=png_info(rec, created_at=created_at, size=pixels.size),
                     compress_level=4)
         return self._store_main(buf.getvalue(), ".png", rec, created, stem)
+
+    def save_images(self, items: list[tuple[Image.Image, NewRecord]]) -> SavedRecords:
+        """Store several results, each on its own (file + row, atomic as in `save_image`). One that
+        fails (a full disk...) does not undo or hide the others: the answer lists what was saved
+        and what was not, so the owner can be told exactly that."""
+        out = SavedRecords()
+        for position, (image, rec) in enumerate(items):
+            try:
+                out.append(self.save_image(image, rec))
+            except StudioError as exc:
+                log.warning("result %d of %d not saved: %s", position + 1, len(items), exc.key)
+                out.failed.append((position, exc))
+        return out
 
     def save_file(self, data: bytes, suffix: str, rec: NewRecord, *, stem: str | None = None) -> Record:
         """Store a non-PNG result (e.g. an mp4 video) and add its row."""
@@ -336,6 +361,12 @@ class HistoryStore:
 
     # --- reading -----------------------------------------------------------------------------
     def get(self, id: int) -> Record:  # noqa: A002
+        try:
+            id = operator.index(id)  # noqa: A001 - ints, numpy ints; not floats or text
+        except TypeError:
+            raise StudioError("store.not_found", id=id) from None
+        if not 0 < id <= 2**63 - 1:  # SQLite's INTEGER range: no OverflowError for 10**20
+            raise StudioError("store.not_found", id=id)
         with self._lock:
             row = self.conn.execute(f"SELECT {_COLUMNS} FROM generations WHERE id = ?", (int(id),)).fetchone()
         if row is None:

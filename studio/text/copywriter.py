@@ -18,7 +18,7 @@ import re
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -43,10 +43,22 @@ class CopyRequest(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
     industry: str = "cafe"
     shop_name: str = Field(default="", max_length=40)
-    product: str = Field(default="", max_length=40)
-    offer: str = Field(default="", max_length=40)
+    product: str = Field(default="", max_length=60)
+    offer: str = Field(default="", max_length=80)
     tone: Tone = "friendly"
-    target: str = Field(default="", max_length=40)
+    target: str = Field(default="", max_length=60)
+    english_tags: bool = False  # hashtags are Korean; English ones only when the owner asks
+
+    @classmethod
+    def checked(cls, **fields: Any) -> "CopyRequest":
+        """A request from owner input: every text within its limit (InputError naming the field
+        otherwise), never a pydantic error text."""
+        from studio.text.limits import limit
+
+        for name, key in (("shop_name", "shop"), ("product", "product"), ("offer", "offer"), ("target", "target")):
+            if name in fields:
+                fields[name] = limit(fields[name], key).strip()
+        return cls(**fields)
 
 
 class AdCopy(BaseModel):
@@ -147,12 +159,15 @@ def _dedupe(tags: list[str]) -> list[str]:
 
 def build_hashtags(req: CopyRequest, industry: "Industry", trend: TrendTags, rng: random.Random,
                    first: list[str] | None = None) -> list[str]:
-    """10..20 tags: the shop and product first, then industry + trend tags; mostly Korean, 2-4 English."""
+    """10..20 tags: the shop and product first, then industry + trend tags, all Korean; 2-4
+    English ones at the end only when `req.english_tags` (the owner asked for them)."""
     ko_pool, en_pool = trend.for_industry(industry)
     own = [clean_tag(x) for x in (req.shop_name, req.product) if clean_tag(x)]
     given = _dedupe(list(first or []))
     given_ko = [x for x in given if is_korean_tag(x) or not x.isascii()]
     given_en = [x for x in given if x not in given_ko][:MAX_EN_TAGS]
+    if not req.english_tags:
+        given_en, en_pool = [], []
     n_en = min(len(en_pool) + len(given_en), max(len(given_en), rng.randint(2, 3)), MAX_EN_TAGS)
     total = rng.randint(14, 18)
     head = _dedupe(own + given_ko)
@@ -167,7 +182,7 @@ def build_hashtags(req: CopyRequest, industry: "Industry", trend: TrendTags, rng
     en = _dedupe(given_en + en_rest)[:n_en]
     tags = _dedupe(ko + en)[:TAGS_MAX]
     if len(tags) < TAGS_MIN:  # tiny presets: pad from the common lists
-        tags = _dedupe(tags + list(trend.common_ko) + list(trend.common_en) + ["소상공인", "동네가게", "오늘의추천",
+        tags = _dedupe(tags + list(trend.common_ko) + (list(trend.common_en) if req.english_tags else []) + ["소상공인", "동네가게", "오늘의추천",
                                                                                  "이벤트", "추천", "일상", "광고",
                                                                                  "신상", "데일리", "인기"])[:TAGS_MAX]
     return tags
@@ -211,11 +226,27 @@ CTAS: dict[str, list[str]] = {
     "trendy": ["지금 저장각", "DM 주세요", "프로필 링크 클릭", "오픈런 준비 완료?"],
 }
 CAPTION_OPENERS: dict[str, list[str]] = {
-    "friendly": ["안녕하세요, {shop}입니다 😊", "{shop}에서 소식 전해요 ☕", "오늘도 {shop:을} 찾아 주셔서 고마워요 🙌"],
+    "friendly": ["안녕하세요, {shop}입니다 😊", "{shop}에서 소식 전해요 {emoji}", "오늘도 {shop:을} 찾아 주셔서 고마워요 🙌"],
     "premium": ["{shop}입니다.", "{shop:이} 전하는 소식입니다.", "정성을 담아, {shop}."],
     "playful": ["짜잔~ {shop:이에요}! 🎉", "두구두구, {shop} 소식 도착! 🥳", "{shop} 출동! ✨"],
     "trendy": ["📍{shop}", "요즘 핫한 {shop} 소식 🔥", "저장 필수 ✔️ {shop}"],
 }
+#: One emoji per industry; another industry's emoji never appears in a shop's copy (no ☕ for flowers).
+INDUSTRY_EMOJI: dict[str, str] = {"cafe": "☕", "restaurant": "🍽️", "bakery": "🥐", "salon": "💇", "fitness": "💪",
+                                  "fashion": "👗", "flower": "💐", "academy": "📚", "nail": "💅"}
+_OTHER_EMOJI = {"🍰", "🍞", "🥖", "🍜", "🍲", "🌸", "🌷", "🌹", "🏋️", "✂️", "👠", "📖", "✏️", "🧋", "🍵"}
+
+
+def fit_emojis(text: str, industry_id: str) -> str:
+    """`text` without emojis that belong to another kind of shop (an LLM or a template may add
+    ☕ to anything); this industry's own emoji stays."""
+    own = INDUSTRY_EMOJI.get(industry_id, "✨")
+    foreign = (set(INDUSTRY_EMOJI.values()) | _OTHER_EMOJI) - {own}
+    for e in sorted(foreign, key=len, reverse=True):
+        text = text.replace(e + " ", "").replace(" " + e, "").replace(e, "")
+    return text
+
+
 CAPTION_OFFER = ["🎁 {offer} 진행 중이에요.", "지금 {offer} 혜택을 드려요.", "이번 주 한정 {offer}!"]
 CAPTION_CLOSERS = ["궁금한 점은 DM이나 댓글로 편하게 물어봐 주세요.", "방문 전 예약하시면 더 편하게 이용하실 수 있어요.",
                    "함께하고 싶은 분을 태그해 주세요!", "오늘도 좋은 하루 보내세요."]
@@ -257,7 +288,7 @@ def template_copy(req: CopyRequest, industry: "Industry", trend: TrendTags, rng:
     tone = req.tone
     product = req.product or rng.choice(industry.products_ko)
     values = {"shop": req.shop_name, "product": product, "offer": req.offer, "target": req.target,
-              "industry": industry.name_ko}
+              "industry": industry.name_ko, "emoji": INDUSTRY_EMOJI.get(industry.id, "✨")}
     heads = _usable(HEADLINES[tone], values, HEADLINE_MAX) or [clamp_eojeol(product, HEADLINE_MAX)]
     subs = _usable(SUBS[tone], values) or [f"{attach(product, '을/를')} 준비했어요."]
     ctas = _usable(CTAS[tone], values)
@@ -275,7 +306,7 @@ def template_copy(req: CopyRequest, industry: "Industry", trend: TrendTags, rng:
         lines.append(rng.choice(_usable(CAPTION_OFFER, values)))
     lines.append(rng.choice(CAPTION_CLOSERS))
     lines.append(f"👉 {cta}")
-    caption = "\n".join(x for x in lines if x)
+    caption = fit_emojis("\n".join(x for x in lines if x), industry.id)
     return AdCopy(headline=headline, sub_copy=sub, cta=cta, hashtags=build_hashtags(req, industry, trend, rng),
                   caption=caption)
 
@@ -292,14 +323,17 @@ def copy_messages(req: CopyRequest, industry: "Industry", trend: TrendTags) -> l
         "과장·허위 표현(최고, 1위, 100% 등 근거 없는 표현)은 쓰지 않습니다. 답은 JSON 객체 하나만 씁니다.\n"
         f"- headline: {HEADLINE_MAX}자 이하, 이모지 없이\n"
         "- sub_copy: 한두 문장, 이모지 없이\n- cta: 짧은 행동 유도 문구, 이모지 없이\n"
-        f"- hashtags: {TAGS_MIN}~{TAGS_MAX}개, '#' 없이 띄어쓰기 없는 단어, 대부분 한국어에 영어 2~4개, "
-        "아래 후보 태그를 우선 사용\n- caption: 인스타그램 본문 3~6줄, 이모지 약간 허용, 해시태그는 넣지 않음"
+        f"- hashtags: {TAGS_MIN}~{TAGS_MAX}개, '#' 없이 띄어쓰기 없는 단어, "
+        + ("대부분 한국어에 영어 2~4개, " if req.english_tags else "모두 한국어(영어 태그 없이), ")
+        + "아래 후보 태그를 우선 사용\n- caption: 인스타그램 본문 3~6줄, 해시태그는 넣지 않음, 이모지는 "
+        + f"이 가게에 어울리는 것만 약간({INDUSTRY_EMOJI.get(industry.id, '✨')} 등; 다른 업종의 이모지는 쓰지 않음)"
     )
     user = (
         f"업종: {industry.name_ko}\n가게 이름: {req.shop_name or '(없음)'}\n"
         f"상품/메뉴: {req.product or ', '.join(industry.products_ko[:3])}\n혜택: {req.offer or '(없음)'}\n"
         f"말투: {TONE_KO[req.tone]}\n타깃 고객: {req.target or '(일반 고객)'}\n"
-        f"후보 한국어 태그: {', '.join(ko[:24])}\n후보 영어 태그: {', '.join(en[:8])}"
+        f"후보 한국어 태그: {', '.join(ko[:24])}"
+        + (f"\n후보 영어 태그: {', '.join(en[:8])}" if req.english_tags else "")
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -310,8 +344,10 @@ def _from_llm(raw: LLMCopy, req: CopyRequest, industry: "Industry", trend: Trend
     if not headline:
         raise ValueError("empty headline")
     tags = build_hashtags(req, industry, trend, rng, first=[clean_tag(x) for x in raw.hashtags])
-    return AdCopy(headline=headline, sub_copy=clamp_eojeol(raw.sub_copy.strip(), 120),
-                  cta=clamp_eojeol(raw.cta.strip(), 40), hashtags=tags, caption=raw.caption.strip()[:2200])
+    own = industry.id
+    return AdCopy(headline=fit_emojis(headline, own), sub_copy=fit_emojis(clamp_eojeol(raw.sub_copy.strip(), 120), own),
+                  cta=fit_emojis(clamp_eojeol(raw.cta.strip(), 40), own), hashtags=tags,
+                  caption=fit_emojis(raw.caption.strip()[:2200], own))
 
 
 def write_copy_detailed(req: CopyRequest, presets: "Presets", llm: "LLMClient | None",
@@ -332,9 +368,10 @@ def write_copy_detailed(req: CopyRequest, presets: "Presets", llm: "LLMClient | 
             return CopyResult(template_copy(req, industry, trend, rng, avoid_recent=seed is None), "template",
                               "copy.fallback", {}, exc)
         except ValueError as exc:  # includes pydantic.ValidationError from the clean-up
+            # the parser's own text goes to the log; the owner reads what happened in plain words
             log.warning("LLM copy unusable (%s); using templates", exc)
             return CopyResult(template_copy(req, industry, trend, rng, avoid_recent=seed is None), "template",
-                              "copy.fallback", {"reason": str(exc)[:200]})
+                              "copy.fallback", {}, StudioError("llm.bad_output"))
     return CopyResult(template_copy(req, industry, trend, rng, avoid_recent=seed is None), "template",
                       "copy.source.template", {})
 

@@ -34,7 +34,7 @@ RETRY_NOTE = ("방금 답은 JSON 스키마에 맞지 않았습니다({err}). �
 class LLMClient:
     """A small, thread-safe wrapper over `ollama.Client` with typed results and friendly errors."""
 
-    def __init__(self, host: str, model: str, *, connect_timeout: float = 3.0, read_timeout: float = 180.0,
+    def __init__(self, host: str, model: str, *, connect_timeout: float = 3.0, read_timeout: float = 30.0,
                  keep_alive: str | float | None = "10m", probe_timeout: float = 1.5,
                  probe_ttl: float = 5.0) -> None:
         self.host = host
@@ -50,6 +50,9 @@ class LLMClient:
 
     @classmethod
     def from_settings(cls, settings: Any, **kwargs: Any) -> "LLMClient":
+        """The client for `settings`; its timeout is `settings.llm_timeout_s` (default 30 s, env
+        FITAD_LLM_TIMEOUT), so a hanging server holds the owner for that long at most."""
+        kwargs.setdefault("read_timeout", float(getattr(settings, "llm_timeout_s", 30.0)))
         return cls(settings.ollama_host, settings.ollama_model, **kwargs)
 
     def with_model(self, model: str) -> "LLMClient":
@@ -89,7 +92,10 @@ class LLMClient:
         convo = [dict(m) for m in messages]
         fmt = schema.model_json_schema()
         last_err = ""
+        started = time.monotonic()
         for attempt in range(2):
+            if attempt and time.monotonic() - started > self.read_timeout / 2:
+                break  # no time left for a retry within the owner's wait
             resp = self._call(self._client.chat, model=self.model, messages=convo, format=fmt,
                               options={"temperature": temperature}, keep_alive=self.keep_alive, stream=False)
             content = (resp.message.content or "").strip()
@@ -134,7 +140,8 @@ class LLMClient:
             self._forget_probe()
             if exc.status_code == 404:
                 raise StudioError("llm.model_missing", model=model) from exc
-            raise StudioError("llm.failed", err=_short(exc)) from exc
+            log.warning("LLM request failed: %s", _short(exc))
+            raise StudioError("llm.failed") from exc
         except httpx.ConnectTimeout as exc:
             self._mark_down()
             raise StudioError("llm.server_down", host=self.host) from exc
@@ -144,7 +151,8 @@ class LLMClient:
             self._mark_down()
             raise StudioError("llm.server_down", host=self.host) from exc
         except httpx.HTTPError as exc:
-            raise StudioError("llm.failed", err=_short(exc)) from exc
+            log.warning("LLM request failed: %s", _short(exc))
+            raise StudioError("llm.failed") from exc
 
     def _mark_down(self) -> None:
         with self._probe_lock:

@@ -171,27 +171,66 @@ def _join(frags: list[Fragment]) -> str:
     return ", ".join(f.text for f in frags if f.text)
 
 
+def _fewest(n: int, fits_after: Callable[[int], bool]) -> int:
+    """The smallest k in 1..n with fits_after(k), by bisection (fits_after(n) is taken as true:
+    removing more never makes a prompt longer). O(log n) calls instead of n."""
+    lo, hi = 1, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fits_after(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
 def _fit(frags: list[Fragment], fits: Callable[[str], bool]) -> tuple[str, list[str]]:
     """Drop the least important fragment (highest priority number, then highest rank) until
-    `fits`; when only subject fragments remain, cut their last words (least important first)."""
+    `fits`; when only subject fragments remain, cut their last words (least important first).
+
+    The removal order is fixed in advance, so the shortest removal that fits is found by bisection:
+    O(log n) token counts of an O(n) text, not one count per dropped word (which made a long
+    prompt cost the square of its length).
+    """
     kept = [f for f in frags if f.text]
-    dropped: list[str] = []
     text = _join(kept)
-    while kept and not fits(text):
-        victim = max(range(len(kept)), key=lambda i: (kept[i].priority, kept[i].rank, i))
-        frag = kept[victim]
-        if frag.priority == P_SUBJECT:
-            words = frag.text.split(" ")
-            dropped.append(words[-1])
-            if len(words) > 1:
-                kept[victim] = Fragment(" ".join(words[:-1]).rstrip(" ,"), frag.priority, frag.rank)
-            else:
-                kept.pop(victim)
-        else:
-            dropped.append(frag.text)
-            kept.pop(victim)
-        text = _join(kept)
-    return text, dropped
+    if not kept or fits(text):
+        return text, []
+    order = sorted(range(len(kept)), key=lambda i: (kept[i].priority, kept[i].rank, i), reverse=True)
+    whole = [i for i in order if kept[i].priority != P_SUBJECT]
+
+    def without(k: int) -> list[Fragment]:
+        gone = set(whole[:k])
+        return [f for i, f in enumerate(kept) if i not in gone]
+
+    if whole:
+        rest = without(len(whole))
+        if fits(_join(rest)):
+            k = _fewest(len(whole), lambda k: fits(_join(without(k))))
+            return _join(without(k)), [kept[i].text for i in whole[:k]]
+    dropped = [kept[i].text for i in whole]
+    subjects = [i for i in order if kept[i].priority == P_SUBJECT]  # least important first
+    words = {i: kept[i].text.split(" ") for i in subjects}
+    steps = [(i, len(words[i]) - j) for i in subjects for j in range(1, len(words[i]) + 1)]
+
+    def after(m: int) -> list[Fragment]:
+        cut: dict[int, int] = {}
+        for i, left in steps[:m]:
+            cut[i] = left  # words of fragment i left after m removals
+        out = []
+        for i, f in enumerate(kept):
+            if f.priority != P_SUBJECT:
+                continue
+            if i in cut:
+                if cut[i] == 0:
+                    continue
+                f = Fragment(" ".join(words[i][:cut[i]]).rstrip(" ,"), f.priority, f.rank)
+            out.append(f)
+        return out
+
+    m = _fewest(len(steps), lambda m: fits(_join(after(m))))
+    dropped += [words[i][left] for i, left in steps[:m]]
+    return _join(after(m)), dropped
 
 
 @dataclass(frozen=True)
@@ -322,6 +361,9 @@ def fit_fragments(frags: list[Fragment], tokenizers: PromptTokenizers) -> tuple[
 
 def fit_prompt(text: str, tokenizers: PromptTokenizers | None = None) -> Fitted:
     """Refit an owner-edited prompt: comma-separated parts, earlier = more important."""
+    from studio.text.limits import limit
+
+    text = limit(text, "prompt_en")
     tok = tokenizers or PromptTokenizers()
     parts = [p for p in clean(text).split(", ") if p]
     frags = [Fragment(p, P_SUBJECT if i == 0 else P_SCENE, i) for i, p in enumerate(parts)]
@@ -334,8 +376,10 @@ def build_prompt(industry_id: str, style_id: str, prompt_ko: str, *, presets: Pr
                  tokenizers: PromptTokenizers | None = None) -> PromptResult:
     industry = presets.industry(industry_id)
     style = presets.style(style_id)
+    from studio.text.limits import limit
+
     tok = tokenizers or PromptTokenizers()
-    text = (prompt_ko or "").strip()
+    text = limit(prompt_ko, "prompt_ko").strip()
     owner: list[str] | None = None
     source: Literal["llm", "glossary"] = "glossary"
     unknown: list[str] = []

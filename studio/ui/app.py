@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 import logging
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import gradio as gr
 
 from studio.i18n import t
 from studio.services import Services
 from studio.ui.common import esc
+from studio.ui.server import StudioBlocks
 from studio.ui.tabs.coming import build_coming
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ TABS: tuple[tuple[str, str | None], ...] = (
     ("product", "studio.ui.tabs.product"),
     ("advanced", "studio.ui.tabs.advanced"),
     ("overlay", "studio.ui.tabs.overlay"),
-    ("video", None),
-    ("stock", None),
+    ("video", "studio.ui.tabs.video"),
+    ("stock", "studio.ui.tabs.stock"),
     ("gallery", "studio.ui.tabs.gallery"),
     ("models", "studio.ui.tabs.models"),
 )
@@ -34,7 +35,7 @@ footer {display: none !important;}
 """
 
 
-def _builder(key: str, module: str | None) -> Callable[[Services], None]:
+def _builder(key: str, module: str | None) -> Callable[[Services], Any]:
     if module is None:
         return partial(build_coming, what_key=f"coming.{key}")
     return importlib.import_module(module).build
@@ -42,12 +43,20 @@ def _builder(key: str, module: str | None) -> Callable[[Services], None]:
 
 def build_app(services: Services) -> gr.Blocks:
     lang = services.lang
-    choice = services.engines.choice
-    with gr.Blocks(title=t("app.title", lang), analytics_enabled=False) as demo:
+    choice = services.engines.choice("inpaint")
+    with StudioBlocks(title=t("app.title", lang), analytics_enabled=False) as demo:
+        demo.studio_lang = lang
         gr.Markdown(f"## {esc(t('app.title', lang))}\n{esc(t('app.subtitle', lang))}")
         gr.Markdown(f"**{esc(t('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",
                     elem_id="engine-banner")
-        for key, module in TABS:
-            with gr.Tab(t(f"tab.{key}", lang), id=key, elem_id=f"tab-{key}"):
-                _builder(key, module)(services)
+        parts: dict[str, Any] = {}
+        with gr.Tabs(elem_id="main-tabs") as tabs:
+            for key, module in TABS:
+                with gr.Tab(t(f"tab.{key}", lang), id=key, elem_id=f"tab-{key}"):
+                    parts[key] = _builder(key, module)(services)
+        if isinstance(parts.get("gallery"), dict):
+            from studio.ui.tabs.gallery import wire_reuse
+
+            forms = {k: v for k, v in parts.items() if k != "gallery" and isinstance(v, dict)}
+            wire_reuse(services, parts["gallery"], tabs, forms)
     return demo

@@ -31,8 +31,12 @@ import io
 import logging
 import os
 import struct
+import threading
+import time
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -103,16 +107,59 @@ class LoadedImage:
         return out
 
 
+class DecodeBudget:
+    """A cap on the pixels being decoded at the same time, across every tab and session.
+
+    Each `load_image` reserves its image's pixel count (read from the header, before decoding) and
+    gives it back when done; a load that would exceed the cap waits, and after `wait_s` is refused
+    with a message asking to try again. So several large uploads arriving together cost at most
+    `max_pixels` worth of decoding memory (about 4 bytes a pixel, plus working copies), however
+    many arrive. A resource guard like a lock, not a cache.
+    """
+
+    def __init__(self, max_pixels: int = 200_000_000, wait_s: float = 60.0) -> None:
+        self.max_pixels = max_pixels
+        self.wait_s = wait_s
+        self.in_use = 0
+        self.peak = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def reserve(self, pixels: int) -> Iterator[None]:
+        need = max(1, min(int(pixels), self.max_pixels))
+        deadline = time.monotonic() + self.wait_s
+        with self._cond:
+            while self.in_use + need > self.max_pixels:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("decode budget exhausted (%d of %d pixels in use)", self.in_use, self.max_pixels)
+                    raise InputError("input.busy_images")
+                self._cond.wait(left)
+            self.in_use += need
+            self.peak = max(self.peak, self.in_use)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_use -= need
+                self._cond.notify_all()
+
+
+#: The process-wide budget every upload goes through (two 100 MP photos decode at once, a third waits).
+DECODE_BUDGET = DecodeBudget()
+
+
 # --------------------------------------------------------------------------------------------
 # public entry point
 # --------------------------------------------------------------------------------------------
 
 def load_image(source: ImageSource | None, *, name: str | None = None, min_side: int = 256,
-               max_side: int = 8192, max_pixels: int = 100_000_000) -> LoadedImage:
+               max_side: int = 8192, max_pixels: int = 100_000_000,
+               budget: DecodeBudget | None = None) -> LoadedImage:
     """Load an upload safely; raise `InputError` (translatable) when it cannot be used."""
     if min_side < 1 or max_side < min_side or max_pixels < 1:
         raise ValueError(f"bad limits: min_side={min_side} max_side={max_side} max_pixels={max_pixels}")
-    limits = _Limits(min_side, max_side, max_pixels)
+    limits = _Limits(min_side, max_side, max_pixels, budget or DECODE_BUDGET)
     notices: list[Notice] = []
 
     if source is None or (isinstance(source, str) and not source.strip()):
@@ -144,6 +191,7 @@ class _Limits:
     min_side: int
     max_side: int
     max_pixels: int
+    budget: DecodeBudget
 
 
 def _display_name(name: str) -> str:
@@ -173,8 +221,9 @@ def _from_bytes(data: bytes, name: str, notices: list[Notice], limits: _Limits) 
         _check_target(im.size, limits)
         if getattr(im, "is_animated", False) and fmt not in _NOT_ANIMATION:
             notices.append(Notice("image.animated", {"frames": getattr(im, "n_frames", 0)}))
-        decoded = _decode(im, name, data, notices)
-        return _finish(decoded, notices, fmt, limits)  # returns a fresh, detached image
+        with limits.budget.reserve(im.size[0] * im.size[1]):
+            decoded = _decode(im, name, data, notices)
+            return _finish(decoded, notices, fmt, limits)  # returns a fresh, detached image
     finally:
         im.close()
         if decoded is not None and decoded is not im:
@@ -191,12 +240,13 @@ def _from_pil(src: Image.Image, notices: list[Notice], limits: _Limits) -> Loade
             src.seek(0)
         except (EOFError, OSError, ValueError) as exc:
             raise InputError("image.truncated") from exc
-    try:
-        im = src.copy()  # decodes a lazy image; all later steps work on this copy, not the caller's
-    except _DECODE_ERRORS as exc:
-        log.info("in-memory image could not be decoded: %s", exc)
-        raise InputError("image.truncated") from exc
-    return _finish(im, notices, fmt, limits)
+    with limits.budget.reserve(src.size[0] * src.size[1]):
+        try:
+            im = src.copy()  # decodes a lazy image; all later steps work on this copy, not the caller's
+        except _DECODE_ERRORS as exc:
+            log.info("in-memory image could not be decoded: %s", exc)
+            raise InputError("image.truncated") from exc
+        return _finish(im, notices, fmt, limits)
 
 
 def _from_array(arr: np.ndarray) -> Image.Image:

@@ -283,7 +283,7 @@ def touching_edges(mask: np.ndarray, band: float = 0.01) -> tuple[str, ...]:
 
 def inpaint_engine(services: Services) -> Engine:
     """The engine the ad workflows use (one place to fetch it)."""
-    return services.engines.get()
+    return services.engines.get("inpaint")
 
 
 def preview_plan(req: AdRequest, services: Services) -> Plan:
@@ -354,7 +354,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
     job = inpaint_job(source, masks.invert(keep), (ew, eh), prompt.prompt_en, opts, req,
                       plan.subject if layout == "cutout" else "product", control=control, extras=extras)
     seeds = seeds_for(opts.seed, opts.num_images)
-    generated = generate(services, engine, job, seeds, out_size, progress, cancel, workflow)
+    generated = generate(services, engine, job, seeds, out_size, progress, cancel, workflow, notices)
     timer.lap("engine")
 
     images = []
@@ -374,10 +374,9 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
                 "placed_size": [max(1, round(req.image.width * framing.scale)), max(1, round(req.image.height * framing.scale))],
                 "pose": pose_backend,
                 "prompt_source": prompt.source, "options": asdict(opts),
-                "notices": [n.key for n in notices],
                 **{k: v for k, v in plan.settings.items() if k != "extras"}}
     records = save_all(services, workflow, engine.name, images, seeds, req, prompt.prompt_en, settings,
-                       model_ids(engine, control is not None))
+                       model_ids(engine, control is not None), notices=notices)
     timer.lap("store")
     return AdResult(workflow=workflow, images=images, records=records, prompt_en=prompt.prompt_en,
                     engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, faces=plan.faces,
@@ -558,8 +557,11 @@ def step_progress(progress: ProgressFn | None, offset: int, total: int) -> Progr
 
 
 def generate(services: Services, engine: Engine, job: InpaintJob, seeds: list[int], out_size: tuple[int, int],
-             progress: ProgressFn | None, cancel: CancelToken | None, name: str) -> list[Image.Image]:
-    """One engine call per seed (each result reproducible from its own recorded seed), under the GPU lock."""
+             progress: ProgressFn | None, cancel: CancelToken | None, name: str,
+             notices: list[Notice] | None = None) -> list[Image.Image]:
+    """One engine call per seed (each result reproducible from its own recorded seed), under the GPU lock.
+    The engine's notices (a lighter memory plan, a lower resolution, no ControlNet...) are added to
+    `notices` once each, for the result and the history row."""
     images: list[Image.Image] = []
 
     def run() -> None:
@@ -569,10 +571,14 @@ def generate(services: Services, engine: Engine, job: InpaintJob, seeds: list[in
             job.seed = seed
             job.num_images = 1
             out = engine.inpaint(job, step_progress(progress, i * job.steps, len(seeds) * job.steps), cancel)
-            img = out[0].convert("RGB")
+            img = out.images[0].convert("RGB")
             if img.size != out_size:
                 img = img.resize(out_size, Image.Resampling.LANCZOS)
             images.append(img)
+            if notices is not None:
+                for n in out.notices:
+                    if all((n.key, n.fields) != (m.key, m.fields) for m in notices):
+                        notices.append(Notice(n.key, dict(n.fields)))
 
     services.jobs.run(run, name=name)
     return images
@@ -586,13 +592,19 @@ def paste_back(services: Services, generated: Image.Image, framed: Image.Image, 
 
 def save_all(services: Services, workflow: str, engine_name: str, images: list[Image.Image], seeds: list[int],
              request: AdRequest, prompt_en: str, settings: dict, model_ids: list[str],
-             kept_owner_pixels: bool = True) -> list[Record]:
-    records = []
-    for img, seed in zip(images, seeds):
-        rec = NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
-                        prompt_ko=request.prompt_ko, prompt_en=prompt_en,
-                        settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels)
-        records.append(services.store.save_image(img, rec))
+             kept_owner_pixels: bool = True, notices: list[Notice] | None = None) -> list[Record]:
+    """The saved records (a `SavedRecords` list: `.failed` names the images that could not be
+    stored). Raises the store's error only when nothing at all was saved. The notices the owner
+    was shown are kept with each row (key + fields: re-translatable)."""
+    if notices:
+        settings = dict(settings, notices=[{"key": n.key, "fields": dict(n.fields)} for n in notices])
+    items = [(img, NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
+                             prompt_ko=request.prompt_ko, prompt_en=prompt_en,
+                             settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels))
+             for img, seed in zip(images, seeds)]
+    records = services.store.save_images(items)
+    if records.failed and not records:
+        raise records.failed[0][1]
     return records
 
 

@@ -24,7 +24,7 @@ def run_demo(settings: Settings) -> int:
     from studio.workflows import person, product
 
     services = build_services(settings)
-    choice = services.engines.choice
+    choice = services.engines.choice("inpaint")
     print(f"engine: {choice.name} — {choice.reason(settings.lang)}", flush=True)
     opts = GenerationOptions(seed=42, steps=28 if choice.name == "flux" else 4)
     jobs = [

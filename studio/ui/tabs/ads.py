@@ -7,10 +7,7 @@ Uploads reach `studio.vision.io.load_image` untouched (see `upload_image`).
 
 from __future__ import annotations
 
-import base64
 import logging
-import tempfile
-import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,43 +16,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from studio.errors import InputError
-from studio.i18n import t
+from studio.i18n import Ref, t
 from studio.runtime.jobs import CancelToken
-from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
+from studio.schema import AdRequest, AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
 from studio.services import Services
-from studio.ui.common import esc, guarded
+from studio.ui.common import esc, form_handler, guarded, upload_image
 
 log = logging.getLogger(__name__)
-
-
-
-
-
-
-def _raw_preprocess(self: gr.Image, payload: Any) -> str | None:
-    """Hand the uploaded file to our safe loader untouched.
-
-    gr.Image would open the file with PIL first (a decompression bomb or a text file named .png
-    would fail there with Gradio's own English error). Bound per instance rather than through a
-    gr.Image subclass, because Gradio writes a .pyi stub next to any module defining one.
-    """
-    if payload is None:
-        return None
-    url = getattr(payload, "url", None)
-    if url and url.startswith("data:"):
-        _, _, data = url.partition(",")
-        with tempfile.NamedTemporaryFile(prefix="fitad_paste_", suffix=".bin", delete=False,
-                                         dir=self.GRADIO_CACHE) as fh:
-            fh.write(base64.b64decode(data))
-            return fh.name
-    return payload.path
-
-
-def upload_image(**kwargs: Any) -> gr.Image:
-    """A gr.Image (drag-and-drop, paste) whose value is the raw uploaded file's path."""
-    image = gr.Image(type="filepath", **kwargs)
-    image.preprocess = types.MethodType(_raw_preprocess, image)  # type: ignore[method-assign]
-    return image
 
 
 @dataclass(frozen=True)
@@ -74,15 +41,22 @@ SPECS = {
 
 
 def parse_box(text: str | None, lang: str) -> tuple[int, int, int, int] | None:
-    if not text or not str(text).strip():
+    """'x0,y0,x1,y1' in pixels of the upload; anything else (inf, nan, negatives, 3 numbers, a
+    400-digit number) is refused with the message saying how to write it."""
+    import math
+
+    from studio.text.limits import limit
+
+    text = limit(text, "box")
+    if not text.strip():
         return None
     try:
-        parts = [int(round(float(p))) for p in str(text).replace(" ", "").split(",")]
+        nums = [float(p) for p in text.replace(" ", "").split(",")]
     except ValueError as exc:
         raise InputError("ui.ads.bad_box") from exc
-    if len(parts) != 4:
+    if len(nums) != 4 or not all(math.isfinite(n) and 0 <= n <= 100_000 for n in nums):
         raise InputError("ui.ads.bad_box")
-    x0, y0, x1, y1 = parts
+    x0, y0, x1, y1 = (int(round(n)) for n in nums)
     x0, x1 = sorted((x0, x1))
     y0, y1 = sorted((y0, y1))
     if x1 - x0 < 4 or y1 - y0 < 4:
@@ -114,47 +88,127 @@ def _missing_cutout_model(services: Services) -> bool:
     return not find_weights(services.settings.models_dir)
 
 
-def build_ad_tab(services: Services, spec: TabSpec) -> None:
+@dataclass(frozen=True)
+class AdForm:
+    """The ad tab's widget values, by name (what the owner set)."""
+
+    upload: Any = None
+    industry: str = ""
+    style: str = ""
+    prompt_ko: str = ""
+    prompt_en: str = ""
+    sns: str = "ig_portrait"
+    count: float = 1
+    face: Any = 0
+    box: str = ""
+    steps: float = 28
+    guidance: float = 30
+    cn_scale: float = 0.9
+    cn_start: float = 0.0
+    cn_end: float = 0.65
+    feather: float = 12
+    dilate: float = 8
+    seed: Any = -1
+    hair: bool = True
+    shadow: bool = True
+    reflection: bool = False
+
+
+def _number(value: Any, field: str, lo: float, hi: float, default: float) -> float:
+    import math
+
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError("input.bad_number", what=Ref(f"field.{field}"), value=str(value)[:20], min=lo, max=hi) from exc
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise InputError("input.bad_number", what=Ref(f"field.{field}"), value=str(value)[:20], min=lo, max=hi)
+    return number
+
+
+def build_request(spec: TabSpec, form: AdForm, loaded: Any, lang: str) -> AdRequest:
+    """The typed request of this tab, built by keyword from the form."""
+    from studio.text.limits import limit
+
+    seed = int(_number(form.seed, "seed", -1, 2**32 - 1, -1))
+    options = GenerationOptions(steps=form.steps, guidance=form.guidance, controlnet_scale=form.cn_scale,
+                                control_start=form.cn_start, control_end=form.cn_end, mask_dilate=form.dilate,
+                                mask_feather=form.feather, seed=seed, num_images=form.count).clean()
+    face_index = int(_number(form.face, "face", 0, 99, 0)) if spec.faces else 0
+    common = dict(image=loaded.image, industry=form.industry, style=form.style,
+                  prompt_ko=limit(form.prompt_ko, "prompt_ko"),
+                  prompt_en=limit(form.prompt_en, "prompt_en") or None, sns_size=form.sns, options=options)
+    box = parse_box(form.box, lang) if spec.product else None
+    if spec.workflow == "person":
+        return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair))
+    if spec.workflow == "product":
+        return ProductRequest(**common, alpha=loaded.alpha, product_box=box, shadow=bool(form.shadow),
+                              reflection=bool(form.reflection))
+    return AdvancedRequest(**common, face_index=face_index, include_hair=bool(form.hair), product_box=box,
+                           alpha=loaded.alpha)
+
+
+def saved_note(records: Any, lang: str) -> str | None:
+    """'1 saved (#12), 1 not (the disk is full)' when only some results could be stored."""
+    from studio.workflows.overlay import failure_reason
+
+    failed = list(getattr(records, "failed", []) or [])
+    if not failed:
+        return None
+    ids = ", ".join(f"#{r.id}" for r in records) or "—"
+    return t("store.partial", lang, saved=len(records), failed=len(failed), why=failure_reason(failed[0][1], lang),
+             ids=ids)
+
+
+def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     lang = services.lang
     presets = services.presets
-    engine_choice = services.engines.choice
+    engine_choice = services.engines.choice("inpaint")
     wf = spec.workflow
 
-    with gr.Row():
-        with gr.Column(scale=5):
-            upload = upload_image(label=t("ads.upload", lang), sources=["upload", "clipboard"], height=340,
-                                  elem_id=f"{wf}-upload")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=6):
+            with gr.Row():
+                upload = upload_image(label=t("ads.upload", lang), sources=["upload", "clipboard"], height=230,
+                                      elem_id=f"{wf}-upload")
+                preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=230,
+                                   elem_id=f"{wf}-preview")
             notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
             get_model = gr.Button(t("rembg.download.button", lang), size="sm", elem_id=f"{wf}-get-cutout-model",
                                   visible=_missing_cutout_model(services))
-            preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=300, elem_id=f"{wf}-preview")
-            face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=t("ads.face", lang), visible=spec.faces,
-                                    elem_id=f"{wf}-face")
-            box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
-                                 elem_id=f"{wf}-box")
-            corner = gr.State(None)
             with gr.Row():
                 industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                       value=presets.industries[0].id, label=t("ads.industry", lang))
+                                       value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120)
                 style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
-                                    value=presets.styles[0].id, label=t("ads.style", lang))
-            prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=2,
-                                   placeholder="예: 창가 햇살, 봄 느낌, 따뜻한 우드 테이블" if lang != "en" else
-                                   "e.g. window light, spring mood, warm wooden table")
-            with gr.Row():
+                                    value=presets.styles[0].id, label=t("ads.style", lang), min_width=120)
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
-                                  value="ig_portrait", label=t("ads.sns", lang))
+                                  value="ig_portrait", label=t("ads.sns", lang), min_width=160)
+            prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=1, max_lines=3,
+                                   placeholder=t("ads.prompt_ko_hint", lang), elem_id=f"{wf}-prompt-ko")
+            with gr.Row(equal_height=True):
+                generate = gr.Button(t("ads.generate", lang), variant="primary", size="lg", scale=4,
+                                     elem_id=f"{wf}-generate")
+                cancel = gr.Button(t("ads.cancel", lang), variant="secondary", size="sm", scale=1, min_width=80,
+                                   elem_id=f"{wf}-cancel")
+            with gr.Row():
+                face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=t("ads.face", lang), visible=spec.faces,
+                                        elem_id=f"{wf}-face")
+                box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
+                                     elem_id=f"{wf}-box")
                 count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang))
-            prompt_en = gr.Textbox(label=t("ads.prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
-            make_prompt = gr.Button(t("ads.make_prompt", lang), size="sm")
+            corner = gr.State(None)
             with gr.Accordion(t("ads.advanced", lang), open=False):
+                prompt_en = gr.Textbox(label=t("ads.prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
+                make_prompt = gr.Button(t("ads.make_prompt", lang), size="sm")
                 with gr.Row():
                     steps = gr.Slider(1, 50, value=28, step=1, label=t("ads.steps", lang))
                     guidance = gr.Slider(1, 60, value=30, step=0.5, label=t("ads.guidance", lang))
                 with gr.Row(visible=spec.pose):
-                    cn_scale = gr.Slider(0, 1.5, value=0.7, step=0.05, label=t("ads.cn_scale", lang))
+                    cn_scale = gr.Slider(0, 1.5, value=0.9, step=0.05, label=t("ads.cn_scale", lang))
                     cn_start = gr.Slider(0, 1, value=0.0, step=0.05, label=t("ads.cn_start", lang))
-                    cn_end = gr.Slider(0, 1, value=0.8, step=0.05, label=t("ads.cn_end", lang))
+                    cn_end = gr.Slider(0, 1, value=0.65, step=0.05, label=t("ads.cn_end", lang))
                 with gr.Row():
                     feather = gr.Slider(0, 64, value=12, step=1, label=t("ads.feather", lang))
                     dilate = gr.Slider(0, 64, value=8, step=1, label=t("ads.dilate", lang))
@@ -163,14 +217,17 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
                     hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces)
                     shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
                     reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
-            with gr.Row():
-                generate = gr.Button(t("ads.generate", lang), variant="primary", elem_id=f"{wf}-generate")
-                cancel = gr.Button(t("ads.cancel", lang), variant="stop", elem_id=f"{wf}-cancel")
         with gr.Column(scale=5):
-            results = gr.Gallery(label=t("ads.results", lang), columns=2, height=560, buttons=["download"],
+            results = gr.Gallery(label=t("ads.results", lang), columns=2, height=440, buttons=["download"],
                                  elem_id=f"{wf}-results")
             notes_out = gr.Markdown(elem_id=f"{wf}-notes")
             files = gr.File(label=t("ads.files", lang), file_count="multiple", interactive=False)
+
+    form_fields = [("upload", upload), ("industry", industry), ("style", style), ("prompt_ko", prompt_ko),
+                   ("prompt_en", prompt_en), ("sns", sns), ("count", count), ("face", face_pick), ("box", box_txt),
+                   ("steps", steps), ("guidance", guidance), ("cn_scale", cn_scale), ("cn_start", cn_start),
+                   ("cn_end", cn_end), ("feather", feather), ("dilate", dilate), ("seed", seed), ("hair", hair),
+                   ("shadow", shadow), ("reflection", reflection)]
 
     def _load(path: str | None):
         from studio.vision.io import load_image
@@ -254,43 +311,32 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
 
         req = AdRequest(image=Image.new("RGB", (256, 256)), industry=industry_id, style=style_id, prompt_ko=text_ko)
         subject = {"person": "person", "product": "product", "advanced": "mixed"}[wf]
-        return prompt_for(req, services, services.engines.get(), subject=subject).prompt_en
+        return prompt_for(req, services, services.engines.get("inpaint"), subject=subject).prompt_en
 
     @guarded(lang)
-    def on_generate(path, industry_id, style_id, text_ko, text_en, sns_id, n, face_index, box_text,
-                    steps_v, guidance_v, cn_scale_v, cn_start_v, cn_end_v, feather_v, dilate_v, seed_v,
-                    hair_v, shadow_v, reflection_v, request: gr.Request, progress=gr.Progress()):
-        loaded = _load(path)
-        options = GenerationOptions(steps=steps_v, guidance=guidance_v, controlnet_scale=cn_scale_v,
-                                    control_start=cn_start_v, control_end=cn_end_v, mask_dilate=dilate_v,
-                                    mask_feather=feather_v, seed=seed_v if seed_v is not None else -1,
-                                    num_images=n).clean()
-        common = dict(image=loaded.image, industry=industry_id, style=style_id, prompt_ko=text_ko or "",
-                      prompt_en=text_en or None, sns_size=sns_id, options=options)
-        box = parse_box(box_text, lang) if spec.product else None
+    def on_generate(values: dict[str, Any], request: gr.Request | None, progress: Any):
+        import time
+
+        form = AdForm(**values)
+        loaded = _load(form.upload)
+        req = build_request(spec, form, loaded, lang)
         if wf == "person":
-            req = PersonRequest(**common, face_index=int(face_index or 0), include_hair=bool(hair_v))
             from studio.workflows.person import run
         elif wf == "product":
-            req = ProductRequest(**common, alpha=loaded.alpha, product_box=box, shadow=bool(shadow_v),
-                                 reflection=bool(reflection_v))
             from studio.workflows.product import run
         else:
-            req = AdvancedRequest(**common, face_index=int(face_index or 0), include_hair=bool(hair_v),
-                                  product_box=box, alpha=loaded.alpha)
             from studio.workflows.advanced import run
         token: CancelToken = services.jobs.token(_session_key(request, wf))
 
         def report(step: int, total: int, desc: str = "") -> None:
             progress((step, max(total, 1)), desc=desc or engine_choice.name)
 
-        import time
-
         t0 = time.perf_counter()
         result = run(req, services, progress=report, cancel=token)
         secs = time.perf_counter() - t0
         notes = [n.text(lang) for n in loaded.notices] + [n.text(lang) for n in result.notices]
-        notes.append(t("ui.ads.done", lang, n=len(result.images), secs=secs))
+        partial = saved_note(result.records, lang)
+        notes.append(partial or t("ui.ads.done", lang, n=len(result.records), secs=secs))
         gallery = [(str(r.path), f"#{r.id} · seed {r.seed}") for r in result.records]
         return gallery, "  \n".join(esc(n) for n in notes), result.prompt_en, [str(r.path) for r in result.records]
 
@@ -310,12 +356,13 @@ def build_ad_tab(services: Services, spec: TabSpec) -> None:
             on_upload, preview_inputs, preview_outputs, api_name=False)
     make_prompt.click(on_make_prompt, [industry, style, prompt_ko], [prompt_en], api_name=f"{wf}_prompt")
     gen_event = generate.click(
-        on_generate,
-        [upload, industry, style, prompt_ko, prompt_en, sns, count, face_pick, box_txt, steps, guidance,
-         cn_scale, cn_start, cn_end, feather, dilate, seed, hair, shadow, reflection],
+        form_handler([name for name, _ in form_fields], on_generate),
+        [component for _, component in form_fields],
         [results, notes_out, prompt_en, files],
         api_name=f"{wf}_generate", concurrency_id="gpu", concurrency_limit=1)
     cancel.click(on_cancel, None, None, api_name=f"{wf}_cancel", cancels=[gen_event], queue=False)
+    # the gallery's "use these settings again" fills these (not the upload: the photo is not stored)
+    return {name: comp for name, comp in form_fields if name != "upload"}
 
 
 def _session_key(request: gr.Request | None, wf: str) -> str:
@@ -323,9 +370,9 @@ def _session_key(request: gr.Request | None, wf: str) -> str:
     return f"{session}:{wf}"
 
 
-def builder(workflow: str) -> Callable[[Services], None]:
-    def build(services: Services) -> None:
-        build_ad_tab(services, SPECS[workflow])
+def builder(workflow: str) -> Callable[[Services], dict[str, Any]]:
+    def build(services: Services) -> dict[str, Any]:
+        return build_ad_tab(services, SPECS[workflow])
 
     return build
 

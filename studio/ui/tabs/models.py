@@ -7,8 +7,9 @@ import logging
 
 import gradio as gr
 
+from studio.errors import InputError
 from studio.runtime.catalog import catalog_status
-from studio.i18n import t
+from studio.i18n import MESSAGES, t
 from studio.services import Services
 from studio.ui.common import esc, guarded
 
@@ -23,10 +24,24 @@ def catalog_rows(services: Services) -> list[list[object]]:
     rows = []
     for st in catalog_status(services.presets.models, services.settings.models_dir):
         e = st.entry
-        present = "✅" if st.present else ("⚠️ git-lfs" if st.lfs_pointers else "—")
-        rows.append([e.name(lang), e.purpose, present, e.disk_gb, e.vram_gb, e.licence,
+        present = ("✅ " + t("models.present.yes", lang) if st.present else
+                   ("⚠️ " + t("models.present.lfs", lang) if st.lfs_pointers else t("models.present.no", lang)))
+        rows.append([e.name(lang), t(f"models.purpose.{e.purpose}", lang), present, e.disk_gb, e.vram_gb,
+                     licence_words(e.licence, e.commercial_use, lang),
                      yes if e.commercial_use else no, yes if e.outputs_commercial else no])
     return rows
+
+
+def licence_words(licence: str, commercial: bool, lang: str) -> str:
+    """The licence in plain words first, its exact name after (for looking it up)."""
+    key = "models.licence.commercial" if commercial else "models.licence.noncommercial"
+    return t(key, lang, name=licence)
+
+
+def plan_words(plan: object, lang: str) -> str:
+    """'CPU 전용 — …' : the plan's name in words and its notes as sentences (never a Python tuple)."""
+    notes = " ".join(plan.notes(lang)) or t("models.plan.no_notes", lang)  # type: ignore[attr-defined]
+    return f"{plan.label(lang)} — {notes}"  # type: ignore[attr-defined]
 
 
 def device_markdown(services: Services) -> str:
@@ -35,13 +50,12 @@ def device_markdown(services: Services) -> str:
     lang = services.lang
     dev = detect_device()
     plan = choose_plan(dev.vram_gb if dev.cuda else None, services.settings.memory_plan, services.settings.quantize)
-    notes = plan.notes_en if lang == "en" else plan.notes_ko
-    vram = f"{dev.vram_gb:.0f} GB" if dev.cuda and dev.vram_gb else "—"
-    engine = services.engines.choice
+    vram = f"VRAM {dev.vram_gb:.0f} GB" if dev.cuda and dev.vram_gb else t("models.no_gpu", lang)
+    engine = services.engines.choice("inpaint")
     return "\n".join([
-        f"- **{'Device' if lang == 'en' else '장치'}**: {esc(dev.name)} (VRAM {esc(vram)})",
-        f"- **{'Memory plan' if lang == 'en' else '메모리 계획'}**: `{esc(plan.name)}` — {esc(notes)}",
-        f"- **{'Engine' if lang == 'en' else '엔진'}**: `{esc(engine.name)}` — {esc(engine.reason(lang))}",
+        f"- **{esc(t('models.label.device', lang))}**: {esc(dev.name)} ({esc(vram)})",
+        f"- **{esc(t('models.label.plan', lang))}**: {esc(plan_words(plan, lang))}",
+        f"- **{esc(t('models.label.engine', lang))}**: `{esc(engine.name)}` — {esc(engine.reason(lang))}",
     ])
 
 
@@ -52,8 +66,9 @@ def vision_markdown(services: Services) -> str:
         backend = info.get("backend") or "—"
         lic = info.get("licence") or ""
         commercial = info.get("commercial_use")
-        flag = "" if commercial is None else (" ✅" if commercial else (" ⚠️ non-commercial" if lang == "en" else " ⚠️ 비상업"))
-        lines.append(f"- **{esc(capability)}**: `{esc(backend)}` {esc(lic)}{flag}")
+        flag = "" if commercial is None else (" ✅" if commercial else " ⚠️ " + t("models.noncommercial", lang))
+        what = t(f"models.capability.{capability}", lang) if f"models.capability.{capability}" in MESSAGES else capability
+        lines.append(f"- **{esc(what)}**: `{esc(backend)}` {esc(lic)}{esc(flag)}")
     return "\n".join(lines)
 
 
@@ -74,6 +89,7 @@ def build(services: Services) -> None:
     gr.Markdown(f"### {esc(t('models.catalog', lang))}")
     table = gr.Dataframe(value=catalog_rows(services), headers=[t(f"models.col.{c}", lang) for c in COLUMNS],
                          interactive=False, wrap=True, elem_id="model-catalog")
+    gr.Markdown(esc(t("models.licence_note", lang)))
     gr.Markdown(f"### {esc(t('models.device', lang))}")
     check = gr.Button(t("models.check", lang))
     device_md = gr.Markdown()
@@ -101,7 +117,7 @@ def build(services: Services) -> None:
         from studio.runtime.downloader import download_model
 
         if not model_id:
-            raise gr.Error(t("models.pick", lang))
+            raise InputError("models.pick_first")
         entry = services.presets.model(model_id)
 
         def report(done: int, total: int, desc: str = "") -> None:
@@ -111,8 +127,12 @@ def build(services: Services) -> None:
             return rembg_download(services, entry, report), catalog_rows(services)
         result = download_model(model_id, services.settings.models_dir, presets=services.presets,
                                 token=hf_token or None, progress=report)
-        done = "Downloaded to" if lang == "en" else "내려받기 완료:"
-        return f"{done} `{esc(result.path)}` ({result.files})", catalog_rows(services)
+        done = t("models.downloaded", lang, files=result.files)
+        return f"{esc(done)} `{esc(result.path)}`", catalog_rows(services)
 
     download.click(do_download, [pick, token], [download_md, table], api_name="models_download",
                    concurrency_id="downloads", concurrency_limit=1)
+
+    from studio.ui.tabs.engines_panel import build_engine_panel
+
+    build_engine_panel(services)  # the owner's engine switch per task

@@ -1,0 +1,78 @@
+"""`python launch.py video --image X --style zoom --seconds 5 --out clip.mp4`: a clip, headless.
+
+The clip is also stored in the history (with its settings and the AI disclosure), like one made in
+the Video tab; `--out` receives a copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from studio.config import Settings
+
+STYLE_CHOICES = ("auto", "zoom", "zoom_out", "pan", "parallax")  # studio.engines.motion.STYLES
+SIZE_CHOICES = ("9:16", "1:1", "4:5")                            # studio.workflows.video.SIZES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image", type=Path, required=True, help="the ad image (PNG/JPEG/WebP)")
+    parser.add_argument("--more", type=Path, nargs="*", default=[], help="showcase: more images, in order")
+    parser.add_argument("--style", choices=STYLE_CHOICES, default="auto", help="camera motion (default auto)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="clip length, 1-15 s (default 5)")
+    parser.add_argument("--size", choices=SIZE_CHOICES, default="9:16", help="clip size (default 9:16, 1080x1920)")
+    parser.add_argument("--video-engine", default=None,
+                        help="image2video engine: motion (no weights), ltx, wan (default: the auto choice)")
+    parser.add_argument("--prompt", default="", help="AI engines: what should move (Korean is fine)")
+    parser.add_argument("--headline", default="", help="animated headline")
+    parser.add_argument("--sub-copy", default="", help="animated second line")
+    parser.add_argument("--cta", default="", help="animated call to action")
+    parser.add_argument("--badge", default="", help="price badge text (\\n for a line break)")
+    parser.add_argument("--layout", default="bottom_bar", help="overlay layout id (presets/overlay_layouts.json)")
+    parser.add_argument("--shop", default="", help="end card: shop name (empty = no end card)")
+    parser.add_argument("--tagline", default="", help="end card: one more line")
+    parser.add_argument("--logo", type=Path, default=None, help="end card: logo image")
+    parser.add_argument("--music", type=Path, default=None, help="background music file (trimmed and faded)")
+    parser.add_argument("--seed", type=int, default=-1)
+    parser.add_argument("--scale", type=float, default=1.0, help="< 1 for a smaller preview clip")
+    parser.add_argument("--out", type=Path, default=None, help="also copy the clip here")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from studio.engines.motion import EndCard
+    from studio.render.overlay import OverlaySpec
+    from studio.services import build_services
+    from studio.vision.io import load_image
+    from studio.workflows.video import VideoRequest
+    from studio.workflows.video import run as run_video
+
+    image = load_image(args.image).image
+    more = [load_image(p).image for p in args.more]
+    overlay = None
+    if any((args.headline, args.sub_copy, args.cta, args.badge)):
+        overlay = OverlaySpec(headline=args.headline, sub_copy=args.sub_copy, cta=args.cta, layout=args.layout,
+                              badge_text=args.badge.replace("\\n", "\n"))
+    end_card = None
+    if args.shop.strip():
+        logo = load_image(args.logo, min_side=16).image if args.logo else None
+        end_card = EndCard(shop_name=args.shop.strip(), tagline=args.tagline, logo=logo)
+    services = build_services(settings)
+    try:
+        req = VideoRequest(image=image, seconds=args.seconds, size=args.size, style=args.style,
+                           engine=args.video_engine, prompt_ko=args.prompt, overlay=overlay, more_images=more,
+                           end_card=end_card, music=args.music, seed=args.seed, scale=args.scale)
+        outcome = run_video(req, services)
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(outcome.path, args.out)
+        p = outcome.probe
+        print(f"#{outcome.record.id} {outcome.path} {p.width}x{p.height} {p.fps:g} fps {p.duration:.2f} s "
+              f"{p.codec}/{p.pix_fmt}{' + ' + p.audio_codec if p.audio_codec else ''} engine={outcome.engine}")
+        if args.out is not None:
+            print(args.out)
+        for notice in outcome.notices:
+            print("-", notice.text(settings.lang))
+    finally:
+        services.store.close()
+    return 0

@@ -1,0 +1,270 @@
+"""Engines by task: which generators exist for each task, which one runs, and why.
+
+The registry is data: one `EngineSpec` per (task, engine), in priority order within a task. The
+`auto` choice of a task is the first spec whose weights are present (and CUDA, where it needs it),
+else the task's no-weights engine; its reason is a message key, shown to the owner in their
+language. The owner can switch a task's engine while the app runs (`EngineProvider.select`).
+
+Engines are built lazily on first use (`EngineProvider.get`), so a PC without weights starts fast
+and no torch is imported to decide. Checking for weights is a directory scan.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
+
+from studio.config import Settings
+from studio.engines.base import TASKS
+from studio.errors import InputError, StudioError
+from studio.i18n import t
+from studio.runtime.manager import ModelManager
+
+if TYPE_CHECKING:
+    from studio.engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    task: str                          # one of base.TASKS
+    name: str                          # unique within the task ("flux", "lite", "motion", ...)
+    factory: str                       # "module:callable"; the callable takes Settings, returns the engine
+    label_key: str                     # i18n key of the owner-facing name
+    weights_any: tuple[str, ...] = ()  # globs under models/; one match = weights present (empty: none needed)
+    needs_cuda: bool = False
+    heavy: bool = False                # a GPU pipeline: the model manager keeps at most one resident
+    auto: bool = True                  # may `auto` pick it (the tiny test set never is)
+    model_ids: tuple[str, ...] = ()    # catalog ids (presets/models.json) it loads
+
+    @property
+    def needs_weights(self) -> bool:
+        return bool(self.weights_any)
+
+
+SPECS: tuple[EngineSpec, ...] = (
+    # inpaint ---------------------------------------------------------------------------------
+    EngineSpec("inpaint", "flux", "studio.engines.flux_fill:create_engine", "engine.name.flux",
+               weights_any=("flux-fill/model_index.json", "flux1-fill-dev*.safetensors"), needs_cuda=True,
+               heavy=True, model_ids=("flux_fill_dev", "controlnet_union_pro2")),
+    EngineSpec("inpaint", "lite", "studio.engines.lite:create_engine", "engine.name.lite"),
+    EngineSpec("inpaint", "tiny", "studio.engines.tiny:create_engine", "engine.name.tiny", heavy=True, auto=False),
+    # text2image ------------------------------------------------------------------------------
+    EngineSpec("text2image", "flux-schnell", "studio.engines.t2i:create_schnell", "engine.name.flux_schnell",
+               weights_any=("flux-schnell/model_index.json",), needs_cuda=True, heavy=True,
+               model_ids=("flux_schnell",)),
+    EngineSpec("text2image", "flux-dev", "studio.engines.t2i:create_dev", "engine.name.flux_dev",
+               weights_any=("flux-dev/model_index.json",), needs_cuda=True, heavy=True, model_ids=("flux_dev",)),
+    EngineSpec("text2image", "tiny", "studio.engines.t2i:create_tiny", "engine.name.tiny", heavy=True, auto=False),
+    # image2video ---
+    EngineSpec("image2video", "ltx", "studio.engines.ltx_video:create_ltx", "engine.name.ltx",
+               weights_any=("ltx-video/model_index.json",), needs_cuda=True, heavy=True, model_ids=("ltx_video",)),
+    EngineSpec("image2video", "wan", "studio.engines.ltx_video:create_wan", "engine.name.wan",
+               weights_any=("wan2.2-ti2v-5b/model_index.json",), needs_cuda=True, heavy=True,
+               model_ids=("wan22_ti2v_5b",)),
+    EngineSpec("image2video", "motion", "studio.engines.motion:create_engine", "engine.name.motion"),
+    EngineSpec("image2video", "tiny", "studio.engines.ltx_video:create_tiny", "engine.name.tiny_video", heavy=True,
+               auto=False),
+    # text2image (no weights) ---
+    EngineSpec("text2image", "lite", "studio.engines.lite_t2i:create_engine", "engine.name.lite_t2i"),
+)
+
+
+def _index(specs: tuple[EngineSpec, ...]) -> Mapping[str, Mapping[str, EngineSpec]]:
+    by_task: dict[str, dict[str, EngineSpec]] = {task: {} for task in TASKS}
+    for spec in specs:
+        if spec.task not in by_task:
+            raise ValueError(f"engine {spec.name}: unknown task {spec.task}")
+        if spec.name in by_task[spec.task]:
+            raise ValueError(f"engine {spec.task}/{spec.name} registered twice")
+        by_task[spec.task][spec.name] = spec
+    return MappingProxyType({k: MappingProxyType(v) for k, v in by_task.items()})
+
+
+REGISTRY: Mapping[str, Mapping[str, EngineSpec]] = _index(SPECS)
+
+
+def specs_for(task: str) -> list[EngineSpec]:
+    if task not in REGISTRY:
+        raise InputError("engine.unknown_task", task=task)
+    return list(REGISTRY[task].values())
+
+
+def spec_for(task: str, name: str) -> EngineSpec:
+    spec = REGISTRY.get(task, {}).get(name)
+    if spec is None:
+        names = ", ".join(s.name for s in specs_for(task))
+        raise InputError("engine.unknown", task=task, engine=name, names=names)
+    return spec
+
+
+def weights_present(spec: EngineSpec, settings: Settings) -> bool:
+    if not spec.weights_any:
+        return True
+    root = settings.models_dir
+    return any(next(iter(root.glob(pattern)), None) is not None for pattern in spec.weights_any)
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    name: str
+    reason_key: str
+    reason_fields: dict = field(default_factory=dict)
+    task: str = "inpaint"
+
+    def reason(self, lang: str) -> str:
+        return t(self.reason_key, lang, **self.reason_fields)
+
+
+def auto_choice(task: str, settings: Settings) -> EngineChoice:
+    """The first engine of the task whose weights (and CUDA, where needed) are present; else the
+    task's engine that needs no weights, with the reason why the better one was passed over."""
+    specs = [s for s in specs_for(task) if s.auto]
+    lang = settings.lang
+    fallback = next((s for s in specs if not s.needs_weights), None)
+    passed: tuple[str, str] | None = None  # (reason key, engine) of the best engine passed over
+    cuda: bool | None = None
+    for spec in specs:
+        if not spec.needs_weights:
+            continue
+        if not weights_present(spec, settings):
+            passed = passed or ("engine.reason.no_weights", t(spec.label_key, lang))
+            continue
+        if spec.needs_cuda:
+            cuda = cuda_available() if cuda is None else cuda
+            if not cuda:
+                passed = ("engine.reason.no_cuda", t(spec.label_key, lang))
+                continue
+        return EngineChoice(spec.name, "engine.reason.ready", {"engine": t(spec.label_key, lang)}, task)
+    if fallback is None:
+        best = specs[0] if specs else None
+        key, label = passed or ("engine.reason.no_weights", t(best.label_key, lang) if best else task)
+        return EngineChoice(best.name if best else "-", key, {"engine": label, "fallback": "-"}, task)
+    fallback_label = t(fallback.label_key, lang)
+    key, label = passed or ("engine.reason.only", fallback_label)
+    return EngineChoice(fallback.name, key, {"engine": label, "fallback": fallback_label}, task)
+
+
+def choose(task: str, settings: Settings) -> EngineChoice:
+    """The owner's forced choice for the task (settings), else `auto_choice`."""
+    forced = settings.engine_for(task)
+    if forced and forced != "auto":
+        spec_for(task, forced)  # raises a clear message for an unknown name
+        return EngineChoice(forced, "engine.reason.forced", {"engine": forced}, task)
+    return auto_choice(task, settings)
+
+
+class EngineProvider:
+    """Per task: the chosen engine, built on first use and cached; the owner may switch at runtime.
+
+    Switching a task releases its previous engine first (IOPaint habit). All heavy engines share
+    one `ModelManager` (bound right after they are built): at most one heavy pipeline is resident,
+    and shared components load once. `select(..., load=True)` loads a heavy engine at once and,
+    when that fails, rolls back to the previous engine with a notice the owner sees.
+    """
+
+    def __init__(self, settings: Settings, choice: EngineChoice | None = None,
+                 manager: ModelManager | None = None) -> None:
+        self.settings = settings
+        self.manager = manager if manager is not None else ModelManager.from_settings(settings)
+        self._choices: dict[str, EngineChoice] = {}
+        if choice is not None:
+            self._choices[choice.task] = choice
+        self._engines: dict[tuple[str, str], Any] = {}
+        self._lock = threading.RLock()
+
+    def choice(self, task: str = "inpaint") -> EngineChoice:
+        with self._lock:
+            if task not in self._choices:
+                self._choices[task] = choose(task, self.settings)
+            return self._choices[task]
+
+    def active_name(self, task: str = "inpaint") -> str:
+        return self.choice(task).name
+
+    def select(self, task: str, name: str, *, load: bool = False) -> EngineChoice:
+        """The owner switches the task's engine ("auto" re-decides). With `load`, a heavy engine
+        loads now; if it cannot, the previous engine stays, and the returned choice says why."""
+        with self._lock:
+            previous = self._choices.get(task) or self.choice(task)
+            if name == "auto":
+                new = auto_choice(task, self.settings)
+            else:
+                spec_for(task, name)
+                new = EngineChoice(name, "engine.reason.selected", {"engine": name}, task)
+            if previous.name != new.name:
+                self.release(task, previous.name)
+            self._choices[task] = new
+            if not (load and spec_for(task, new.name).heavy):
+                return new
+            try:
+                engine = self.get(task, new.name)
+                load_fn = getattr(engine, "load", None)
+                if callable(load_fn):
+                    load_fn()
+            except StudioError as exc:
+                log.warning("engine %s/%s failed to load (%s); rolling back to %s", task, new.name, exc.key,
+                            previous.name)
+                self.release(task, new.name)
+                fields = {"engine": new.name, "previous": previous.name, "why": exc.message(self.settings.lang)}
+                rolled = EngineChoice(previous.name, "engine.notice.rollback", fields, task)
+                self._choices[task] = rolled
+                return rolled
+            return new
+
+    def get(self, task: str = "inpaint", name: str | None = None) -> "Engine":
+        name = name or self.choice(task).name
+        spec = spec_for(task, name)
+        with self._lock:
+            key = (task, name)
+            if key not in self._engines:
+                module_name, _, attr = spec.factory.partition(":")
+                factory = getattr(importlib.import_module(module_name), attr)
+                log.info("building engine %s/%s", task, name)
+                engine = factory(self.settings)
+                bind = getattr(engine, "bind_manager", None)
+                if callable(bind):
+                    bind(self.manager)
+                self._engines[key] = engine
+            return self._engines[key]
+
+    def peek(self, task: str, name: str) -> "Engine | None":
+        """The engine if it is already built (never builds)."""
+        return self._engines.get((task, name))
+
+    def release(self, task: str, name: str) -> None:
+        with self._lock:
+            engine = self._engines.pop((task, name), None)
+        close = getattr(engine, "close", None)
+        if callable(close):
+            close()
+        self.manager.trim()
+
+    def status(self, task: str) -> list[tuple[EngineSpec, str]]:
+        """Each engine of the task with its status key (loaded / ready / no weights / needs CUDA)."""
+        rows = []
+        for spec in specs_for(task):
+            engine = self.peek(task, spec.name)
+            if engine is not None and getattr(engine, "loaded", False):
+                key = "engine.status.loaded"
+            elif not weights_present(spec, self.settings):
+                key = "engine.status.no_weights"
+            elif spec.needs_cuda and not cuda_available():
+                key = "engine.status.no_cuda"
+            else:
+                key = "engine.status.ready"
+            rows.append((spec, key))
+        return rows

@@ -1,0 +1,196 @@
+"""Video tab: an ad image (history or upload) -> a 5-15 s clip with motion or AI, previewed in a player.
+
+Handlers are plain functions of (services, keyword values) so tests call them without a browser;
+`build(services)` only wires widgets to them. Uploads (image, logo) go through the safe loader;
+the music file is checked by the encoder (a file that is not audio gets a clear message).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gradio as gr
+from PIL import Image
+
+from studio.errors import InputError, StudioError
+from studio.i18n import t
+from studio.runtime.jobs import CancelToken
+from studio.services import Services
+from studio.ui.common import esc, guarded
+from studio.ui.tabs.ads import upload_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+STYLES = ("auto", "zoom", "zoom_out", "pan", "parallax")
+SIZES = ("9:16", "1:1", "4:5")
+
+
+# --- handlers (no gradio inside) -----------------------------------------------------------------
+def history_choices(services: Services, limit: int = 200) -> list[tuple[str, int]]:
+    out = []
+    for rec in services.store.list(limit=limit):
+        if rec.path.suffix.lower() in IMAGE_SUFFIXES and rec.path.is_file():
+            out.append((f"#{rec.id} · {rec.workflow} · {rec.created_at[:16]}", rec.id))
+    return out
+
+
+def _safe_history(services: Services) -> list[tuple[str, int]]:
+    try:
+        return history_choices(services)
+    except StudioError as exc:
+        log.warning("history unavailable for the video tab: %s", exc)
+        return []
+
+
+def _record_image(services: Services, record_id: Any) -> tuple[Image.Image, int, tuple | None]:
+    from studio.vision.io import load_image
+
+    rec = services.store.get(int(record_id))
+    image = load_image(rec.path).image
+    box = rec.settings.get("focus_box") if isinstance(rec.settings, dict) else None
+    focus = tuple(float(v) for v in box) if isinstance(box, (list, tuple)) and len(box) == 4 else None
+    return image, rec.id, focus
+
+
+def _given(value: Any) -> bool:
+    return value is not None and str(value).strip() not in ("", "None")
+
+
+def make_request(services: Services, *, history_id: Any = None, upload: str | None = None,
+                 more_ids: list[Any] | None = None, mode: str = "motion", style: str = "auto",
+                 prompt_ko: str = "", seconds: float = 5, size: str = "9:16", headline: str = "",
+                 sub_copy: str = "", cta: str = "", badge: str = "", layout: str = "bottom_bar",
+                 shop: str = "", tagline: str = "", logo: str | None = None, music: str | None = None,
+                 keep: bool = True, scale: float = 1.0) -> Any:
+    from studio.engines.motion import EndCard
+    from studio.render.overlay import OverlaySpec
+    from studio.vision.io import load_image
+    from studio.workflows.video import VideoRequest
+
+    focus = None
+    parent = None
+    if _given(upload):
+        image = load_image(upload).image
+    elif _given(history_id):
+        image, parent, focus = _record_image(services, history_id)
+    else:
+        raise InputError("video.no_image")
+    more = [_record_image(services, rid)[0] for rid in (more_ids or []) if _given(rid)]
+    overlay = None
+    if any(str(x or "").strip() for x in (headline, sub_copy, cta, badge)):
+        overlay = OverlaySpec(headline=(headline or "").strip(), sub_copy=(sub_copy or "").strip(),
+                              cta=(cta or "").strip(), badge_text=(badge or "").replace("\\n", "\n"), layout=layout)
+    end_card = None
+    if (shop or "").strip():
+        logo_img = load_image(logo, min_side=16).image if _given(logo) else None
+        end_card = EndCard(shop_name=shop.strip(), tagline=(tagline or "").strip(), logo=logo_img)
+    from studio.engines.registry import spec_for, specs_for
+
+    engine = next(s.name for s in specs_for("image2video") if s.auto and not s.needs_weights)  # motion
+    if mode == "ai":
+        # the task's choice when it is generative, else the first AI engine (its load says what is missing)
+        choice = services.engines.choice("image2video")
+        generative = [s.name for s in specs_for("image2video") if s.needs_weights]
+        engine = choice.name if spec_for("image2video", choice.name).needs_weights else generative[0]
+    return VideoRequest(image=image, seconds=float(seconds or 0), size=size, style=style, engine=engine,
+                        prompt_ko=prompt_ko or "", overlay=overlay, focus_box=focus, more_images=more,
+                        end_card=end_card, music=music if _given(music) else None, keep_region=bool(keep),
+                        parent_id=parent, scale=scale)
+
+
+def make_clip(services: Services, progress: Callable[[int, int, str], None] | None = None,
+              cancel: CancelToken | None = None, **values: Any) -> tuple[str, str]:
+    """(clip path, notes markdown)."""
+    from studio.engines.registry import spec_for
+    from studio.workflows.video import run
+
+    lang = services.lang
+    req = make_request(services, **values)
+    out = run(req, services, progress, cancel)
+    notes = [n.text(lang) for n in out.notices]
+    label = t(spec_for("image2video", out.engine).label_key, lang)
+    notes.append(t("video.saved", lang, id=out.record.id, seconds=f"{out.probe.duration:.1f}",
+                   w=out.probe.width, h=out.probe.height, engine=label))
+    return str(out.path), "  \n".join(esc(n) for n in notes)
+
+
+# --- widgets ---------------------------------------------------------------------------------------
+def build(services: Services) -> None:
+    from studio.render.overlay import load_layouts
+
+    lang = services.lang
+    from studio.engines.registry import spec_for
+
+    choice = services.engines.choice("image2video")
+    label = t(spec_for("image2video", choice.name).label_key, lang)
+    gr.Markdown(esc(t("video.engine_note", lang, engine=label, reason=choice.reason(lang))) + "  \n"
+                + esc(t("video.hunyuan_excluded", lang)), elem_id="video-engine-note")
+    history = _safe_history(services)
+    with gr.Row():
+        with gr.Column(scale=1):
+            pick = gr.Dropdown(choices=history, value=None, label=t("video.history", lang), elem_id="video-history")
+            upload = upload_image(label=t("video.upload", lang), height=260, elem_id="video-upload")
+            more = gr.Dropdown(choices=history, value=[], multiselect=True, label=t("video.more", lang))
+            mode = gr.Radio(choices=[(t("video.mode.motion", lang), "motion"), (t("video.mode.ai", lang), "ai")],
+                            value="motion", label=t("video.mode", lang))
+            style = gr.Dropdown(choices=[(t(f"video.style.{s}", lang), s) for s in STYLES], value="auto",
+                                label=t("video.style", lang))
+            prompt = gr.Textbox(label=t("video.prompt", lang), lines=2, visible=False)
+            keep = gr.Checkbox(value=True, label=t("video.keep", lang), visible=False)
+            seconds = gr.Slider(5, 15, value=5, step=1, label=t("video.seconds", lang))
+            size = gr.Radio(choices=[(t(f"video.size.{s}", lang), s) for s in SIZES], value="9:16",
+                            label=t("video.size", lang))
+            with gr.Accordion(t("video.text", lang), open=True):
+                headline = gr.Textbox(label=t("overlay.headline", lang))
+                sub_copy = gr.Textbox(label=t("overlay.sub_copy", lang))
+                cta = gr.Textbox(label=t("overlay.cta", lang))
+                badge = gr.Textbox(label=t("overlay.badge", lang))
+                layouts = load_layouts(services.presets)
+                layout = gr.Dropdown(choices=[(v.name(lang), k) for k, v in layouts.items()], value="bottom_bar",
+                                     label=t("overlay.layout", lang))
+            with gr.Accordion(t("video.end_card", lang), open=False):
+                shop = gr.Textbox(label=t("video.end_card", lang))
+                tagline = gr.Textbox(label=t("video.tagline", lang))
+                logo = upload_image(label=t("video.logo", lang), height=120)
+            music = gr.File(label=t("video.music", lang), type="filepath", file_count="single")
+            with gr.Row():
+                make = gr.Button(t("video.make", lang), variant="primary", elem_id="video-make")
+                cancel = gr.Button(t("ads.cancel", lang), variant="stop", elem_id="video-cancel")
+        with gr.Column(scale=1):
+            player = gr.Video(label=t("video.player", lang), interactive=False, height=640, elem_id="video-player")
+            notes = gr.Markdown(elem_id="video-notes")
+
+    def on_mode(m: str):
+        ai = m == "ai"
+        return gr.update(visible=ai), gr.update(visible=ai), gr.update(visible=not ai)
+
+    @guarded(lang)
+    def on_make(pick_v, upload_v, more_v, mode_v, style_v, prompt_v, keep_v, seconds_v, size_v, headline_v,
+                sub_v, cta_v, badge_v, layout_v, shop_v, tagline_v, logo_v, music_v, request: gr.Request,
+                progress=gr.Progress()):
+        token = services.jobs.token(_session_key(request))
+
+        def report(step: int, total: int, desc: str = "") -> None:
+            progress((step, max(total, 1)), desc=desc)
+
+        return make_clip(services, report, token, history_id=pick_v, upload=upload_v, more_ids=more_v,
+                         mode=mode_v, style=style_v, prompt_ko=prompt_v, keep=keep_v, seconds=seconds_v,
+                         size=size_v, headline=headline_v, sub_copy=sub_v, cta=cta_v, badge=badge_v,
+                         layout=layout_v, shop=shop_v, tagline=tagline_v, logo=logo_v, music=music_v)
+
+    def on_cancel(request: gr.Request):
+        services.jobs.cancel(_session_key(request))
+        gr.Info(t("job.cancelled", lang))
+
+    mode.change(on_mode, [mode], [prompt, keep, style], api_name=False)
+    event = make.click(on_make, [pick, upload, more, mode, style, prompt, keep, seconds, size, headline, sub_copy,
+                                 cta, badge, layout, shop, tagline, logo, music], [player, notes],
+                       api_name="video_make", concurrency_id="gpu", concurrency_limit=1)
+    cancel.click(on_cancel, None, None, api_name="video_cancel", cancels=[event], queue=False)
+
+
+def _session_key(request: gr.Request | None) -> str:
+    session = getattr(request, "session_hash", None) or "local"
+    return f"{session}:video"

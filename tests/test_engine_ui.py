@@ -1,0 +1,27 @@
+"""The engine switch per task in the Models tab: statuses, the active engine's reason, a switch
+that loads at once, and a failed load that keeps the previous engine with a notice."""
+
+from __future__ import annotations
+
+from studio.config import Settings
+from studio.services import build_services
+
+
+def test_engine_panel_switches_and_reports_a_rollback(settings: Settings) -> None:
+    import gradio as gr
+
+    from studio.ui.tabs.engines_panel import apply_engine_choice, build_engine_panel, engine_status_markdown
+
+    svc = build_services(settings.with_(engine="lite"))
+    try:
+        with gr.Blocks():
+            build_engine_panel(svc)  # builds for every task without errors
+        md = engine_status_markdown(svc, "inpaint")
+        assert "가중치 없음" in md and "lite" in md  # flux: no weights; lite active
+        out = apply_engine_choice(svc, "inpaint", "flux")  # no FLUX weights: stays on lite
+        assert svc.engines.active_name("inpaint") == "lite"
+        assert "불러오지 못해" in out and "flux-fill" in out
+        out = apply_engine_choice(svc, "text2image", "tiny")
+        assert svc.engines.active_name("text2image") == "tiny" and "tiny" in out
+    finally:
+        svc.store.close()
