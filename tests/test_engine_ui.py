@@ -25,3 +25,14 @@ def test_engine_panel_switches_and_reports_a_rollback(settings: Settings) -> Non
         assert svc.engines.active_name("text2image") == "tiny" and "tiny" in out
     finally:
         svc.store.close()
+
+
+def test_ad_tab_switches_the_inpaint_engine_through_the_api(running_app) -> None:
+    """The ad tabs carry the same switch: the owner picks an engine there, a failed load keeps the
+    previous one and says why in Korean."""
+    client = running_app.client()
+    note = client.predict("flux", api_name="/product_engine")  # no FLUX weights in the test models dir
+    assert running_app.services.engines.active_name("inpaint") == "lite"
+    assert "flux-fill" in note and "lite" in note
+    note = client.predict("tiny", api_name="/person_engine")
+    assert running_app.services.engines.active_name("inpaint") == "tiny" and "tiny" in note

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import gradio as gr
@@ -21,6 +22,7 @@ from studio.runtime.jobs import CancelToken
 from studio.schema import AdRequest, AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
 from studio.services import Services
 from studio.ui.common import esc, form_handler, guarded, upload_image
+from studio.ui.tabs.engines_panel import engine_choices, switch_engine_note
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,6 @@ def saved_note(records: Any, lang: str) -> str | None:
 def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     lang = services.lang
     presets = services.presets
-    engine_choice = services.engines.choice("inpaint")
     wf = spec.workflow
 
     with gr.Row(equal_height=False):
@@ -200,6 +201,13 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang))
             corner = gr.State(None)
             with gr.Accordion(t("ads.advanced", lang), open=False):
+                with gr.Row():  # the owner's engine switch for this task (the Models tab has all tasks)
+                    engine_pick = gr.Dropdown(choices=engine_choices(services, "inpaint"),
+                                              value=services.engines.active_name("inpaint"), scale=2,
+                                              label=t("engines.choice_label", lang,
+                                                      task=t("engine.task.inpaint", lang)),
+                                              elem_id=f"{wf}-engine")
+                    engine_note = gr.Markdown(elem_id=f"{wf}-engine-note")
                 prompt_en = gr.Textbox(label=t("ads.prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
                 make_prompt = gr.Button(t("ads.make_prompt", lang), size="sm")
                 with gr.Row():
@@ -329,14 +337,14 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         token: CancelToken = services.jobs.token(_session_key(request, wf))
 
         def report(step: int, total: int, desc: str = "") -> None:
-            progress((step, max(total, 1)), desc=desc or engine_choice.name)
+            progress((step, max(total, 1)), desc=desc or services.engines.active_name("inpaint"))
 
         t0 = time.perf_counter()
         result = run(req, services, progress=report, cancel=token)
         secs = time.perf_counter() - t0
         notes = [n.text(lang) for n in loaded.notices] + [n.text(lang) for n in result.notices]
-        partial = saved_note(result.records, lang)
-        notes.append(partial or t("ui.ads.done", lang, n=len(result.records), secs=secs))
+        partial_note = saved_note(result.records, lang)
+        notes.append(partial_note or t("ui.ads.done", lang, n=len(result.records), secs=secs))
         gallery = [(str(r.path), f"#{r.id} · seed {r.seed}") for r in result.records]
         return gallery, "  \n".join(esc(n) for n in notes), result.prompt_en, [str(r.path) for r in result.records]
 
@@ -361,6 +369,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         [results, notes_out, prompt_en, files],
         api_name=f"{wf}_generate", concurrency_id="gpu", concurrency_limit=1)
     cancel.click(on_cancel, None, None, api_name=f"{wf}_cancel", cancels=[gen_event], queue=False)
+    engine_pick.input(guarded(lang)(partial(switch_engine_note, services, "inpaint")), [engine_pick], [engine_note],
+                      api_name=f"{wf}_engine", concurrency_id="gpu", concurrency_limit=1)
     # the gallery's "use these settings again" fills these (not the upload: the photo is not stored)
     return {name: comp for name, comp in form_fields if name != "upload"}
 

@@ -42,6 +42,16 @@ def apply_engine_choice(services: Services, task: str, name: str) -> str:
     return engine_status_markdown(services, task)
 
 
+def switch_engine_note(services: Services, task: str, name: str) -> str:
+    """The ad tabs' switch: change the task's engine now; one line says which runs and why
+    (a failed load keeps the previous engine and the line says so)."""
+    if not name:
+        raise gr.Error(t("engines.choice_label", services.lang, task=t(f"engine.task.{task}", services.lang)))
+    choice = services.engines.select(task, name, load=True)
+    lang = services.lang
+    return esc(t("engines.active_reason", lang, engine=choice.name, reason=choice.reason(lang)))
+
+
 def build_engine_panel(services: Services) -> None:
     lang = services.lang
     gr.Markdown(f"### {esc(t('engines.heading', lang))}")
