@@ -205,3 +205,60 @@ def test_palette_leans_towards_the_subject() -> None:
     for b, a in zip(before, after):
         assert (a[0] - a[2]) > (b[0] - b[2])          # warmer: towards the red subject
         assert abs(int(a.mean()) - int(b.mean())) < 25  # about as light as before
+
+
+def _photo(name: str):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from photoset import load_set
+
+    photo = next(p for p in load_set() if p.name == name)
+    if not photo.available():
+        pytest.skip(f"{photo.package} is not installed (scripts/test.sh installs it)")
+    return photo
+
+
+def _grabcut_keep(name: str) -> tuple[np.ndarray, np.ndarray]:
+    from studio.vision.matting import grabcut_cutout
+
+    photo = _photo(name)
+    rgb = np.asarray(photo.image())
+    cut = grabcut_cutout(rgb, photo.box((rgb.shape[1], rgb.shape[0])))
+    # what Plan.keep_for makes of a cut-out: binarised, pulled in 1 px, a thin feather
+    return rgb, masks.feather(masks.erode(masks.binarize(cut), 1), 2)
+
+
+def test_fur_edge_gets_a_soft_alpha_and_a_smooth_edge_stays_crisp() -> None:
+    from studio.vision.matting import soft_edges
+
+    rgb, keep = _grabcut_keep("dog")
+    out = soft_edges(rgb, keep)
+    soft_before = int(((keep > 0) & (keep < 255)).sum())
+    soft_after = int(((out > 0) & (out < 255)).sum())
+    assert soft_after > soft_before + 2000              # the fur became a matte, not a line
+    band = 2 * max(4, int(round(0.02 * max(keep.shape))))
+    interior = masks.erode(masks.binarize(keep), band) > 0
+    assert interior.sum() > 10000 and (out[interior] == 255).all()   # the body is kept exactly
+    changed = out != keep
+    assert not (changed & interior).any()
+    rgb, keep = _grabcut_keep("coffee")
+    assert np.array_equal(soft_edges(rgb, keep), keep)  # a cup's clean contour is left as cut
+
+
+def test_lite_plan_applies_soft_edges_and_keeps_the_interior(lite) -> None:
+    photo = _photo("dog")
+    img = photo.image()
+    req = ProductRequest(image=img, product_box=photo.box(img.size), options=FAST)
+    plan = common.preview_plan(req, lite)
+    assert plan.soft_alpha                                # Lite composites: it gets soft edges
+    sns = lite.presets.sns(req.sns_size)
+    framing = common.frame(img, (sns.width, sns.height), plan.focus, margin=plan.margin, anchors=plan.anchors)
+    soft = plan.keep_for(framing)
+    plan.soft_alpha = False
+    crisp = plan.keep_for(framing)
+    assert ((soft > 0) & (soft < 255)).sum() > ((crisp > 0) & (crisp < 255)).sum() + 2000
+    assert (soft[crisp == 255] == 255).mean() > 0.9       # only the edge band changed...
+    inner = masks.erode(masks.binarize(crisp), 40) > 0
+    assert (soft[inner] == 255).all()                     # ...and the body is exact
