@@ -262,3 +262,39 @@ def test_lite_plan_applies_soft_edges_and_keeps_the_interior(lite) -> None:
     assert (soft[crisp == 255] == 255).mean() > 0.9       # only the edge band changed...
     inner = masks.erode(masks.binarize(crisp), 40) > 0
     assert (soft[inner] == 255).all()                     # ...and the body is exact
+
+
+def _two_players(lite, monkeypatch):
+    """basketball1.png: two players. The offline detector finds the frontal face on the left; the
+    right player is in profile, so his face box is given by hand (the photo is real, the box is ours)."""
+    from studio.vision.faces import FaceBox
+
+    img = load_image(_photo("basketball_group").image()).image
+    found = lite.vision.detect_faces(img)
+    assert len(found) >= 1 and found[0].box[0] < 200           # the left player's face
+    right = FaceBox(box=(505, 25, 590, 120), score=0.9, landmarks=None, backend=found[0].backend)
+    faces = [found[0], right]
+    monkeypatch.setattr(lite.vision, "detect_faces", lambda _img: list(faces))
+    return img, faces
+
+
+def _share(keep: np.ndarray, box) -> float:
+    x0, y0, x1, y1 = box
+    return float((keep[y0:y1, x0:x1] >= 128).mean())
+
+
+def test_other_people_are_left_out_unless_the_owner_keeps_them_all(lite, monkeypatch) -> None:
+    img, faces = _two_players(lite, monkeypatch)
+    one = person.run(PersonRequest(image=img, options=FAST), lite)
+    assert _share(one.source_keep, faces[0].box) > 0.9
+    assert _share(one.source_keep, faces[1].box) < 0.05           # the other player is not kept
+    assert _share(one.source_keep, (520, 200, 620, 400)) < 0.05    # nor his shirt
+    left = [n for n in one.notices if n.key == "workflow.others_left_out"]
+    assert left and left[0].fields["n"] == 1
+    assert "Keep everyone" in left[0].text("en") and "모두 남기" in left[0].text("ko")
+    both = person.run(PersonRequest(image=img, keep_all_people=True, options=FAST), lite)
+    assert _share(both.source_keep, faces[0].box) > 0.9 and _share(both.source_keep, faces[1].box) > 0.9
+    assert (both.source_keep >= 128).sum() > (one.source_keep >= 128).sum() + 0.8 * 85 * 95
+    assert any(n.key == "workflow.all_people_kept" for n in both.notices)
+    assert not any(n.key == "workflow.others_left_out" for n in both.notices)
+    assert both.records[0].settings["keep_all_people"] is True

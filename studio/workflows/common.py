@@ -310,7 +310,7 @@ def make_plan(plan_fn: PlanFn, req: AdRequest, services: Services, engine: Engin
     """The workflow's plan, with what the engine decides about it: an engine that composites the
     photo (Lite, no weights) gets soft hair/fur edges; a generator repaints the edge itself."""
     p = plan_fn(req, services, engine, out_size)
-    p.soft_alpha = not engine.caps.needs_weights
+    p.soft_alpha = not engine.caps.needs_weights and not engine.caps.changes_outfit
     return p
 
 
