@@ -298,3 +298,30 @@ def test_other_people_are_left_out_unless_the_owner_keeps_them_all(lite, monkeyp
     assert any(n.key == "workflow.all_people_kept" for n in both.notices)
     assert not any(n.key == "workflow.others_left_out" for n in both.notices)
     assert both.records[0].settings["keep_all_people"] is True
+
+
+# basketball1.png (opencv-doc): both players' hands are in view; boxes drawn by looking at the photo
+HANDS = {"left player's hand on the ball": (125, 138, 165, 170),
+         "right player's raised hand": (432, 215, 480, 268)}
+
+
+def _overlap(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])))
+
+
+def test_no_face_is_offered_on_a_hand(lite) -> None:
+    img = load_image(_photo("basketball_group").image()).image
+    faces = lite.vision.detect_faces(img)
+    assert faces and _overlap(faces[0].box, (73, 92, 112, 132)) > 0.5     # the real face is found...
+    for what, hand in HANDS.items():
+        assert all(_overlap(f.box, hand) < 0.2 for f in faces), what   # ...and no hand is a face
+        # the hand alone, as an owner's close crop, enlarged: still no face
+        x0, y0, x1, y1 = hand
+        crop = img.crop((x0 - 25, y0 - 25, x1 + 25, y1 + 25))
+        crop = crop.resize((crop.width * 4, crop.height * 4), Image.Resampling.LANCZOS)
+        assert lite.vision.detect_faces(crop) == [], what
+    grey = load_image(_photo("messi").image().convert("L").convert("RGB")).image
+    found = lite.vision.detect_faces(grey)
+    assert len(found) == 1 and _overlap(found[0].box, (225, 92, 265, 132)) > 0.5  # the face, not a leg
