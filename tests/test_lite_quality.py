@@ -325,3 +325,21 @@ def test_no_face_is_offered_on_a_hand(lite) -> None:
     grey = load_image(_photo("messi").image().convert("L").convert("RGB")).image
     found = lite.vision.detect_faces(grey)
     assert len(found) == 1 and _overlap(found[0].box, (225, 92, 265, 132)) > 0.5  # the face, not a leg
+
+
+def test_the_owner_asks_for_everyone_in_the_tab_and_the_cli() -> None:
+    import argparse
+    from types import SimpleNamespace
+
+    from studio.cli import ad as cli_ad
+    from studio.ui.tabs.ads import SPECS, AdForm, build_request
+
+    loaded = SimpleNamespace(image=Image.new("RGB", (64, 64)), alpha=None)
+    for wf in ("person", "advanced"):
+        assert build_request(SPECS[wf], AdForm(all_people=True), loaded, "en").keep_all_people is True
+        assert build_request(SPECS[wf], AdForm(), loaded, "en").keep_all_people is False
+    parser = argparse.ArgumentParser()
+    cli_ad.add_arguments(parser)
+    base = ["--mode", "person", "--image", "x.png", "--out", "o"]
+    assert parser.parse_args(base + ["--all-people"]).all_people is True
+    assert parser.parse_args(base).all_people is False
