@@ -844,6 +844,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "stock.ui.status": ("진행 상황", "Progress"),
     "stock.ui.zip": ("내보낸 파일", "Exported file"),
     "stock.ui.progress": ("{done}/{total}장", "{done}/{total} images"),
+    # --- keep all people (issue 11) ---
+    "ads.all_people": ("사진 속 사람 모두 남기기", "Keep everyone in the photo"),
+    "workflow.others_left_out": ("다른 사람 {n}명은 광고에서 뺐습니다. 모두 남기려면 '사진 속 사람 모두 남기기'를 켜세요.",
+                                 "{n} other people were left out of the ad. To keep them all, tick 'Keep everyone in the photo'."),
+    "workflow.all_people_kept": ("사진 속 {n}명을 모두 남겼습니다.", "All {n} people in the photo were kept."),
 }
 
 

@@ -68,6 +68,7 @@ class PersonRequest(AdRequest):
     face_index: int = 0                 # faces are ordered largest first
     include_hair: bool = True
     include_neck: bool = False
+    keep_all_people: bool = False       # False: only the chosen face's person; the others are left out
 
 
 @dataclass
@@ -85,6 +86,7 @@ class AdvancedRequest(AdRequest):
     include_hair: bool = True
     product_box: Box | None = None      # drawn by the owner; None = cut-out of the salient object
     alpha: np.ndarray | None = None
+    keep_all_people: bool = False
 
 
 WorkflowName = Literal["person", "product", "advanced"]

@@ -282,7 +282,7 @@ def test_person_upload_without_a_face_shows_korean_words(settings, tmp_path: Pat
     try:
         from gradio_client import handle_file
 
-        _preview, notes, _faces = app.client().predict(handle_file(str(wall)), 0, "", api_name="/person_prepare")
+        _preview, notes, _faces = app.client().predict(handle_file(str(wall)), 0, "", False, api_name="/person_prepare")
         assert "workflow." not in notes and "얼굴" in notes
     finally:
         app.close()

@@ -205,3 +205,141 @@ def test_palette_leans_towards_the_subject() -> None:
     for b, a in zip(before, after):
         assert (a[0] - a[2]) > (b[0] - b[2])          # warmer: towards the red subject
         assert abs(int(a.mean()) - int(b.mean())) < 25  # about as light as before
+
+
+def _photo(name: str):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from photoset import load_set
+
+    photo = next(p for p in load_set() if p.name == name)
+    if not photo.available():
+        pytest.skip(f"{photo.package} is not installed (scripts/test.sh installs it)")
+    return photo
+
+
+def _grabcut_keep(name: str) -> tuple[np.ndarray, np.ndarray]:
+    from studio.vision.matting import grabcut_cutout
+
+    photo = _photo(name)
+    rgb = np.asarray(photo.image())
+    cut = grabcut_cutout(rgb, photo.box((rgb.shape[1], rgb.shape[0])))
+    # what Plan.keep_for makes of a cut-out: binarised, pulled in 1 px, a thin feather
+    return rgb, masks.feather(masks.erode(masks.binarize(cut), 1), 2)
+
+
+def test_fur_edge_gets_a_soft_alpha_and_a_smooth_edge_stays_crisp() -> None:
+    from studio.vision.matting import soft_edges
+
+    rgb, keep = _grabcut_keep("dog")
+    out = soft_edges(rgb, keep)
+    soft_before = int(((keep > 0) & (keep < 255)).sum())
+    soft_after = int(((out > 0) & (out < 255)).sum())
+    assert soft_after > soft_before + 2000              # the fur became a matte, not a line
+    band = 2 * max(4, int(round(0.02 * max(keep.shape))))
+    interior = masks.erode(masks.binarize(keep), band) > 0
+    assert interior.sum() > 10000 and (out[interior] == 255).all()   # the body is kept exactly
+    changed = out != keep
+    assert not (changed & interior).any()
+    rgb, keep = _grabcut_keep("coffee")
+    assert np.array_equal(soft_edges(rgb, keep), keep)  # a cup's clean contour is left as cut
+
+
+def test_lite_plan_applies_soft_edges_and_keeps_the_interior(lite) -> None:
+    photo = _photo("dog")
+    img = photo.image()
+    req = ProductRequest(image=img, product_box=photo.box(img.size), options=FAST)
+    plan = common.preview_plan(req, lite)
+    assert plan.soft_alpha                                # Lite composites: it gets soft edges
+    sns = lite.presets.sns(req.sns_size)
+    framing = common.frame(img, (sns.width, sns.height), plan.focus, margin=plan.margin, anchors=plan.anchors)
+    soft = plan.keep_for(framing)
+    plan.soft_alpha = False
+    crisp = plan.keep_for(framing)
+    assert ((soft > 0) & (soft < 255)).sum() > ((crisp > 0) & (crisp < 255)).sum() + 2000
+    assert (soft[crisp == 255] == 255).mean() > 0.9       # only the edge band changed...
+    inner = masks.erode(masks.binarize(crisp), 40) > 0
+    assert (soft[inner] == 255).all()                     # ...and the body is exact
+
+
+def _two_players(lite, monkeypatch):
+    """basketball1.png: two players. The offline detector finds the frontal face on the left; the
+    right player is in profile, so his face box is given by hand (the photo is real, the box is ours)."""
+    from studio.vision.faces import FaceBox
+
+    img = load_image(_photo("basketball_group").image()).image
+    found = lite.vision.detect_faces(img)
+    assert len(found) >= 1 and found[0].box[0] < 200           # the left player's face
+    right = FaceBox(box=(505, 25, 590, 120), score=0.9, landmarks=None, backend=found[0].backend)
+    faces = [found[0], right]
+    monkeypatch.setattr(lite.vision, "detect_faces", lambda _img: list(faces))
+    return img, faces
+
+
+def _share(keep: np.ndarray, box) -> float:
+    x0, y0, x1, y1 = box
+    return float((keep[y0:y1, x0:x1] >= 128).mean())
+
+
+def test_other_people_are_left_out_unless_the_owner_keeps_them_all(lite, monkeypatch) -> None:
+    img, faces = _two_players(lite, monkeypatch)
+    one = person.run(PersonRequest(image=img, options=FAST), lite)
+    assert _share(one.source_keep, faces[0].box) > 0.9
+    assert _share(one.source_keep, faces[1].box) < 0.05           # the other player is not kept
+    assert _share(one.source_keep, (520, 200, 620, 400)) < 0.05    # nor his shirt
+    left = [n for n in one.notices if n.key == "workflow.others_left_out"]
+    assert left and left[0].fields["n"] == 1
+    assert "Keep everyone" in left[0].text("en") and "모두 남기" in left[0].text("ko")
+    both = person.run(PersonRequest(image=img, keep_all_people=True, options=FAST), lite)
+    assert _share(both.source_keep, faces[0].box) > 0.9 and _share(both.source_keep, faces[1].box) > 0.9
+    assert (both.source_keep >= 128).sum() > (one.source_keep >= 128).sum() + 0.8 * 85 * 95
+    assert any(n.key == "workflow.all_people_kept" for n in both.notices)
+    assert not any(n.key == "workflow.others_left_out" for n in both.notices)
+    assert both.records[0].settings["keep_all_people"] is True
+
+
+# basketball1.png (opencv-doc): both players' hands are in view; boxes drawn by looking at the photo
+HANDS = {"left player's hand on the ball": (125, 138, 165, 170),
+         "right player's raised hand": (432, 215, 480, 268)}
+
+
+def _overlap(a, b) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])))
+
+
+def test_no_face_is_offered_on_a_hand(lite) -> None:
+    img = load_image(_photo("basketball_group").image()).image
+    faces = lite.vision.detect_faces(img)
+    assert faces and _overlap(faces[0].box, (73, 92, 112, 132)) > 0.5     # the real face is found...
+    for what, hand in HANDS.items():
+        assert all(_overlap(f.box, hand) < 0.2 for f in faces), what   # ...and no hand is a face
+        # the hand alone, as an owner's close crop, enlarged: still no face
+        x0, y0, x1, y1 = hand
+        crop = img.crop((x0 - 25, y0 - 25, x1 + 25, y1 + 25))
+        crop = crop.resize((crop.width * 4, crop.height * 4), Image.Resampling.LANCZOS)
+        assert lite.vision.detect_faces(crop) == [], what
+    grey = load_image(_photo("messi").image().convert("L").convert("RGB")).image
+    found = lite.vision.detect_faces(grey)
+    assert len(found) == 1 and _overlap(found[0].box, (225, 92, 265, 132)) > 0.5  # the face, not a leg
+
+
+def test_the_owner_asks_for_everyone_in_the_tab_and_the_cli() -> None:
+    import argparse
+    from types import SimpleNamespace
+
+    from studio.cli import ad as cli_ad
+    from studio.ui.tabs.ads import SPECS, AdForm, build_request
+
+    loaded = SimpleNamespace(image=Image.new("RGB", (64, 64)), alpha=None)
+    for wf in ("person", "advanced"):
+        assert build_request(SPECS[wf], AdForm(all_people=True), loaded, "en").keep_all_people is True
+        assert build_request(SPECS[wf], AdForm(), loaded, "en").keep_all_people is False
+    parser = argparse.ArgumentParser()
+    cli_ad.add_arguments(parser)
+    base = ["--mode", "person", "--image", "x.png", "--out", "o"]
+    assert parser.parse_args(base + ["--all-people"]).all_people is True
+    assert parser.parse_args(base).all_people is False

@@ -294,7 +294,7 @@ def _call(app, api: str, data: list) -> str:
 
 def test_a_payload_naming_a_server_file_gets_plain_words(running_app) -> None:
     fake = {"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "passwd.png"}
-    text = _call(running_app, "product_prepare", [fake, 0, ""])
+    text = _call(running_app, "product_prepare", [fake, 0, "", False])
     assert "event: error" in text
     assert "/etc/passwd" not in text and "Cannot move" not in text and "cache" not in text
     assert "다시 시도하세요" in text and '"title": "Error"' not in text

@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", required=True, help="the photo to use")
     parser.add_argument("--box", default=None, help="product box x0,y0,x1,y1 in the photo's pixels")
     parser.add_argument("--face", type=int, default=1, help="which face (1 = the largest)")
+    parser.add_argument("--all-people", action="store_true",
+                        help="keep every person whose face was found (default: only the chosen face's person)")
     parser.add_argument("--scene", default="", help="the owner's words, e.g. \"따뜻한 우드 테이블\"")
     parser.add_argument("--industry", default="cafe")
     parser.add_argument("--style", default="studio")
@@ -75,13 +77,14 @@ def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
         common = dict(image=loaded.image, industry=args.industry, style=args.style, prompt_ko=args.scene,
                       sns_size=sns_id, options=GenerationOptions(seed=args.seed, num_images=1))
         if args.mode == "person":
-            req = PersonRequest(**common, face_index=max(0, args.face - 1))
+            req = PersonRequest(**common, face_index=max(0, args.face - 1), keep_all_people=args.all_people)
             res = person.run(req, services)
         elif args.mode == "product":
             req = ProductRequest(**common, product_box=box, alpha=loaded.alpha)
             res = product.run(req, services)
         else:
-            req = AdvancedRequest(**common, face_index=max(0, args.face - 1), product_box=box, alpha=loaded.alpha)
+            req = AdvancedRequest(**common, face_index=max(0, args.face - 1), product_box=box, alpha=loaded.alpha,
+                                  keep_all_people=args.all_people)
             res = advanced.run(req, services)
         path = res.records[0].path
         out = {"ad": str(path), "layout": res.layout,

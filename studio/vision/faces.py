@@ -92,6 +92,9 @@ def _side_for_pixels(rgb: np.ndarray, budget: int) -> int:
     return max(int(max(h, w) * k), 1)
 
 
+GREY_MIN_VOTES = 7     # Haar neighbour votes a candidate needs in a photo without colour
+
+
 def _skin_fraction(rgb: np.ndarray) -> float:
     """Share of pixels in the classic YCrCb skin range (Cr 133..173, Cb 77..127)."""
     if rgb.size == 0:
@@ -279,6 +282,11 @@ class FaceDetector:
                 if skin < 0.35 or (n < 10 and skin < 0.6):
                     log.debug("haar candidate rejected: votes %d, skin %.2f", n, skin)
                     continue
+            elif n < GREY_MIN_VOTES:
+                # no colour to test for skin: a weakly voted candidate is a hand or a texture
+                # (basketball1.png: real face 8 votes; a raised hand 5; greyscale messi5: a leg 6)
+                log.debug("haar candidate in a grey photo rejected: votes %d", n)
+                continue
             score = float(n) / (float(n) + 10.0)  # neighbour votes squashed to 0..1
             out.append(FaceBox(_clip_box(x / s, y / s, (x + bw) / s, (y + bh) / s, w, h), score, None, "haar"))
         return _sorted(out)

@@ -305,3 +305,87 @@ class Matter:
             mask = masks.intersection(mask, masks.box_mask((w, h), (x0 - mx, y0 - my, x1 + mx, y1 + my)))
         lic, com = LICENCES[backend]
         return MatteResult(np.ascontiguousarray(mask), backend if custom is None else "custom", lic, com)
+
+
+# --------------------------------------------------------------------------------------------
+# soft alpha where the edge is hair or fur
+# --------------------------------------------------------------------------------------------
+SOFT_WORK_SIDE = 200          # the matting solve runs on the band's box at most this many pixels
+SOFT_MAX_COHERENCE = 0.7      # strand-scale gradients that point every which way (fur), not along one contour
+SOFT_MIN_ENERGY = 0.06        # ... and strong enough not to be flat noise
+SOFT_MIN_SHARE = 0.03         # fur must cover this share of the band before anything is solved
+
+
+def textured_band(rgb: np.ndarray, band: np.ndarray, radius: int,
+                  max_coherence: float = SOFT_MAX_COHERENCE, min_energy: float = SOFT_MIN_ENERGY) -> np.ndarray:
+    """Band pixels whose neighbourhood is hair, fur or feathers: strong gradients (structure
+    tensor energy) that point in many directions (low coherence). A clean contour - a cup, a
+    bottle - has its gradients all across the one edge (coherence near 1) and is left alone."""
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) * (1.0 / 255.0)
+    gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
+    small_k = (5, 5)                 # strand scale: fur changes direction within a few pixels
+    jxx, jyy, jxy = cv2.blur(gx * gx, small_k), cv2.blur(gy * gy, small_k), cv2.blur(gx * gy, small_k)
+    local = jxx + jyy
+    local_coh = np.sqrt((jxx - jyy) ** 2 + 4.0 * jxy ** 2) / (local + 1e-6)
+    k = (2 * max(2, radius) + 1,) * 2
+    energy = cv2.blur(local, k)
+    coherence = cv2.blur(local_coh * local, k) / (energy + 1e-6)   # energy-weighted
+    out = band & (coherence < max_coherence) & (energy > min_energy)
+    if not out.any():
+        return out
+    # drop specks: a textured stretch of the edge, not a stray pixel
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+    big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= (2 * radius + 1) ** 2) + 1
+    return np.isin(labels, big)
+
+
+def soft_edges(image: Image.Image | np.ndarray, keep: np.ndarray, band_px: int | None = None,
+               work_side: int = SOFT_WORK_SIDE) -> np.ndarray:
+    """A soft alpha in the textured stretches of a cut-out's edge (uint8, 255 = subject).
+
+    Trimap from the binary cut-out: eroded by `band_px` = sure subject, dilated = unknown band,
+    the rest background. Only band pixels whose surroundings are fur-like (`textured_band`) are
+    solved, by PyMatting's closed-form matting on the band's box at `work_side` pixels, and the
+    answer is upsampled into them. Every other pixel keeps its value: the body (sure subject)
+    stays exactly 255 and a smooth edge (a cup, a bottle) stays as crisp as it was."""
+    keep = np.ascontiguousarray(keep, dtype=np.uint8)
+    hard = keep >= 128
+    ys, xs = np.nonzero(hard)
+    if ys.size == 0:
+        return keep
+    h, w = keep.shape
+    if band_px is None:
+        band_px = max(4, int(round(0.02 * max(int(ys.max()) - int(ys.min()), int(xs.max()) - int(xs.min())))))
+    pad = 2 * band_px + 2
+    y0, y1 = max(int(ys.min()) - pad, 0), min(int(ys.max()) + 1 + pad, h)
+    x0, x1 = max(int(xs.min()) - pad, 0), min(int(xs.max()) + 1 + pad, w)
+    rgb = np.ascontiguousarray(to_rgb_array(image)[y0:y1, x0:x1])
+    crop_hard = hard[y0:y1, x0:x1].astype(np.uint8) * 255
+    full_sure = masks.erode(crop_hard, band_px) > 0
+    full_band = (masks.dilate(crop_hard, band_px) > 0) & ~full_sure
+    fur_full = textured_band(rgb, full_band, band_px)
+    if fur_full.sum() < max((2 * band_px + 1) ** 2, SOFT_MIN_SHARE * full_band.sum()):
+        return keep                   # a smooth edge, or a stray textured spot on it
+    s = min(1.0, work_side / float(max(y1 - y0, x1 - x0)))
+    sw, sh = max(8, int(round((x1 - x0) * s))), max(8, int(round((y1 - y0) * s)))
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    small_hard = cv2.resize(crop_hard, (sw, sh), interpolation=cv2.INTER_NEAREST)
+    fur = cv2.resize(fur_full.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+    sure = cv2.resize(full_sure.astype(np.uint8), (sw, sh), interpolation=cv2.INTER_NEAREST) > 0
+    trimap = np.where(small_hard > 0, 1.0, 0.0)
+    trimap[fur] = 0.5                 # only the fur is solved; elsewhere the cut-out is known
+    trimap[sure] = 1.0
+    from pymatting import estimate_alpha_cf  # heavy import: only when a furry edge is found
+
+    try:
+        alpha = estimate_alpha_cf(small.astype(np.float64) / 255.0, trimap)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+        log.warning("soft edge matting failed (%s); the edge stays as cut", exc)
+        return keep
+    big_alpha = cv2.resize(alpha.astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    sel = fur_full & ~full_sure
+    out = keep.copy()
+    region = out[y0:y1, x0:x1]
+    region[sel] = np.clip(np.rint(big_alpha[sel] * 255.0), 0, 255).astype(np.uint8)
+    return out

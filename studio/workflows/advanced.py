@@ -39,13 +39,19 @@ def plan(req: AdvancedRequest, services: Services, engine: Engine, out_size: tup
                       "product_box": list(req.product_box) if req.product_box else None, "cutout": matte.backend}
     parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, False)
     parts.insert(1, common.KeepPart(product_mask, edge_px=2))
+    from studio.workflows.person import other_people
+
+    extra, more, people = other_people(services, req, faces, face, engine, out_size, notices, settings, False,
+                                       body_box(face.box, req.image.size))
+    parts += extra
+    anchors = tuple(sorted(set(anchors) | set(more)))
     from studio.workflows.product import cutout_quality
 
     quality = settings.pop("_quality", None)
     pq = cutout_quality(services, req.image, matte, req.product_box)
     if pq is not None and (quality is None or pq.score < quality.score):
         quality = pq
-    focus = _union_box(body_box(face.box, req.image.size), pbox)
+    focus = _union_box(people, pbox)
     return common.Plan(subject="mixed", parts=parts, focus=focus, margin=0.05, anchors=anchors, faces=faces,
                        face=face, cutout=matte, notices=notices, settings=settings, quality=quality)
 

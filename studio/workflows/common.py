@@ -242,6 +242,7 @@ class Plan:
     notices: list[Notice] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
     quality: Any = None                   # vision.confidence.CutoutQuality of the cut-out
+    soft_alpha: bool = False              # hair/fur stretches of a cut-out's edge get a matted alpha
 
     def preview(self) -> np.ndarray:
         """The keep mask on the upload (255 = kept)."""
@@ -262,6 +263,10 @@ class Plan:
             if p.edge_px > 0:
                 m = masks.feather(masks.erode(masks.binarize(m), 1), p.edge_px)
             out = m if out is None else masks.union(out, m)
+        if self.soft_alpha and any(p.edge_px > 0 for p in self.parts):
+            from studio.vision.matting import soft_edges
+
+            out = soft_edges(framing.image, out)
         return np.where(framing.pad_mask > 0, 0, out).astype(np.uint8)
 
 
@@ -297,7 +302,16 @@ def preview_plan(req: AdRequest, services: Services) -> Plan:
     else:
         from studio.workflows.product import plan
     sns = services.presets.sns(req.sns_size)
-    return plan(req, services, inpaint_engine(services), (sns.width, sns.height))
+    return make_plan(plan, req, services, inpaint_engine(services), (sns.width, sns.height))
+
+
+def make_plan(plan_fn: PlanFn, req: AdRequest, services: Services, engine: Engine,
+              out_size: tuple[int, int]) -> Plan:
+    """The workflow's plan, with what the engine decides about it: an engine that composites the
+    photo (Lite, no weights) gets soft hair/fur edges; a generator repaints the edge itself."""
+    p = plan_fn(req, services, engine, out_size)
+    p.soft_alpha = not engine.caps.needs_weights and not engine.caps.changes_outfit
+    return p
 
 
 def preview_keep(req: AdRequest, services: Services) -> tuple[list, np.ndarray]:
@@ -316,7 +330,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
     engine = inpaint_engine(services)
     sns = services.presets.sns(req.sns_size)
     out_size = (sns.width, sns.height)
-    plan = plan_fn(req, services, engine, out_size)
+    plan = make_plan(plan_fn, req, services, engine, out_size)
     notices = list(plan.notices)
     layout = choose_layout(plan, engine, req, services, notices)
     if layout == "cutout":

@@ -96,12 +96,40 @@ def person_quality(services: Services, image: Image.Image, face, body: np.ndarra
                   face_box=face.box, other=other)
 
 
+def other_people(services: Services, req, faces: list, face, engine: Engine, out_size: tuple[int, int],
+                 notices: list[Notice], settings: dict, include_neck: bool,
+                 focus: tuple[int, int, int, int]) -> tuple[list[common.KeepPart], tuple[str, ...], tuple[int, int, int, int]]:
+    """With several faces: every other person too when the owner asked to keep them all
+    (`keep_all_people`), else none, and the owner is told the others were left out."""
+    others = [f for f in faces if f is not face]
+    settings["keep_all_people"] = bool(getattr(req, "keep_all_people", False))
+    if not others:
+        return [], (), focus
+    if not settings["keep_all_people"]:
+        notices.append(Notice("workflow.others_left_out", {"n": len(others)}))
+        return [], (), focus
+    parts: list[common.KeepPart] = []
+    anchors: set[str] = set()
+    for other in others:
+        extra, edges = person_parts(services, req, other, engine, out_size, [], {}, include_neck)
+        parts.extend(extra)
+        anchors.update(edges)
+        b = body_box(other.box, req.image.size)
+        focus = (min(focus[0], b[0]), min(focus[1], b[1]), max(focus[2], b[2]), max(focus[3], b[3]))
+    notices.append(Notice("workflow.all_people_kept", {"n": len(faces)}))
+    return parts, tuple(sorted(anchors)), focus
+
+
 def plan(req: PersonRequest, services: Services, engine: Engine, out_size: tuple[int, int]) -> common.Plan:
     notices: list[Notice] = []
     faces, face = pick_face(services, req.image, req.face_index, notices)
     settings: dict = {"face_index": req.face_index, "faces": len(faces), "cutout": None}
     parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, req.include_neck)
     focus = body_box(face.box, req.image.size)
+    extra, more, focus = other_people(services, req, faces, face, engine, out_size, notices, settings,
+                                      req.include_neck, focus)
+    parts += extra
+    anchors = tuple(sorted(set(anchors) | set(more)))
     quality = settings.pop("_quality", None)
     return common.Plan(subject="person", parts=parts, focus=focus, margin=0.05, anchors=anchors,
                        faces=faces, face=face, notices=notices, settings=settings, quality=quality)

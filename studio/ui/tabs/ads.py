@@ -112,6 +112,7 @@ class AdForm:
     dilate: float = 8
     seed: Any = -1
     hair: bool = True
+    all_people: bool = False
     shadow: bool = True
     reflection: bool = False
 
@@ -144,12 +145,13 @@ def build_request(spec: TabSpec, form: AdForm, loaded: Any, lang: str) -> AdRequ
                   prompt_en=limit(form.prompt_en, "prompt_en") or None, sns_size=form.sns, options=options)
     box = parse_box(form.box, lang) if spec.product else None
     if spec.workflow == "person":
-        return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair))
+        return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair),
+                             keep_all_people=bool(form.all_people))
     if spec.workflow == "product":
         return ProductRequest(**common, alpha=loaded.alpha, product_box=box, shadow=bool(form.shadow),
                               reflection=bool(form.reflection))
     return AdvancedRequest(**common, face_index=face_index, include_hair=bool(form.hair), product_box=box,
-                           alpha=loaded.alpha)
+                           alpha=loaded.alpha, keep_all_people=bool(form.all_people))
 
 
 def saved_note(records: Any, lang: str) -> str | None:
@@ -223,6 +225,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     seed = gr.Number(value=-1, precision=0, label=t("ads.seed", lang))
                 with gr.Row():
                     hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces)
+                    all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces)
                     shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
                     reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
         with gr.Column(scale=5):
@@ -235,7 +238,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                    ("prompt_en", prompt_en), ("sns", sns), ("count", count), ("face", face_pick), ("box", box_txt),
                    ("steps", steps), ("guidance", guidance), ("cn_scale", cn_scale), ("cn_start", cn_start),
                    ("cn_end", cn_end), ("feather", feather), ("dilate", dilate), ("seed", seed), ("hair", hair),
-                   ("shadow", shadow), ("reflection", reflection)]
+                   ("all_people", all_people), ("shadow", shadow), ("reflection", reflection)]
 
     def _load(path: str | None):
         from studio.vision.io import load_image
@@ -244,7 +247,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             raise InputError("image.missing")
         return load_image(path)
 
-    def _keep_preview(loaded, face_index: int, box):
+    def _keep_preview(loaded, face_index: int, box, all_people: bool = False):
         """Exactly the keep mask the generation will use (one function computes it for both)."""
         from studio.workflows.common import preview_keep
 
@@ -255,20 +258,21 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 return [], np.zeros((img.height, img.width), np.uint8)
             face_index = min(face_index, len(found) - 1)
         if wf == "person":
-            req = PersonRequest(image=img, face_index=face_index)
+            req = PersonRequest(image=img, face_index=face_index, keep_all_people=all_people)
         elif wf == "product":
             req = ProductRequest(image=img, alpha=loaded.alpha, product_box=box)
         else:
-            req = AdvancedRequest(image=img, face_index=face_index, product_box=box, alpha=loaded.alpha)
+            req = AdvancedRequest(image=img, face_index=face_index, product_box=box, alpha=loaded.alpha,
+                                  keep_all_people=all_people)
         return preview_keep(req, services)
 
     @guarded(lang)
-    def on_upload(path: str | None, face_index: int, box_text: str):
+    def on_upload(path: str | None, face_index: int, box_text: str, all_people: bool = False):
         if not path:
             return None, "", gr.update(choices=[("1", 0)], value=0)
         loaded = _load(path)
         box = parse_box(box_text, lang) if spec.product else None
-        faces, keep = _keep_preview(loaded, int(face_index or 0), box)
+        faces, keep = _keep_preview(loaded, int(face_index or 0), box, bool(all_people))
         notes = [n.text(lang) for n in loaded.notices]
         if spec.faces:
             notes.append(t("ui.ads.faces_found", lang, n=len(faces)) if faces else t("workflow.no_face", lang))
@@ -354,11 +358,12 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
     get_model.click(on_get_cutout_model, None, [notes_in], api_name=f"{wf}_get_cutout_model",
                     concurrency_id="downloads", concurrency_limit=1)
-    preview_inputs = [upload, face_pick, box_txt]
+    preview_inputs = [upload, face_pick, box_txt, all_people]
     preview_outputs = [preview, notes_in, face_pick]
     upload.change(on_upload, preview_inputs, preview_outputs, api_name=f"{wf}_prepare")
     face_pick.input(on_upload, preview_inputs, preview_outputs, api_name=False)
     box_txt.submit(on_upload, preview_inputs, preview_outputs, api_name=False)
+    all_people.input(on_upload, preview_inputs, preview_outputs, api_name=False)
     if spec.product:
         preview.select(on_click_preview, [upload, corner], [box_txt, corner], api_name=False).then(
             on_upload, preview_inputs, preview_outputs, api_name=False)
