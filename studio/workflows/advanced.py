@@ -34,7 +34,7 @@ def plan(req: AdvancedRequest, services: Services, engine: Engine, out_size: tup
     # the product must not swallow the face (a box drawn over the person)
     face_hole = masks.box_mask(req.image.size, face.box)
     product_mask = np.where(face_hole > 0, 0, matte.mask).astype(np.uint8)
-    notices.append(Notice("workflow.cutout_backend", {"backend": matte.backend}))
+    notices.append(common.cutout_notice(matte.backend))
     settings: dict = {"face_index": req.face_index, "faces": len(faces),
                       "product_box": list(req.product_box) if req.product_box else None, "cutout": matte.backend}
     parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, False)

@@ -633,6 +633,13 @@ class Timer:
         self._t = now
 
 
+def cutout_notice(backend: str) -> Notice:
+    """Which cut-out made the product mask, in the owner's words (not the tool's name)."""
+    if backend in ("grabcut", "alpha"):
+        return Notice(f"workflow.cutout.{backend}")
+    return Notice("workflow.cutout.model", {"model": backend})
+
+
 def prompt_notice(source: str) -> Notice:
     known = ("llm", "glossary", "owner")
     return Notice(f"workflow.prompt_source.{source if source in known else 'glossary'}")

@@ -37,7 +37,7 @@ def product_matte(services: Services, image: Image.Image, box: Box | None, alpha
 def plan(req: ProductRequest, services: Services, engine: Engine, out_size: tuple[int, int]) -> common.Plan:
     opts = req.options.clean()
     matte, bbox = product_matte(services, req.image, req.product_box, req.alpha)
-    notices = [Notice("workflow.cutout_backend", {"backend": matte.backend})]
+    notices = [common.cutout_notice(matte.backend)]
     settings = {"product_box": list(req.product_box) if req.product_box else None, "cutout": matte.backend,
                 "shadow": req.shadow, "reflection": req.reflection,
                 "extras": {"reflection": req.reflection, "shadow": req.shadow}}
