@@ -14,7 +14,7 @@ from PIL import Image
 from studio.engines.base import Engine
 from studio.errors import InputError
 from studio.runtime.jobs import CancelToken, ProgressFn
-from studio.schema import AdResult, Box, Notice, ProductRequest
+from studio.schema import AdResult, Box, ProductRequest
 from studio.services import Services
 from studio.workflows import common
 
