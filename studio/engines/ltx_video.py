@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from studio.engines.base import EngineCaps, Image2VideoJob, VideoResult
 from studio.engines.diffusers_base import DiffusersEngine
