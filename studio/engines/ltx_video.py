@@ -298,26 +298,10 @@ def save_tiny_ltx(folder: Path) -> Path:
 
 
 def tiny_ltx_dir(settings: "Settings") -> Path:
-    import os
-    import shutil
-    import tempfile
+    from studio.engines.tiny import versioned_dir
 
-    root = Path(settings.models_dir) / ".tiny-video" / "ltx-video"
-    marker = root / ".tiny-version"
-    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == str(TINY_VERSION):
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=str(root.parent)))
-    try:
-        save_tiny_ltx(staging)
-        (staging / ".tiny-version").write_text(str(TINY_VERSION), encoding="utf-8")
-        if root.exists():
-            shutil.rmtree(root, ignore_errors=True)
-        os.replace(staging, root)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return root
+    return versioned_dir(Path(settings.models_dir) / ".tiny-video" / "ltx-video", TINY_VERSION, save_tiny_ltx,
+                         "LTX-Video set")
 
 
 def create_tiny(settings: "Settings") -> AIVideoEngine:

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from studio.config import Settings
@@ -229,31 +229,39 @@ def save_tiny_models(models_dir: Path, *, schnell: bool = True) -> Path:
     return models_dir
 
 
+def versioned_dir(root: Path, version: int, write: Callable[[Path], None], what: str) -> Path:
+    """`root` holding a tiny set written by `write(folder)` at `version`: reused when its
+    `.tiny-version` matches, else written into a staging folder beside it and swapped in atomically
+    (a process that loses the race uses the winner's copy)."""
+    marker = root / ".tiny-version"
+    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == str(version):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tiny-staging-", dir=str(root.parent)))
+    try:
+        write(staging)
+        (staging / ".tiny-version").write_text(str(version), encoding="utf-8")
+        if root.exists():
+            shutil.rmtree(root, ignore_errors=True)
+        try:
+            os.replace(staging, root)
+        except OSError:  # another process won the race: use theirs
+            if not marker.is_file():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    log.info("tiny %s written to %s", what, root)
+    return root
+
+
 def tiny_models_dir(settings: "Settings | None" = None) -> Path:
     """Where the tiny set lives: settings.models_dir/.tiny-cache, written on first use (atomically)."""
     if settings is not None:
         root = Path(settings.models_dir) / ".tiny-cache"
     else:
         root = Path(tempfile.gettempdir()) / "fitad-tiny-cache"
-    marker = root / ".tiny-version"
-    if marker.is_file() and marker.read_text(encoding="utf-8").strip() == str(TINY_VERSION):
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tiny-staging-", dir=str(root.parent)))
-    try:
-        save_tiny_models(staging)
-        if root.exists():
-            shutil.rmtree(root, ignore_errors=True)
-        try:
-            os.replace(staging, root)
-        except OSError:  # another process won the race: use theirs
-            if not (root / ".tiny-version").is_file():
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    log.info("tiny FLUX models written to %s", root)
-    return root
+    return versioned_dir(root, TINY_VERSION, save_tiny_models, "FLUX models")
 
 
 def create_engine(settings: "Settings") -> "FluxFillEngine":
