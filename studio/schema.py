@@ -99,6 +99,10 @@ class Notice:
     key: str
     fields: dict[str, Any] = field(default_factory=dict)
 
+    def as_record(self) -> dict[str, Any]:
+        """How a history row keeps it: key + fields, re-translated whenever it is shown."""
+        return {"key": self.key, "fields": dict(self.fields)}
+
     def text(self, lang: str) -> str:
         from studio.i18n import t
 

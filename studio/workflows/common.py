@@ -611,7 +611,7 @@ def save_all(services: Services, workflow: str, engine_name: str, images: list[I
     stored). Raises the store's error only when nothing at all was saved. The notices the owner
     was shown are kept with each row (key + fields: re-translatable)."""
     if notices:
-        settings = dict(settings, notices=[{"key": n.key, "fields": dict(n.fields)} for n in notices])
+        settings = dict(settings, notices=[n.as_record() for n in notices])
     items = [(img, NewRecord(workflow=workflow, engine=engine_name, model_ids=model_ids, seed=seed,
                              prompt_ko=request.prompt_ko, prompt_en=prompt_en,
                              settings=dict(settings, seed=seed), kept_owner_pixels=kept_owner_pixels))

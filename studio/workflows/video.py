@@ -128,7 +128,6 @@ def _prompt(req: VideoRequest, services: Services, engine: Any) -> tuple[str, st
 
 def run(req: VideoRequest, services: Services, progress: ProgressFn | None = None,
         cancel: CancelToken | None = None) -> VideoOutcome:
-    from studio.engines.diffusers_base import notice_dict
     from studio.engines.motion import Slide
     from studio.render.video import clip_metadata, encode_frames, load_music, poster, probe
     from studio.store.history import NewRecord
@@ -199,7 +198,7 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
                 "slides": len(slides), "end_card": req.end_card is not None,
                 "overlay": req.overlay is not None, "subject": backend or ("given" if req.keep_mask is not None else None),
                 "keep_region": req.keep_region, "prompt_source": prompt_source,
-                "disclosure": metadata["comment"], "notices": [notice_dict(n) for n in notices]}
+                "disclosure": metadata["comment"], "notices": [n.as_record() for n in notices]}
     rec = NewRecord(workflow="video", engine=engine.name, model_ids=list(getattr(engine, "model_ids", []) or []),
                     seed=seed, prompt_ko=req.prompt_ko, prompt_en=prompt_en, settings=settings,
                     kept_owner_pixels=kept, parent_id=req.parent_id)
