@@ -853,6 +853,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "workflow.others_left_out": ("다른 사람 {n}명은 광고에서 뺐습니다. 모두 남기려면 '사진 속 사람 모두 남기기'를 켜세요.",
                                  "{n} other people were left out of the ad. To keep them all, tick 'Keep everyone in the photo'."),
     "workflow.all_people_kept": ("사진 속 {n}명을 모두 남겼습니다.", "All {n} people in the photo were kept."),
+    # --- issue 18 ---
+    "bundled.fetching": ("사진 인식 모델 {n}개를 준비합니다(mediapipe {version}, 약 35MB, 처음 한 번만)...",
+                         "Preparing {n} photo-recognition models (mediapipe {version}, about 35 MB, first time only)..."),
+    "bundled.extracting": ("모델 파일 {n}개를 꺼내 확인하는 중...", "Extracting and checking {n} model files..."),
+    "bundled.ready": ("사진 인식 모델 {n}개가 준비되었습니다.", "{n} photo-recognition models are ready."),
+    "bundled.missing": ("사진 인식 모델 파일({file})이 없습니다. 'python launch.py setup'을 한 번 실행해 주세요.",
+                        "The photo-recognition model file ({file}) is missing. Run 'python launch.py setup' once."),
+    "bundled.tampered": ("사진 인식 모델 파일({file})이 원래 파일과 다릅니다(손상되었거나 바뀌었습니다). 안전을 위해 쓰지 않습니다. 'python launch.py setup'으로 다시 받아 주세요.",
+                         "The photo-recognition model file ({file}) differs from the original (damaged or changed). It is not used, for safety. Run 'python launch.py setup' to fetch it again."),
+    "bundled.download_failed": ("사진 인식 모델(mediapipe {version})을 받지 못했습니다. 인터넷 연결을 확인하고 다시 실행해 주세요. 그동안은 기본 얼굴 찾기로 동작합니다.",
+                                "Could not fetch the photo-recognition models (mediapipe {version}). Check the internet connection and run again. Until then the basic face finder is used."),
+    "models.purpose.person": ("사람 분리하기", "separates people"),
+    "models.purpose.hands": ("손 찾기", "finds hands"),
+    "models.present.bundled": ("함께 설치됨", "installed with the studio"),
 }
 
 

@@ -90,7 +90,8 @@ class SnsSize(_Item):
 
 
 class ModelEntry(_Item):
-    purpose: Literal["inpaint", "controlnet", "text2image", "face", "pose", "matting", "video", "upscale"]
+    purpose: Literal["inpaint", "controlnet", "text2image", "face", "pose", "matting", "video", "upscale",
+                     "person", "hands"]
     repo_id: str
     files: list[str] = Field(default_factory=list)
     local_dir: str
@@ -103,7 +104,11 @@ class ModelEntry(_Item):
     gated: bool = False
     note_ko: str = ""
     note_en: str = ""
-    source: Literal["hf", "rembg"] = "hf"   # rembg: fetched by rembg's own session code (runtime.rembg_models)
+    source: Literal["hf", "rembg", "mediapipe-wheel"] = "hf"   # rembg: fetched by rembg's own session code
+    # (runtime.rembg_models); mediapipe-wheel: installed with the studio (runtime.bundled_models)
+    wheel_path: str = ""        # mediapipe-wheel: the file's path inside the pinned wheel
+    sha256: str = ""            # mediapipe-wheel: checked after every extraction
+    size_bytes: int = 0
 
 
 @dataclass(frozen=True)

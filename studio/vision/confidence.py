@@ -64,9 +64,13 @@ def _ramp(x: float, bad: float, good: float) -> float:
 
 def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] | None = None,
            allowed_edges: tuple[str, ...] = (), face_box: tuple[int, int, int, int] | None = None,
-           other: np.ndarray | None = None) -> CutoutQuality:
+           other: np.ndarray | None = None, learned: bool = False) -> CutoutQuality:
     """Score a cut-out `mask` (255 = subject) of the photo `rgb` (H x W x 3 uint8). `other`: the
-    same cut-out made from a slightly different start (a grown box); disagreement = unsure."""
+    same cut-out made from a slightly different start (a grown box); disagreement = unsure.
+
+    `learned`: the mask comes from a learned segmentation model (selfie/pose, rembg), not from a
+    colour model: the signals that measure a colour model's guesswork (clutter around the subject,
+    background-coloured slabs inside, the body's expected width) do not apply and are not scored."""
     h, w = mask.shape[:2]
     s = min(1.0, WORK_SIDE / float(max(h, w)))
     sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
@@ -136,7 +140,7 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
     r = max(3, int(0.04 * max(sw, sh)))
     ring = cv2.dilate(mu8, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
     ring &= ~cv2.dilate(mu8, np.ones((5, 5), np.uint8)).astype(bool)
-    if ring.sum() >= 20 and free.sum() >= 8:
+    if ring.sum() >= 20 and free.sum() >= 8 and not learned:
         clutter = float(mag[ring].mean()) / (float(mag[free].mean()) + 1e-3)
         sig["clutter"] = _ramp(clutter, CLUTTER_BAD, CLUTTER_GOOD)
         raw["clutter"] = clutter
@@ -146,7 +150,7 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
     q = (lab[..., 0] // 32).astype(np.int32) * 64 + (lab[..., 1] // 32).astype(np.int32) * 8 + (lab[..., 2] // 32)
     outside = ~cv2.dilate(mu8, np.ones((5, 5), np.uint8)).astype(bool)
     inside_core = cv2.erode(mu8, np.ones((5, 5), np.uint8)).astype(bool)
-    if outside.sum() > 50 and inside_core.sum() > 50:
+    if outside.sum() > 50 and inside_core.sum() > 50 and not learned:
         h_out = np.bincount(q[outside], minlength=512).astype(np.float32) / outside.sum()
         h_in = np.bincount(q[inside_core], minlength=512).astype(np.float32) / inside_core.sum()
         bgl = (h_out[q] > 2.0 * h_in[q]) & inside_core
@@ -183,8 +187,10 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
         width = float(m[row].sum()) / fw if row < sh else 2.0
         above = float(m[: max(0, int(fy0 - 0.9 * fh))].sum()) / (fw * fh)
         wide = float(m[:, : max(0, int(fx0 - 3.5 * fw))].sum() + m[:, int(fx1 + 3.5 * fw):].sum()) / (fw * fh)
-        sig["person"] = min(1.0 if holds_face else 0.0, _ramp(width, 0.9, 1.5), _ramp(width, 7.0, 5.0),
-                            _ramp(above, 0.8, 0.3), _ramp(wide, 3.0, 1.0))
+        sig["person"] = 1.0 if holds_face else 0.0
+        if not learned:
+            sig["person"] = min(sig["person"], _ramp(width, 0.9, 1.5), _ramp(width, 7.0, 5.0),
+                                _ramp(above, 0.8, 0.3), _ramp(wide, 3.0, 1.0))
     score = min(sig.values())
     log.debug("cut-out signals %s (raw %s)", sig, raw)
     return CutoutQuality(round(float(score), 4), {k: round(float(v), 4) for k, v in sig.items()},

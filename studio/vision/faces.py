@@ -1,9 +1,13 @@
-"""Face detection with three backends, best first, picked from what is present in models/.
+"""Face detection with four backends, best first, picked from what is present in models/.
 
 1. InsightFace `FaceAnalysis` (buffalo_l, antelopev2) under models/insightface/models/<pack>/.
    Most accurate; the model packs are licensed for non-commercial research only.
-2. YuNet (`cv2.FaceDetectorYN`) with its MIT onnx under models/yunet/. Safe commercially.
-3. OpenCV Haar cascade (ships with opencv). Always available, offline, no weights to fetch.
+2. MediaPipe BlazeFace + FaceMesh (Apache-2.0), installed with the studio under models/mediapipe/
+   (`studio.runtime.bundled_models`): BlazeFace over the photo and over windows for small faces,
+   each candidate confirmed by FaceMesh's own face flag; the mesh's face oval is the exact keep
+   outline (`FaceBox.oval`).
+3. YuNet (`cv2.FaceDetectorYN`) with its MIT onnx under models/yunet/. Safe commercially.
+4. OpenCV Haar cascade (ships with opencv). The last resort: offline, no weights to fetch.
 
 `FaceDetector.from_folder(models_dir).to(device)(image)` returns `list[FaceBox]`, largest first;
 no face is `[]`, never an exception. Images are RGB (PIL or numpy); BGR only inside cv2 calls.
@@ -28,7 +32,10 @@ log = logging.getLogger(__name__)
 
 
 INSIGHTFACE_PACKS: tuple[str, ...] = ("buffalo_l", "antelopev2")
-BACKENDS: tuple[str, ...] = ("insightface", "yunet", "haar")
+BACKENDS: tuple[str, ...] = ("insightface", "mediapipe", "yunet", "haar")
+MESH_FLAG_MIN = 0.5   # FaceMesh's face probability a BlazeFace candidate needs
+# FaceMesh landmark indices of the mouth corners (the person's right, then left)
+MESH_MOUTH_R, MESH_MOUTH_L = 61, 291
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 DETECT_MAX_SIDE = 640  # YuNet runs on a copy no larger than this; boxes are scaled back
 HAAR_MAX_PIXELS = 480 * 480  # Haar is slow per pixel: it runs on a copy of at most this many pixels
@@ -39,6 +46,7 @@ VERIFY_SIDE = 160
 
 LICENCES: dict[str, tuple[str, bool]] = {
     "insightface": ("InsightFace model pack: non-commercial research only", False),
+    "mediapipe": ("Apache-2.0 (MediaPipe BlazeFace + FaceMesh)", True),
     "yunet": ("MIT", True),
     "haar": ("OpenCV Haar cascade (Intel License Agreement, BSD-style)", True),
 }
@@ -50,6 +58,7 @@ class FaceBox:
     score: float                            # 0..1
     landmarks: np.ndarray | None = None     # (5, 2): right eye, left eye, nose, mouth R, mouth L
     backend: str = ""
+    oval: np.ndarray | None = None          # (36, 2): the face outline (FaceMesh), when known
 
     @property
     def width(self) -> int:
@@ -123,7 +132,7 @@ def confirm_face(rgb: np.ndarray, box: tuple[int, int, int, int], checker: Any) 
 
 def find_weights(models_dir: Path) -> dict[str, list[Path]]:
     """Weights present per backend (Haar's cascade ships with opencv)."""
-    found: dict[str, list[Path]] = {"insightface": [], "yunet": [], "haar": []}
+    found: dict[str, list[Path]] = {"insightface": [], "mediapipe": [], "yunet": [], "haar": []}
     packs_root = Path(models_dir) / "insightface" / "models"
     if packs_root.is_dir():
         named = [packs_root / p for p in INSIGHTFACE_PACKS]
@@ -131,6 +140,12 @@ def find_weights(models_dir: Path) -> dict[str, list[Path]]:
         for pack in named + others:
             if pack.is_dir() and any(pack.glob("*.onnx")):
                 found["insightface"].append(pack)
+    from studio.runtime import bundled_models
+    from studio.vision import mp_models
+
+    if bundled_models.all_present(models_dir):
+        found["mediapipe"] = [bundled_models.model_path(models_dir, mp_models.FACE_DETECTOR_FILE),
+                              bundled_models.model_path(models_dir, mp_models.FACE_MESH_FILE)]
     yunet_dir = Path(models_dir) / "yunet"
     if yunet_dir.is_dir():
         found["yunet"] = sorted(yunet_dir.glob("*.onnx"), reverse=True)  # newest date first
@@ -192,6 +207,12 @@ class FaceDetector:
         try:
             if self.backend == "insightface":
                 return self._load_insightface()
+            if self.backend == "mediapipe":
+                from studio.vision.mp_models import MediaPipeKit
+
+                kit = MediaPipeKit(self.weights.parent.parent)
+                kit.face_detector, kit.face_mesh  # noqa: B018 - load (and hash-check) both now
+                return kit
             if self.backend == "yunet":
                 return cv2.FaceDetectorYN.create(str(self.weights), "", (320, 320),
                                                  self.score_threshold, 0.3, 50)
@@ -225,6 +246,8 @@ class FaceDetector:
             impl = self._impl
             if self.backend == "insightface":
                 return self._run_insightface(impl, rgb)
+            if self.backend == "mediapipe":
+                return self._run_mediapipe(impl, rgb)
             found = self._run_yunet(impl, rgb) if self.backend == "yunet" else self._run_haar(impl, rgb)
             return self._confirmed(rgb, found) if self.verify else found
 
@@ -250,6 +273,25 @@ class FaceDetector:
             x0, y0, x1, y1 = (float(v) for v in f.bbox[:4])
             kps = None if f.kps is None else np.asarray(f.kps, dtype=np.float32).reshape(-1, 2)[:5]
             out.append(FaceBox(_clip_box(x0, y0, x1, y1, w, h), float(f.det_score), kps, "insightface"))
+        return _sorted(out)
+
+    def _run_mediapipe(self, kit: Any, rgb: np.ndarray, min_face: int = 32) -> list[FaceBox]:
+        from studio.vision.mp_models import FACE_OVAL, face_roi
+
+        h, w = rgb.shape[:2]
+        out: list[FaceBox] = []
+        for d in kit.face_detector(rgb, min_face=min_face, min_score=self.score_threshold):
+            pts, flag = kit.face_mesh(rgb, face_roi(d.box, d.keypoints))
+            if flag < MESH_FLAG_MIN:
+                log.debug("face candidate %s dropped: FaceMesh face flag %.2f", d.box.astype(int).tolist(), flag)
+                continue
+            oval = pts[list(FACE_OVAL)].astype(np.float32)
+            # the box: the detector's, grown to hold the mesh's outline (chin and forehead)
+            x0, y0 = min(d.box[0], oval[:, 0].min()), min(d.box[1], oval[:, 1].min())
+            x1, y1 = max(d.box[2], oval[:, 0].max()), max(d.box[3], oval[:, 1].max())
+            lm = np.array([d.keypoints[0], d.keypoints[1], d.keypoints[2], pts[MESH_MOUTH_R], pts[MESH_MOUTH_L]],
+                          np.float32)
+            out.append(FaceBox(_clip_box(x0, y0, x1, y1, w, h), float(min(d.score, 1.0)), lm, "mediapipe", oval))
         return _sorted(out)
 
     def _run_yunet(self, det: Any, rgb: np.ndarray) -> list[FaceBox]:

@@ -65,11 +65,16 @@ def face_region_mask(size: Size, face: "FaceBox", include_hair: bool = True,
     bw, bh = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
     angle = _eye_angle(face.landmarks)
-    # detector boxes stop at the brows and the chin: widen a little, lengthen more
-    axes = (bw * 0.55, bh * 0.68)
-    centre = (cx, cy + bh * 0.04)
-    cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1]))),
-                (max(int(round(axes[0])), 1), max(int(round(axes[1])), 1)), angle, 0, 360, 255, -1)
+    oval = getattr(face, "oval", None)
+    if oval is not None and len(oval) >= 8:
+        # the face's own outline (FaceMesh): exact, turned and shaped as the face is
+        cv2.fillPoly(mask, [np.rint(np.asarray(oval, np.float64)).astype(np.int32).reshape(-1, 1, 2)], 255)
+    else:
+        # detector boxes stop at the brows and the chin: widen a little, lengthen more
+        axes = (bw * 0.55, bh * 0.68)
+        centre = (cx, cy + bh * 0.04)
+        cv2.ellipse(mask, (int(round(centre[0])), int(round(centre[1]))),
+                    (max(int(round(axes[0])), 1), max(int(round(axes[1])), 1)), angle, 0, 360, 255, -1)
     if face.landmarks is not None and len(face.landmarks) >= 3:
         hull = cv2.convexHull(np.asarray(face.landmarks, dtype=np.float32).reshape(-1, 1, 2))
         cv2.fillConvexPoly(mask, np.rint(hull).astype(np.int32), 255)

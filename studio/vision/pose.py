@@ -1,6 +1,10 @@
 """Pose guides for the ControlNet: an OpenPose-format skeleton (18 COCO keypoints on black).
 
 Backends, picked from what is present in models/:
+0. (last, but always there once the studio is set up) BlazePose (Apache-2.0, MediaPipe's
+   pose_landmark_full, installed with the studio): 33 landmarks per person found by their face,
+   converted to OpenPose's 18 (`blazepose_to_openpose`). The AI path then has a body guide with no
+   OpenPose or DWPose weights.
 1. DWPose (Apache-2.0): models/dwpose/yolox_l.onnx (person boxes) + dw-ll_ucoco_384.onnx
    (RTMPose whole-body, SimCC heads), run with onnxruntime; the 133 whole-body points are mapped
    to OpenPose's 18 as ControlNet's DWPose annotator does.
@@ -31,13 +35,38 @@ from studio.vision.toolkit import BackendInfo, onnx_providers, to_rgb_array
 log = logging.getLogger(__name__)
 
 
-BACKENDS: tuple[str, ...] = ("dwpose", "openpose")
+BACKENDS: tuple[str, ...] = ("dwpose", "openpose", "blazepose")
 OPENPOSE_FILE = ("annotators", "body_pose_model.pth")
 DWPOSE_FILES = ("dwpose", ("yolox_l.onnx", "dw-ll_ucoco_384.onnx"))
 LICENCES: dict[str, tuple[str, bool]] = {
     "dwpose": ("Apache-2.0", True),
     "openpose": ("CMU OpenPose: non-commercial", False),
+    "blazepose": ("Apache-2.0 (MediaPipe BlazePose)", True),
 }
+
+# BlazePose landmark index for each OpenPose-18 point (-1: the neck, the shoulders' midpoint).
+# OpenPose: nose, neck, R shoulder, R elbow, R wrist, L shoulder, L elbow, L wrist, R hip, R knee,
+# R ankle, L hip, L knee, L ankle, R eye, L eye, R ear, L ear.
+# BlazePose (mediapipe/python/solutions/pose.py PoseLandmark): 0 nose, 2 left eye, 5 right eye,
+# 7 left ear, 8 right ear, 11/12 left/right shoulder, 13/14 elbows, 15/16 wrists, 23/24 hips,
+# 25/26 knees, 27/28 ankles.
+BLAZEPOSE_TO_OPENPOSE: tuple[int, ...] = (0, -1, 12, 14, 16, 11, 13, 15, 24, 26, 28, 23, 25, 27, 5, 2, 8, 7)
+
+
+def blazepose_to_openpose(points: np.ndarray, visibility: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(33, 2) pixels + (33,) visibility -> (18, 3) OpenPose order (x, y, confidence; 0 = missing)."""
+    pts = np.asarray(points, np.float64).reshape(33, 2)
+    vis = np.asarray(visibility, np.float64).reshape(33)
+    out = np.zeros((18, 3), np.float64)
+    for j, b in enumerate(BLAZEPOSE_TO_OPENPOSE):
+        if b < 0:
+            c = min(vis[11], vis[12])
+            xy = (pts[11] + pts[12]) / 2.0
+        else:
+            c, xy = vis[b], pts[b]
+        if c >= threshold:
+            out[j] = (xy[0], xy[1], c)
+    return out
 KEYPOINT_THRESHOLD = 0.3
 
 # OpenPose's limbs (1-based keypoint pairs) and colours, as controlnet_aux draws them.
@@ -94,6 +123,12 @@ def find_weights(models_dir: Path) -> dict[str, list[Path]]:
     op = root.joinpath(*OPENPOSE_FILE)
     if op.is_file():
         found["openpose"] = [op]
+    from studio.runtime import bundled_models
+    from studio.vision import mp_models
+
+    found["blazepose"] = []
+    if bundled_models.all_present(root):
+        found["blazepose"] = [bundled_models.model_path(root, mp_models.POSE_FILE)]
     return found
 
 
@@ -249,6 +284,12 @@ class PoseEstimator:
 
     def _load(self) -> Any:
         try:
+            if self.backend == "blazepose":
+                from studio.vision.mp_models import MediaPipeKit
+
+                kit = MediaPipeKit(self.weights[0].parent.parent)
+                kit.pose, kit.face_detector, kit.face_mesh  # noqa: B018 - load (and hash-check) now
+                return kit
             if self.backend == "dwpose":
                 import onnxruntime as ort
 
@@ -284,6 +325,8 @@ class PoseEstimator:
                 det, pose = self._impl
                 boxes = _yolox_people(det, work)
                 people = wholebody_to_openpose(_rtmpose(pose, work, boxes)) if len(boxes) else np.zeros((0, 18, 3))
+            elif self.backend == "blazepose":
+                people = self._run_blazepose(self._impl, work)
             else:
                 people = self._run_openpose(self._impl, work)
         people = np.asarray(people, dtype=np.float64).reshape(-1, 18, 3)
@@ -298,6 +341,31 @@ class PoseEstimator:
         keypoints[:, 2] = main[:, 2]
         keypoints[keypoints[:, 2] <= 0, :2] = 0.0
         return PoseResult(Image.fromarray(canvas, "RGB"), keypoints, self.backend, people=len(people))
+
+    @staticmethod
+    def _run_blazepose(kit: Any, rgb: np.ndarray) -> np.ndarray:
+        """Each person found by their face (BlazeFace + FaceMesh check): BlazePose on a crop below
+        the face, then once more on the crop its own landmarks outline."""
+        from studio.vision.mp_models import face_roi, person_roi
+        from studio.vision.people import body_box
+
+        h, w = rgb.shape[:2]
+        people = []
+        for d in kit.face_detector(rgb):
+            _, flag = kit.face_mesh(rgb, face_roi(d.box, d.keypoints))
+            if flag < 0.5:
+                continue
+            res = kit.pose(rgb, person_roi(body_box(d.box, (w, h), full=True)))
+            seen = res.points[res.visibility >= 0.5]
+            if res.presence >= 0.5 and len(seen) >= 4:
+                lo, hi = seen.min(axis=0), seen.max(axis=0)
+                again = kit.pose(rgb, person_roi((lo[0], lo[1], hi[0], hi[1]), 1.35))
+                if again.presence >= res.presence:
+                    res = again
+            if res.presence < 0.5:
+                continue
+            people.append(blazepose_to_openpose(res.points, res.visibility))
+        return np.asarray(people, np.float64).reshape(-1, 18, 3)
 
     @staticmethod
     def _run_openpose(detector: Any, rgb: np.ndarray) -> np.ndarray:

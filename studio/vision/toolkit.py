@@ -89,6 +89,8 @@ class VisionKit:
         self._pose: PoseEstimator | None = None
         self._pose_checked = False
         self._matter: Matter | None = None
+        self._mp: Any = None
+        self._mp_checked = False
         self._lock = threading.RLock()
 
     @classmethod
@@ -132,7 +134,46 @@ class VisionKit:
                 self._matter = Matter.from_folder(self.models_dir).to(self._device())
             return self._matter
 
+    @property
+    def mediapipe(self) -> Any:
+        """The learned models installed with the studio (`mp_models.MediaPipeKit`), or None when
+        they are missing or fail their hash check (then the Haar/GrabCut path is used)."""
+        with self._lock:
+            if not self._mp_checked:
+                from studio.runtime import bundled_models
+                from studio.vision.mp_models import MediaPipeKit
+
+                self._mp_checked = True
+                if bundled_models.all_present(self.models_dir):
+                    self._mp = MediaPipeKit(self.models_dir)
+                else:
+                    log.info("bundled MediaPipe models missing: learned person masks are off")
+            return self._mp
+
     # -- capabilities ----------------------------------------------------------------------
+    def person_mask(self, img: Image.Image | np.ndarray, face: "FaceBox", faces: list | None = None) -> Any:
+        """The picked person's mask from the learned models (`people.PersonMask`), or None when
+        they are not installed (the caller falls back to the GrabCut path)."""
+        kit = self.mediapipe
+        if kit is None:
+            return None
+        from studio.errors import WeightsError
+        from studio.vision.people import person_mask
+
+        try:
+            return person_mask(kit, to_rgb_array(img), face, faces)
+        except WeightsError as exc:
+            log.warning("learned person mask unavailable: %s", exc)
+            with self._lock:
+                self._mp = None
+            return None
+
+    def hands(self, img: Image.Image | np.ndarray) -> list:
+        """Hands with 21 landmarks each (`hands.Hand`); [] without the bundled models."""
+        from studio.vision.hands import find_hands
+
+        return find_hands(to_rgb_array(img), self.models_dir, kit=self.mediapipe)
+
     def detect_faces(self, img: Image.Image | np.ndarray) -> list["FaceBox"]:
         return self.faces(img)
 

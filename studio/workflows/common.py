@@ -154,8 +154,13 @@ def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
     return out
 
 
-def person_matte(services: Services, image: Image.Image, face, include_hair: bool) -> tuple[np.ndarray, str]:
+def person_matte(services: Services, image: Image.Image, face, include_hair: bool,
+                 faces: list | None = None) -> tuple[np.ndarray, str]:
     """For engines that can't invent clothes: the whole person on the upload (255 = person).
+
+    With the learned models installed (`VisionKit.person_mask`), the person comes from selfie
+    segmentation (and BlazePose's body mask for full bodies and touching people); `faces` are the
+    other faces in the photo, so a neighbour's body is not taken along. Without them:
 
     The cut-out runs on the upload (before framing cuts the body at the frame's edges, which
     would teach GrabCut that clothing is background), seeded by a wide box from the face down to
@@ -170,6 +175,9 @@ def person_matte(services: Services, image: Image.Image, face, include_hair: boo
     x0, y0, x1, y1 = face.box
     fw, fh = x1 - x0, y1 - y0
     cx = (x0 + x1) / 2
+    learned = services.vision.person_mask(image, face, faces)
+    if learned is not None and (learned.mask >= 128).sum() > 0:
+        return extend_to_bottom(learned.mask, face), learned.backend
     box = (int(max(0, cx - 2.5 * fw)), int(max(0, y0 - 0.8 * fh)), int(min(W, cx + 2.5 * fw)), H)
     matte = services.vision.cutout(image, box=box, subject="person")
     head = services.vision.face_keep_mask(image.size, face, include_hair=include_hair, include_neck=True)
@@ -344,6 +352,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
     if framing.pad_mask.any() and engine.caps.needs_weights:
         notices.append(Notice("workflow.padded"))
+    people_kept = people_notices(plan, framing, keep, notices)
     framed = framing.image
     timer.lap("masks")
     if cancel is not None:
@@ -386,7 +395,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
                 "layout": layout, "confidence": None if q is None else round(q.score, 3),
                 "upscale": round(framing.scale, 3), "offset": [round(v) for v in framing.offset],
                 "placed_size": [max(1, round(req.image.width * framing.scale)), max(1, round(req.image.height * framing.scale))],
-                "pose": pose_backend,
+                "pose": pose_backend, "people_kept": people_kept,
                 "prompt_source": prompt.source, "options": asdict(opts),
                 **{k: v for k, v in plan.settings.items() if k != "extras"}}
     records = save_all(services, workflow, engine.name, images, seeds, req, prompt.prompt_en, settings,
@@ -399,6 +408,27 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
 
 
 FALLBACKS = ("card", "extend")
+PEOPLE_KEYS = ("workflow.others_left_out", "workflow.all_people_kept")
+
+
+def people_notices(plan: Plan, framing: Framing, keep: np.ndarray, notices: list[Notice]) -> int | None:
+    """Who is kept, said from the FINAL keep mask (the picture the owner gets), never from the
+    detector's count or the owner's checkbox alone: a card that shows the whole photo keeps
+    everyone, a cut-out that took two people along says two. Replaces any earlier people notice.
+    Returns the number of faces the ad shows (None with fewer than two faces)."""
+    from studio.vision.people import count_people
+
+    if len(plan.faces) < 2:
+        return None
+    mapped = [type(f)(box=framing.map_box(f.box), score=f.score) for f in plan.faces]
+    kept = count_people(keep, mapped)
+    notices[:] = [n for n in notices if n.key not in PEOPLE_KEYS]
+    n = len(plan.faces)
+    if kept >= n:
+        notices.append(Notice("workflow.all_people_kept", {"n": n}))
+    elif kept < n:
+        notices.append(Notice("workflow.others_left_out", {"n": n - kept}))
+    return kept
 
 
 def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services, notices: list[Notice]) -> str:

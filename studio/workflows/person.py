@@ -38,10 +38,11 @@ def map_face(face, framing: common.Framing):
     """The same face in the framed image's pixels."""
     from studio.vision.faces import FaceBox
 
-    lm = None
-    if face.landmarks is not None:
-        lm = np.asarray(face.landmarks, dtype=np.float64) * framing.scale + np.array(framing.offset)
-    return FaceBox(box=framing.map_box(face.box), score=face.score, landmarks=lm, backend=face.backend)
+    def move(pts):
+        return None if pts is None else np.asarray(pts, dtype=np.float64) * framing.scale + np.array(framing.offset)
+
+    return FaceBox(box=framing.map_box(face.box), score=face.score, landmarks=move(face.landmarks),
+                   backend=face.backend, oval=move(getattr(face, "oval", None)))
 
 
 def pick_face(services: Services, image: Image.Image, index: int, notices: list[Notice]):
@@ -70,11 +71,18 @@ def face_part(services: Services, req, face, engine: Engine, out_size: tuple[int
 
 
 def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[int, int],
-                 notices: list[Notice], settings: dict, include_neck: bool) -> tuple[list[common.KeepPart], tuple[str, ...]]:
+                 notices: list[Notice], settings: dict, include_neck: bool,
+                 faces: list | None = None) -> tuple[list[common.KeepPart], tuple[str, ...]]:
     parts = [face_part(services, req, face, engine, out_size, include_neck)]
     anchors: tuple[str, ...] = ()
     if not engine.caps.changes_outfit:
-        body, backend = common.person_matte(services, req.image, face, req.include_hair)
+        body, backend = common.person_matte(services, req.image, face, req.include_hair, faces)
+        if backend != "grabcut":
+            # a learned person mask already holds the head: the face part must not add the
+            # backdrop around the hair (the drawn hair ellipse) to the cut-out
+            from studio.vision import masks
+
+            parts[0] = common.KeepPart(masks.intersection(parts[0].mask, masks.dilate(body, 1)))
         parts.append(common.KeepPart(body, edge_px=2))
         settings["cutout"] = backend
         anchors = common.touching_edges(body)
@@ -93,7 +101,7 @@ def person_quality(services: Services, image: Image.Image, face, body: np.ndarra
                                 face.box[3]), score=face.score, landmarks=None, backend=face.backend)
         other, _ = common.person_matte(services, image, wider, True)
     return assess(np.asarray(image.convert("RGB")), body, allowed_edges=anchors + ("bottom",),
-                  face_box=face.box, other=other)
+                  face_box=face.box, other=other, learned=backend != "grabcut")
 
 
 def other_people(services: Services, req, faces: list, face, engine: Engine, out_size: tuple[int, int],
@@ -111,7 +119,7 @@ def other_people(services: Services, req, faces: list, face, engine: Engine, out
     parts: list[common.KeepPart] = []
     anchors: set[str] = set()
     for other in others:
-        extra, edges = person_parts(services, req, other, engine, out_size, [], {}, include_neck)
+        extra, edges = person_parts(services, req, other, engine, out_size, [], {}, include_neck, faces)
         parts.extend(extra)
         anchors.update(edges)
         b = body_box(other.box, req.image.size)
@@ -124,7 +132,8 @@ def plan(req: PersonRequest, services: Services, engine: Engine, out_size: tuple
     notices: list[Notice] = []
     faces, face = pick_face(services, req.image, req.face_index, notices)
     settings: dict = {"face_index": req.face_index, "faces": len(faces), "cutout": None}
-    parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, req.include_neck)
+    parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, req.include_neck,
+                                  faces)
     focus = body_box(face.box, req.image.size)
     extra, more, focus = other_people(services, req, faces, face, engine, out_size, notices, settings,
                                       req.include_neck, focus)

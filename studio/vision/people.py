@@ -1,0 +1,178 @@
+"""People as masks: who is in the photo, and exactly where, from MediaPipe's learned models.
+
+`person_mask(kit, rgb, face, faces)` is the picked person's mask (255 = person) on the photo:
+
+1. Selfie segmentation gives every person's pixels (probability map).
+2. The piece holding the picked face is kept. When other faces share it (people touching), it is
+   split: BlazePose's body mask on the picked person's crop says which pixels are theirs; where
+   the pose model is unsure, each pixel goes to the nearest face's column.
+3. For a full body (a tall figure, small face) the pose model's body mask is added: selfie
+   segmentation is trained on upper bodies and fades at the legs.
+4. The edge band is refined on the full-resolution photo (guided filter, `matting._refine_full_size`).
+
+`everyone_mask` keeps every person whose face was found; `count_people(mask, faces)` counts the
+faces whose centre the final mask covers - the one count notices may use.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from studio.vision import masks
+
+log = logging.getLogger(__name__)
+
+SELFIE_THRESHOLD = 0.5
+POSE_THRESHOLD = 0.5
+
+
+@dataclass
+class PersonMask:
+    mask: np.ndarray            # uint8 255 = person
+    backend: str                # "selfie", "selfie+pose"
+    pose: object | None = None  # mp_models.PoseLandmarks of the picked person, when run
+
+
+def _face_centre(face) -> tuple[int, int]:
+    x0, y0, x1, y1 = face.box
+    return int((x0 + x1) / 2), int((y0 + y1) / 2)
+
+
+def body_box(face_box, size: tuple[int, int], full: bool = False) -> tuple[float, float, float, float]:
+    """Where a person's body is expected below their face (for the pose crop)."""
+    x0, y0, x1, y1 = face_box
+    w, h = x1 - x0, y1 - y0
+    cx = (x0 + x1) / 2
+    W, H = size
+    down = 7.5 if full else 4.0
+    return (max(0.0, cx - 2.0 * w), max(0.0, y0 - 0.5 * h), min(float(W), cx + 2.0 * w), min(float(H), y1 + down * h))
+
+
+def _component_at(binary: np.ndarray, point: tuple[int, int]) -> np.ndarray:
+    n, labels = cv2.connectedComponents(binary.astype(np.uint8))
+    x, y = point
+    h, w = binary.shape
+    x, y = min(max(x, 0), w - 1), min(max(y, 0), h - 1)
+    lab = labels[y, x]
+    if lab == 0:
+        # the face centre fell just outside (hair, a hat): the nearest piece within a face width
+        ys, xs = np.nonzero(labels)
+        if ys.size == 0:
+            return np.zeros_like(binary, dtype=bool)
+        d = (xs - x) ** 2 + (ys - y) ** 2
+        i = int(np.argmin(d))
+        lab = labels[ys[i], xs[i]]
+    return labels == lab
+
+
+def pose_for(kit, rgb: np.ndarray, box: tuple[float, float, float, float]):
+    from studio.vision.mp_models import person_roi
+
+    return kit.pose(rgb, person_roi(box))
+
+
+def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.ndarray | None = None,
+                refine: bool = True) -> PersonMask:
+    """The picked person's mask (see the module doc)."""
+    h, w = rgb.shape[:2]
+    faces = list(faces or [face])
+    if prob is None:
+        prob = kit.selfie(rgb)
+    binary = prob >= SELFIE_THRESHOLD
+    fx0, fy0, fx1, fy1 = face.box
+    fh = max(1, fy1 - fy0)
+    head = masks.face_region_mask((w, h), face, include_hair=True, include_neck=True) > 0
+    mine = _component_at(binary | head, _face_centre(face))
+    backend = "selfie"
+    pose = None
+    ys, xs = np.nonzero(mine & ~head)
+    weak = ys.size < 0.5 * float(head.sum())          # selfie model saw no body (grey photos, far away)
+    tall = ys.size > 0 and (ys.max() - ys.min()) > 5.0 * fh
+    sharing = [f for f in faces if f is not face and mine[min(_face_centre(f)[1], h - 1), min(_face_centre(f)[0], w - 1)]]
+    if weak or tall or sharing:
+        box = body_box(face.box, (w, h), full=tall or weak)
+        if ys.size and tall and not sharing:
+            box = (float(min(xs.min(), box[0])), float(min(ys.min(), box[1])),
+                   float(max(xs.max() + 1, box[2])), float(max(ys.max() + 1, box[3])))
+        pose = pose_for(kit, rgb, box)
+        body = pose.mask >= POSE_THRESHOLD
+        if pose.presence >= 0.5 and body.any():
+            backend = "selfie+pose"
+            if sharing:
+                # split the shared piece: the pose model's body, else the nearest face's column
+                cx = np.array([_face_centre(f)[0] for f in [face] + sharing], np.float32)
+                cols = np.arange(w, dtype=np.float32)
+                nearest = np.argmin(np.abs(cols[None, :] - cx[:, None]), axis=0) == 0
+                mine = mine & (body | (nearest[None, :] & (pose.mask > 0.1)))
+            elif weak:
+                mine = mine | (body & _component_at(body | head, _face_centre(face)))
+                prob = np.maximum(prob, pose.mask)
+            else:
+                mine = mine | (body & (prob > 0.1))
+        elif sharing:
+            cx = np.array([_face_centre(f)[0] for f in [face] + sharing], np.float32)
+            cols = np.arange(w, dtype=np.float32)
+            mine = mine & (np.argmin(np.abs(cols[None, :] - cx[:, None]), axis=0) == 0)[None, :]
+    mine = mine | head
+    out = _clean(mine, _face_centre(face))
+    if refine:
+        from studio.vision.matting import _refine_full_size
+
+        soft = np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
+        out = _refine_full_size(rgb, _blend_edge(out, soft), max(2, int(round(0.01 * max(h, w)))))
+    return PersonMask(out, backend, pose)
+
+
+def _blend_edge(hard: np.ndarray, soft: np.ndarray) -> np.ndarray:
+    """The hard decision inside and out, the model's soft value on the edge (for the guided filter)."""
+    grown, shrunk = masks.dilate(hard, 2), masks.erode(hard, 2)
+    out = hard.copy()
+    edge = (grown > 0) & (shrunk == 0)
+    out[edge] = soft[edge]
+    return out
+
+
+def _clean(mask: np.ndarray, keep_point: tuple[int, int]) -> np.ndarray:
+    """One piece (the one holding the face), small holes filled, as uint8 0/255."""
+    m = mask.astype(np.uint8) * 255
+    m = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    piece = _component_at(m > 0, keep_point)
+    m = piece.astype(np.uint8) * 255
+    # fill holes smaller than 2 % of the person (a gap under an arm stays open)
+    area = float((m > 0).sum())
+    cs, hier = cv2.findContours(m, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hier is not None:
+        holes = [c for c, row in zip(cs, hier[0]) if row[3] >= 0 and cv2.contourArea(c) < 0.02 * area]
+        if holes:
+            cv2.drawContours(m, holes, -1, 255, thickness=cv2.FILLED)
+    return m
+
+
+def everyone_mask(kit, rgb: np.ndarray, faces: list, prob: np.ndarray | None = None) -> np.ndarray:
+    """Every person whose face was found (each face's piece of the selfie mask)."""
+    h, w = rgb.shape[:2]
+    if prob is None:
+        prob = kit.selfie(rgb)
+    out = np.zeros((h, w), np.uint8)
+    for f in faces:
+        out = np.maximum(out, person_mask(kit, rgb, f, [f], prob=prob, refine=False).mask)
+    from studio.vision.matting import _refine_full_size
+
+    return _refine_full_size(rgb, _blend_edge(out, np.clip(np.rint(prob * 255), 0, 255).astype(np.uint8)),
+                             max(2, int(round(0.01 * max(h, w)))))
+
+
+def count_people(mask: np.ndarray, faces: list, share: float = 0.5) -> int:
+    """How many of `faces` the final keep mask shows: a face counts when at least `share` of its
+    box is kept. Notices about who was kept or left out use this, never the detector's count."""
+    n = 0
+    for f in faces:
+        x0, y0, x1, y1 = (int(v) for v in f.box)
+        region = mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+        if region.size and float((region >= 128).mean()) >= share:
+            n += 1
+    return n
