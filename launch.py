@@ -138,6 +138,9 @@ def serve(settings: Settings) -> None:
     if port != settings.port:
         print(t("serve.port_taken", settings.lang, port=settings.port, new=port, url=url), flush=True)
         settings = settings.with_(port=port)
+    from studio.runtime.warmup import prepare_in_background
+
+    prepare_in_background(settings.models_dir, settings.lang)   # only when setup was skipped
     services = build_services(settings)
     choice = services.engines.choice("inpaint")
     log.info("engine: %s (%s)", choice.name, choice.reason("en"))

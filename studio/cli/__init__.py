@@ -14,6 +14,7 @@ from __future__ import annotations
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "setup": ("studio.cli.setup", "one-time preparation: fetch the bundled photo-recognition models (hash-checked) and compile the matting code"),
     "stock": ("studio.cli.stock", "a batch of stock images with metadata, CSV and ZIP (--mode, --keywords, --count, --out, --ray-address)"),
     "demo": ("studio.cli.demo", "write sample ads (coffee product, astronaut person) into outputs/ with the active engine"),
     "ad": ("studio.cli.ad", "make one ad from a photo without the browser; prints one JSON line (path, layout, confidence, faces, notices)"),

@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 
 INSIGHTFACE_PACKS: tuple[str, ...] = ("buffalo_l", "antelopev2")
 BACKENDS: tuple[str, ...] = ("insightface", "mediapipe", "yunet", "haar")
-MESH_FLAG_MIN = 0.5   # FaceMesh's face probability a BlazeFace candidate needs
+MP_DETECT_SIDE = 1024   # BlazeFace runs on a copy no larger than this
+MP_MAX_CANDIDATES = 24  # FaceMesh checks at most this many candidates (best first)
+MESH_FLAG_MIN = 0.75  # FaceMesh's face probability a BlazeFace candidate needs
 # FaceMesh landmark indices of the mouth corners (the person's right, then left)
 MESH_MOUTH_R, MESH_MOUTH_L = 61, 291
 HAAR_FILE = "haarcascade_frontalface_default.xml"
@@ -280,7 +282,19 @@ class FaceDetector:
 
         h, w = rgb.shape[:2]
         out: list[FaceBox] = []
-        for d in kit.face_detector(rgb, min_face=min_face, min_score=self.score_threshold):
+        # the detector runs on a copy of at most MP_DETECT_SIDE px (a 32 px face in a 12 MP photo
+        # is not a face an ad is made of); FaceMesh then reads each face from the full photo
+        small, s = _downscale(rgb, MP_DETECT_SIDE)
+        # small windows are searched only where the selfie model sees people - unless it sees
+        # nobody at all (grey photos, people far away): then everywhere
+        people = kit.selfie(small)
+        if float((people > 0.5).mean()) < 0.005:
+            people = None
+        dets = kit.face_detector(small, min_face=max(24, int(min_face * s)), min_score=self.score_threshold,
+                                 people=people)
+        for d in dets:
+            d.box, d.keypoints = d.box / s, d.keypoints / s
+        for d in dets[:MP_MAX_CANDIDATES]:
             pts, flag = kit.face_mesh(rgb, face_roi(d.box, d.keypoints))
             if flag < MESH_FLAG_MIN:
                 log.debug("face candidate %s dropped: FaceMesh face flag %.2f", d.box.astype(int).tolist(), flag)

@@ -189,27 +189,29 @@ class BlazeFace:
         self.net = TFLiteNet(path)
         self.anchors = ssd_anchor_centres(self.INPUT, self.STRIDES)
 
-    def _decode(self, outs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        scores = next(o for _, o in _by_size(outs, 896)).reshape(-1)
-        raw = next(o for _, o in _by_size(outs, 896 * 16)).reshape(-1, 16)
-        return raw, sigmoid(scores)
-
-    def _run(self, tile: np.ndarray, min_score: float) -> list[Detection]:
-        """Detections on one tile (any aspect), in tile pixels."""
-        sq, s, px, py = letterbox(tile, self.INPUT, self.INPUT)
-        raw, scores = self._decode(self.net(to_blob(sq, -1.0, 1.0)))
-        keep = np.where(scores >= min_score)[0]
+    def _detections(self, raw: np.ndarray, scores: np.ndarray, s: float, px: float, py: float,
+                    min_score: float) -> list[Detection]:
+        """Decode one input's (896, 16) regressors and (896,) scores into its tile's pixels."""
         out = []
-        for i in keep:
+        for i in np.where(scores >= min_score)[0]:
             r = raw[i] / self.INPUT
             ax, ay = self.anchors[i]
             cx, cy, w, h = r[0] + ax, r[1] + ay, r[2], r[3]
             box = np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]) * self.INPUT
             kps = (r[4:16].reshape(6, 2) + self.anchors[i]) * self.INPUT
-            box = (box - [px, py, px, py]) / s
-            kps = (kps - [px, py]) / s
-            out.append(Detection(box, float(scores[i]), kps))
+            out.append(Detection((box - [px, py, px, py]) / s, float(scores[i]), (kps - [px, py]) / s))
         return out
+
+    def _run_batch(self, tiles: list[np.ndarray], min_score: float) -> list[list[Detection]]:
+        """Detections per tile (any aspect), in tile pixels (call with one tile: see __call__)."""
+        boxes = [letterbox(t, self.INPUT, self.INPUT) for t in tiles]
+        blob = np.concatenate([to_blob(sq, -1.0, 1.0) for sq, _, _, _ in boxes])
+        outs = self.net(blob)
+        n = len(tiles)
+        scores = sigmoid(next(o for _, o in _by_size(outs, n * 896)).reshape(n, 896))
+        raw = next(o for _, o in _by_size(outs, n * 896 * 16)).reshape(n, 896, 16)
+        return [self._detections(raw[k], scores[k], s, px, py, min_score)
+                for k, (_, s, px, py) in enumerate(boxes)]
 
     def windows(self, w: int, h: int, min_face: int = 32) -> list[tuple[int, int, int, int]]:
         """The whole photo, then square windows shrinking by half until a `min_face` face would
@@ -218,7 +220,7 @@ class BlazeFace:
         limit = max(int(min_face / 0.12), 96)
         side = min(w, h) // 2
         while min(w, h) > limit and side >= 64:
-            step = max(int(side * 0.75), 1)
+            step = max(int(side * 0.8), 1)
             xs = list(range(0, max(w - side, 0) + 1, step))
             ys = list(range(0, max(h - side, 0) + 1, step))
             if xs[-1] != max(w - side, 0):
@@ -231,12 +233,24 @@ class BlazeFace:
             side //= 2
         return wins
 
-    def __call__(self, rgb: np.ndarray, min_face: int = 32, min_score: float | None = None) -> list[Detection]:
+    def __call__(self, rgb: np.ndarray, min_face: int = 32, min_score: float | None = None,
+                 people: np.ndarray | None = None) -> list[Detection]:
+        """`people`: a person probability map (image size); windows without people are skipped
+        (the whole photo is always searched)."""
         h, w = rgb.shape[:2]
         thr = self.SCORE if min_score is None else min_score
         cands: list[Detection] = []
-        for x0, y0, x1, y1 in self.windows(w, h, min_face):
-            for d in self._run(rgb[y0:y1, x0:x1], thr):
+        wins = self.windows(w, h, min_face)
+        if people is not None:
+            busy = (people > 0.3).astype(np.float32)
+            integral = cv2.integral(busy)
+            def share(x0: int, y0: int, x1: int, y1: int) -> float:
+                tot = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+                return float(tot) / max((x1 - x0) * (y1 - y0), 1)
+            wins = [wins[0]] + [b for b in wins[1:] if share(*b) >= 0.02]
+        # one tile per forward pass: OpenCV's TFLite import of this model mixes up a batch
+        for x0, y0, x1, y1 in wins:
+            for d in self._run_batch([rgb[y0:y1, x0:x1]], thr)[0]:
                 d.box = d.box + [x0, y0, x0, y0]
                 d.keypoints = d.keypoints + [x0, y0]
                 cands.append(d)

@@ -269,6 +269,13 @@ class VisionKit:
                           "licences": {k: {"licence": v[0], "commercial_use": v[1]}
                                        for k, v in matting_mod.LICENCES.items()},
                           "note": ""}
+        from studio.runtime import bundled_models
+
+        mp_ok = bundled_models.all_present(self.models_dir)
+        out["people"] = {"backend": "mediapipe-selfie" if mp_ok else "grabcut",
+                         "licence": "Apache-2.0 (MediaPipe)" if mp_ok else "Apache-2.0 (OpenCV)",
+                         "commercial_use": True, "weights": {}, "available": ["mediapipe-selfie", "grabcut"] if mp_ok
+                         else ["grabcut"], "note": "" if mp_ok else t("bundled.missing", self.lang, file="mediapipe")}
         out["compositing"] = {"backend": "opencv", "licence": "Apache-2.0 (OpenCV)", "commercial_use": True,
                               "weights": {}, "available": ["alpha", "poisson"], "note": ""}
         return out

@@ -26,6 +26,8 @@ def catalog_rows(services: Services) -> list[list[object]]:
         e = st.entry
         present = ("✅ " + t("models.present.yes", lang) if st.present else
                    ("⚠️ " + t("models.present.lfs", lang) if st.lfs_pointers else t("models.present.no", lang)))
+        if e.source == "mediapipe-wheel":
+            present = ("✅ " if st.present else "⚠️ ") + t("models.present.bundled", lang)
         rows.append([e.name(lang), t(f"models.purpose.{e.purpose}", lang), present, e.disk_gb, e.vram_gb,
                      licence_words(e.licence, e.commercial_use, lang),
                      yes if e.commercial_use else no, yes if e.outputs_commercial else no])
@@ -125,6 +127,11 @@ def build(services: Services) -> None:
 
         if entry.source == "rembg":
             return rembg_download(services, entry, report), catalog_rows(services)
+        if entry.source == "mediapipe-wheel":
+            from studio.runtime.bundled_models import bundled_files, ensure_bundled
+
+            ensure_bundled(services.settings.models_dir, progress=lambda m: report(0, 0, m), lang=lang)
+            return esc(t("bundled.ready", lang, n=len(bundled_files()))), catalog_rows(services)
         result = download_model(model_id, services.settings.models_dir, presets=services.presets,
                                 token=hf_token or None, progress=report)
         done = t("models.downloaded", lang, files=result.files)
