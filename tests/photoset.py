@@ -67,17 +67,26 @@ class Photo:
     def available(self) -> bool:
         return self.path.is_file()
 
-    def _turn(self, size: tuple[int, int]) -> np.ndarray | None:
-        """2x3 affine of the rotation (None when upright), on a canvas that holds the turned photo."""
+    def _turn(self, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]] | None:
+        """(2x3 affine, output size) of the rotation, or None when upright. The turned photo is
+        cropped to the largest upright rectangle inside it: no invented border, the subject runs
+        off the frame as in a photo taken askew."""
         if not self.rotate:
             return None
         w, h = size
+        a = abs(np.radians(self.rotate))
+        sin_a, cos_a = abs(np.sin(a)), abs(np.cos(a))
+        long_side, short_side = max(w, h), min(w, h)
+        if short_side <= 2.0 * sin_a * cos_a * long_side or abs(sin_a - cos_a) < 1e-10:
+            x = 0.5 * short_side
+            cw, ch = (x / sin_a, x / cos_a) if w >= h else (x / cos_a, x / sin_a)
+        else:
+            cos_2a = cos_a * cos_a - sin_a * sin_a
+            cw, ch = (w * cos_a - h * sin_a) / cos_2a, (h * cos_a - w * sin_a) / cos_2a
         m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), self.rotate, 1.0)
-        c, s = abs(m[0, 0]), abs(m[0, 1])
-        nw, nh = int(h * s + w * c), int(h * c + w * s)
-        m[0, 2] += nw / 2.0 - w / 2.0
-        m[1, 2] += nh / 2.0 - h / 2.0
-        return m
+        m[0, 2] += cw / 2.0 - w / 2.0
+        m[1, 2] += ch / 2.0 - h / 2.0
+        return m, (int(cw), int(ch))
 
     def _raw_size(self) -> tuple[int, int]:
         with Image.open(self.path) as im:
@@ -86,19 +95,17 @@ class Photo:
     def image(self) -> Image.Image:
         with Image.open(self.path) as im:
             rgb = im.convert("RGB")
-        m = self._turn(rgb.size)
-        if m is None:
+        turn = self._turn(rgb.size)
+        if turn is None:
             return rgb
-        w, h = rgb.size
-        c, s = abs(m[0, 0]), abs(m[0, 1])
-        nw, nh = int(h * s + w * c), int(h * c + w * s)
+        m, (nw, nh) = turn
         turned = cv2.warpAffine(np.asarray(rgb), m, (nw, nh), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         return Image.fromarray(turned)
 
     def _points(self, pts) -> np.ndarray:
         pts = np.asarray(pts, np.float64).reshape(-1, 2)
-        m = self._turn(self._raw_size())
-        return pts if m is None else pts @ m[:, :2].T + m[:, 2]
+        turn = self._turn(self._raw_size())
+        return pts if turn is None else pts @ turn[0][:, :2].T + turn[0][:, 2]
 
     def mask(self, size: tuple[int, int]) -> np.ndarray:
         """The drawn subject, 255 inside (polygons filled)."""

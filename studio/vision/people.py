@@ -85,7 +85,9 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
     binary = prob >= SELFIE_THRESHOLD
     fx0, fy0, fx1, fy1 = face.box
     fh = max(1, fy1 - fy0)
-    head = masks.face_region_mask((w, h), face, include_hair=True, include_neck=True) > 0
+    # the face itself (its outline, and the neck under it): never the drawn hair ellipse, which
+    # would carry the backdrop around the head into the cut-out - the model's mask holds the hair
+    head = masks.face_region_mask((w, h), face, include_hair=False, include_neck=True) > 0
     mine = _component_at(binary | head, _face_centre(face))
     backend = "selfie"
     pose = None
@@ -94,36 +96,67 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
     tall = ys.size > 0 and (ys.max() - ys.min()) > 5.0 * fh
     sharing = [f for f in faces if f is not face and mine[min(_face_centre(f)[1], h - 1), min(_face_centre(f)[0], w - 1)]]
     if weak or tall or sharing:
-        box = body_box(face.box, (w, h), full=tall or weak)
-        if ys.size and tall and not sharing:
-            box = (float(min(xs.min(), box[0])), float(min(ys.min(), box[1])),
-                   float(max(xs.max() + 1, box[2])), float(max(ys.max() + 1, box[3])))
-        pose = pose_for(kit, rgb, box)
+        if sharing:
+            # several people in one piece: the crop below this face, as tight and as tall as
+            # works best (the model's own presence score decides)
+            tries = [(body_box(face.box, (w, h), full=False), 1.25), (body_box(face.box, (w, h), full=True), 1.0),
+                     (body_box(face.box, (w, h), full=False), 1.0)]
+        else:
+            box = body_box(face.box, (w, h), full=tall or weak)
+            if ys.size and tall:
+                box = (float(min(xs.min(), box[0])), float(min(ys.min(), box[1])),
+                       float(max(xs.max() + 1, box[2])), float(max(ys.max() + 1, box[3])))
+            tries = [(box, 1.25)]
+        from studio.vision.mp_models import person_roi
+
+        for box, scale in tries:
+            res = kit.pose(rgb, person_roi(box, scale))
+            if pose is None or res.presence > pose.presence:
+                pose = res
+            if pose.presence >= 0.8:
+                break
         body = pose.mask >= POSE_THRESHOLD
         if pose.presence >= 0.5 and body.any():
             backend = "selfie+pose"
             if sharing:
-                # split the shared piece: the pose model's body, else the nearest face's column
-                cx = np.array([_face_centre(f)[0] for f in [face] + sharing], np.float32)
-                cols = np.arange(w, dtype=np.float32)
-                nearest = np.argmin(np.abs(cols[None, :] - cx[:, None]), axis=0) == 0
-                mine = mine & (body | (nearest[None, :] & (pose.mask > 0.1)))
+                # split the shared piece: only what the pose model calls this person's body
+                mine = mine & masks.dilate(body.astype(np.uint8) * 255, max(2, int(0.03 * fh))).astype(bool)
             elif weak:
                 mine = mine | (body & _component_at(body | head, _face_centre(face)))
                 prob = np.maximum(prob, pose.mask)
             else:
                 mine = mine | (body & (prob > 0.1))
         elif sharing:
+            # no pose: the nearest face's column, within the body's expected box
             cx = np.array([_face_centre(f)[0] for f in [face] + sharing], np.float32)
             cols = np.arange(w, dtype=np.float32)
-            mine = mine & (np.argmin(np.abs(cols[None, :] - cx[:, None]), axis=0) == 0)[None, :]
+            bx0, by0, bx1, by1 = (int(v) for v in body_box(face.box, (w, h)))
+            inside = np.zeros((h, w), bool)
+            inside[by0:by1, bx0:bx1] = True
+            mine = mine & inside & (np.argmin(np.abs(cols[None, :] - cx[:, None]), axis=0) == 0)[None, :]
     mine = mine | head
+    if sharing:
+        # a neighbour's face cut in two is worse than a neighbour kept: when the split runs
+        # through another face, the whole piece (everyone touching) is kept and said so
+        whole = _component_at(binary | head, _face_centre(face))
+        for other in sharing:
+            their_head = masks.face_region_mask((w, h), other, include_hair=True) > 0
+            inside = float((mine & their_head).sum()) / max(float(their_head.sum()), 1.0)
+            if inside > 0.03:
+                log.info("the split through the group takes part of another head (%.0f %%): keeping the whole group",
+                         inside * 100)
+                mine = whole | head
+                backend = "selfie"
+                break
     out = _clean(mine, _face_centre(face))
     if refine:
         from studio.vision.matting import _refine_full_size
 
         soft = np.clip(np.rint(prob * 255.0), 0, 255).astype(np.uint8)
+        hard = out
         out = _refine_full_size(rgb, _blend_edge(out, soft), max(2, int(round(0.01 * max(h, w)))))
+        # the edge filter must not thin away what the model is sure of (an outstretched arm)
+        out = np.maximum(out, np.where((hard > 0) & (prob >= 0.8), 255, 0).astype(np.uint8))
     return PersonMask(out, backend, pose)
 
 
