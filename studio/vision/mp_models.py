@@ -242,12 +242,19 @@ class BlazeFace:
         cands: list[Detection] = []
         wins = self.windows(w, h, min_face)
         if people is not None:
-            busy = (people > 0.3).astype(np.float32)
-            integral = cv2.integral(busy)
+            # a head is at the top of its person: keep the windows that hold a stretch of a
+            # person's upper outline (person here, none a little above)
+            body = people > 0.3
+            k = max(4, int(0.012 * max(h, w)))
+            above = np.zeros_like(body)
+            above[k:] = body[:-k]
+            top = (body & ~above).astype(np.float32)
+            integral = cv2.integral(top)
+
             def share(x0: int, y0: int, x1: int, y1: int) -> float:
                 tot = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
                 return float(tot) / max((x1 - x0) * (y1 - y0), 1)
-            wins = [wins[0]] + [b for b in wins[1:] if share(*b) >= 0.02]
+            wins = [wins[0]] + [b for b in wins[1:] if share(*b) >= 0.004]
         # one tile per forward pass: OpenCV's TFLite import of this model mixes up a batch
         for x0, y0, x1, y1 in wins:
             for d in self._run_batch([rgb[y0:y1, x0:x1]], thr)[0]:
