@@ -155,6 +155,26 @@ def strokes_box(strokes: np.ndarray | None) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def strokes_from_image(image: Image.Image | np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """Brush strokes from a painted picture (the headless `--strokes` PNG, the tabs' brush layer):
+    GREEN paint = keep, RED paint = remove; anything else (transparent, white, black, grey, the
+    photo itself) = no stroke. A pixel is green when its green channel is at least 128 and above
+    both others by 64 (red likewise); with an alpha channel, only pixels at least half opaque
+    count. Returns STROKE_* per pixel at `size` (w, h), or None when nothing was painted."""
+    arr = np.asarray(image.convert("RGBA") if isinstance(image, Image.Image) else image)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError("vision.matting.bad_strokes", shape=str(arr.shape))
+    rgb = arr[..., :3].astype(np.int16)
+    opaque = arr[..., 3] >= 128 if arr.shape[2] == 4 else np.ones(arr.shape[:2], bool)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    keep = opaque & (g >= 128) & (g - r >= 64) & (g - b >= 64)
+    remove = opaque & (r >= 128) & (r - g >= 64) & (r - b >= 64)
+    out = np.zeros(arr.shape[:2], np.uint8)
+    out[keep] = STROKE_KEEP
+    out[remove] = STROKE_REMOVE
+    return check_strokes(out, size or (arr.shape[1], arr.shape[0]))
+
+
 def apply_strokes(mask: np.ndarray, strokes: np.ndarray | None, feather_px: float = 1.5) -> np.ndarray:
     """Any engine's cut-out edited by the owner's brush: keep strokes are forced in (and joined to
     the subject), remove strokes forced out, then the edge is re-feathered. The painted pixels
