@@ -342,6 +342,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
         framing, keep = fallback_framing(req.image, out_size, layout, plan.focus)
         if framing.scale >= MAX_UPSCALE - 1e-6:
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
+    notices = people_notices(plan.faces, framing, keep, notices)
     if framing.pad_mask.any() and engine.caps.needs_weights:
         notices.append(Notice("workflow.padded"))
     framed = framing.image
@@ -399,6 +400,36 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
 
 
 FALLBACKS = ("card", "extend")
+PEOPLE_KEYS = ("workflow.others_left_out", "workflow.all_people_kept")
+
+
+def face_shown(face_box: Box, framing: Framing, keep: np.ndarray, share: float = 0.5) -> bool:
+    """Whether the ad shows this face: the middle of its box, carried into the frame, is at
+    least `share` kept (a face cropped off the frame, or left out of the keep mask, is not)."""
+    x0, y0, x1, y1 = framing.map_box(face_box)
+    mx, my = (x1 - x0) / 4, (y1 - y0) / 4
+    ix0, iy0, ix1, iy1 = int(round(x0 + mx)), int(round(y0 + my)), int(round(x1 - mx)), int(round(y1 - my))
+    area = max(1, (ix1 - ix0) * (iy1 - iy0))
+    h, w = keep.shape[:2]
+    cx0, cy0, cx1, cy1 = max(0, ix0), max(0, iy0), min(w, ix1), min(h, iy1)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return False
+    return float((keep[cy0:cy1, cx0:cx1] >= 128).sum()) / area >= share
+
+
+def people_notices(faces: list, framing: Framing, keep: np.ndarray, notices: list[Notice]) -> list[Notice]:
+    """The "N people left out / all N kept" notices recounted from the FINAL keep mask, so no
+    notice contradicts the picture (a card that shows everyone never says some were left out)."""
+    if len(faces) < 2:
+        return [n for n in notices if n.key not in PEOPLE_KEYS]
+    shown = sum(face_shown(f.box, framing, keep) for f in faces)
+    out = [n for n in notices if n.key not in PEOPLE_KEYS]
+    left = len(faces) - shown
+    if left == 0:
+        out.append(Notice("workflow.all_people_kept", {"n": shown}))
+    elif shown > 0:
+        out.append(Notice("workflow.others_left_out", {"n": left}))
+    return out
 
 
 def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services, notices: list[Notice]) -> str:
