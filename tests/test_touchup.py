@@ -299,3 +299,42 @@ def test_people_notices_helper_follows_the_mask() -> None:
     out = common.people_notices(faces, fr, keep, stale)
     assert [(n.key, n.fields["n"]) for n in out] == [("workflow.all_people_kept", 3)]
     assert masks.coverage(keep) == 1.0
+
+
+# -- the tabs' brush -----------------------------------------------------------------------------
+def test_tab_brush_layers_become_strokes_and_reach_the_request(settings) -> None:
+    from studio.ui.tabs import ads
+
+    size = (600, 400)
+    layer = np.zeros((200, 300, 4), np.uint8)            # the canvas may be smaller: stretched
+    layer[150:190, 60:210] = (255, 0, 0, 255)            # red = remove (the saucer's front)
+    layer[5:20, 250:280] = (0, 255, 0, 255)              # green = keep
+    value = {"background": np.zeros((200, 300, 4), np.uint8), "layers": [layer], "composite": None}
+    s = ads.brush_strokes(value, size)
+    assert s.shape == (400, 600)
+    assert (s[310:370, 130:410] == STROKE_REMOVE).all() and (s[15:35, 505:555] == STROKE_KEEP).all()
+    assert ads.brush_strokes({"background": None, "layers": [np.zeros((20, 30, 4), np.uint8)]}, size) is None
+    assert ads.brush_strokes(None, size) is None
+    loaded = load_image(data.coffee())
+    form = ads.AdForm(upload="x", industry="cafe", style="studio", box="70,10,490,395", brush=value)
+    req = ads.build_request(ads.SPECS["product"], form, loaded, "ko")
+    assert req.strokes is not None and (req.strokes == STROKE_REMOVE).sum() > 10000
+    req = ads.build_request(ads.SPECS["advanced"], form, loaded, "ko")
+    assert req.strokes is not None
+    assert not hasattr(ads.build_request(ads.SPECS["person"], form, loaded, "ko"), "strokes")
+
+
+def test_product_tab_has_the_brush_with_stable_ids(settings) -> None:
+    from studio.ui.app import build_app
+
+    svc = build_services(settings.with_(engine="lite"))
+    try:
+        demo = build_app(svc)
+        ids = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+        for wf in ("product", "advanced"):
+            ed = ids[f"{wf}-brush"]
+            assert type(ed).__name__ == "ImageEditor" and ids[f"{wf}-box"] is not None
+            assert [c.lower() for c in ed.brush.colors] == ["#00ff00", "#ff0000"] and ed.brush.color_mode == "fixed"
+        assert ids["person-brush-panel"].visible is False and ids["product-brush-panel"].visible is not False
+    finally:
+        svc.store.close()
