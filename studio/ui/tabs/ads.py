@@ -272,10 +272,10 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
     form_fields = [("upload", upload), ("industry", industry), ("style", style), ("prompt_ko", prompt_ko),
                    ("prompt_en", prompt_en), ("sns", sns), ("count", count), ("face", face_pick), ("box", box_txt),
-                   ("brush", brush),
                    ("steps", steps), ("guidance", guidance), ("cn_scale", cn_scale), ("cn_start", cn_start),
                    ("cn_end", cn_end), ("feather", feather), ("dilate", dilate), ("seed", seed), ("hair", hair),
-                   ("all_people", all_people), ("shadow", shadow), ("reflection", reflection)]
+                   ("all_people", all_people), ("shadow", shadow), ("reflection", reflection),
+                   ("brush", brush)]   # last: callers of the API by position keep working
 
     def _load(path: str | None):
         from studio.vision.io import load_image
@@ -417,7 +417,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             on_upload, preview_inputs, preview_outputs, api_name=False)
     make_prompt.click(on_make_prompt, [industry, style, prompt_ko], [prompt_en], api_name=f"{wf}_prompt")
     gen_event = generate.click(
-        form_handler([name for name, _ in form_fields], on_generate),
+        form_handler([name for name, _ in form_fields], on_generate, optional=("brush",)),
         [component for _, component in form_fields],
         [results, notes_out, prompt_en, files],
         api_name=f"{wf}_generate", concurrency_id="gpu", concurrency_limit=1)
