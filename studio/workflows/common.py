@@ -339,7 +339,8 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
         if framing.scale >= MAX_UPSCALE - 1e-6 and framing.pad_mask.any():
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
     else:
-        framing, keep = fallback_framing(req.image, out_size, layout, plan.focus)
+        window = plan.focus if getattr(plan.cutout, "backend", None) == "box" else None
+        framing, keep = fallback_framing(req.image, out_size, layout, plan.focus, window=window)
         if framing.scale >= MAX_UPSCALE - 1e-6:
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
     notices = people_notices(plan.faces, framing, keep, notices)
@@ -442,7 +443,11 @@ def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services
     more enlarging than a cut-out would; otherwise a framed "card". Someone who drew a box or
     painted is never told to draw a box: they are pointed at the brush."""
     q = plan.quality
-    if q is None or q.ok or engine.caps.needs_weights:
+    if engine.caps.needs_weights:
+        return "cutout"
+    if getattr(plan.cutout, "backend", None) == "box":
+        return "card"   # no outline in the owner's box: what it holds is shown as a framed card (noticed)
+    if q is None or q.ok:
         return "cutout"
     sns = services.presets.sns(req.sns_size)
     W, H = req.image.size
@@ -462,7 +467,7 @@ CARD_MAX_STRETCH = 1.35             # a card may be at most this much wider (or 
 
 
 def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str,
-                     focus: Box | None = None) -> tuple[Framing, np.ndarray]:
+                     focus: Box | None = None, window: Box | None = None) -> tuple[Framing, np.ndarray]:
     """The photo laid out on the ad: a framed card with room for a headline above ("card"), or
     filling the frame, a designed backdrop in what is left ("extend"). Keep = the photo, exactly.
 
@@ -476,7 +481,11 @@ def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str,
         win = (0.0, 0.0, float(W), float(H))
     else:
         box = (CARD_BOX[0] * out_w, CARD_BOX[1] * out_h, CARD_BOX[2] * out_w, CARD_BOX[3] * out_h)
-        win = card_window((W, H), (box[2] - box[0]) / (box[3] - box[1]), focus)
+        if window is not None:   # the card shows exactly this part of the photo (the owner's box)
+            x0, y0, x1, y1 = window
+            win = (float(max(0, x0)), float(max(0, y0)), float(min(W, x1)), float(min(H, y1)))
+        else:
+            win = card_window((W, H), (box[2] - box[0]) / (box[3] - box[1]), focus)
     bw, bh = box[2] - box[0], box[3] - box[1]
     cw, ch = win[2] - win[0], win[3] - win[1]
     scale = min(bw / cw, bh / ch, MAX_UPSCALE)
