@@ -872,6 +872,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
                         "Preparing the edge-smoothing tool, once (about 1 minute)..."),
     "setup.done": ("준비가 끝났습니다. 'python launch.py'로 스튜디오를 여세요.",
                    "All set. Open the studio with 'python launch.py'."),
+    # --- issue 18 --- (18b: the owner's box and brush, designed fallbacks, honest counts)
+    "workflow.cutout.box": ("누끼: 오려 낼 경계를 찾지 못해 그린 상자 안을 그대로 남겼습니다. 브러시로 남길 곳과 지울 곳을 칠하면 더 깔끔해집니다.",
+                            "Cut-out: no clear outline was found, so what your box holds was kept as drawn. Paint keep and remove strokes with the brush for a cleaner cut-out."),
+    "workflow.cutout.brushed": ("브러시로 칠한 곳을 반영했습니다(초록: 남김, 빨강: 지움).",
+                                "Your brush strokes were applied (green: keep, red: remove)."),
+    "vision.matting.bad_strokes": ("브러시 그림의 형식이 잘못되었습니다({shape}). 사진과 같은 크기의 PNG를 올려 주세요.",
+                                   "The brush strokes have the wrong shape ({shape}). Use a PNG the size of the photo."),
+    "lite.fallback.card_drawn": ("누끼(배경 제거)가 확실하지 않아({why}) 그린 상자 부분을 카드처럼 배치했습니다. 브러시로 남길 곳(초록)과 지울 곳(빨강)을 칠하면 깔끔한 누끼로 만들어 드립니다.",
+                                 "The cut-out was not clean enough ({why}), so the part in your box is shown as a framed card. Paint keep (green) and remove (red) strokes with the brush for a clean cut-out."),
+    "lite.fallback.fill": ("누끼(배경 제거)가 확실하지 않아({why}) 사진을 그대로 두고 어울리는 배경으로 넓혔습니다. 깔끔한 누끼를 원하면 모델 탭에서 누끼 모델(BiRefNet)을 내려받거나, 대상 주위에 상자를 그리고 브러시로 다듬어 주세요.",
+                           "The cut-out was not clean enough ({why}), so the photo is kept whole on a matching backdrop. For a clean cut-out, download the cut-out model (BiRefNet) in the Models tab, or draw a box around the subject and touch it up with the brush."),
+    "lite.fallback.fill_drawn": ("누끼(배경 제거)가 확실하지 않아({why}) 사진을 그대로 두고 어울리는 배경으로 넓혔습니다. 브러시로 남길 곳(초록)과 지울 곳(빨강)을 칠하면 깔끔한 누끼로 만들어 드립니다.",
+                                 "The cut-out was not clean enough ({why}), so the photo is kept whole on a matching backdrop. Paint keep (green) and remove (red) strokes with the brush for a clean cut-out."),
+    "ads.brush": ("누끼 다듬기 브러시: 초록은 남길 곳, 빨강은 지울 곳",
+                  "Touch-up brush: green keeps, red removes"),
+    "ads.brush_hint": ("사진 위에 초록 브러시로 꼭 남길 부분을, 빨강 브러시로 지울 부분을 칠하세요. 칠하지 않으면 자동으로 오립니다.",
+                       "Paint what must stay in green and what must go in red. Leave it blank to cut out automatically."),
+    "cli.ad.bad_strokes": ("--strokes 파일을 읽지 못했습니다({path}). 초록(남김)·빨강(지움)으로 칠한 PNG를 주세요.",
+                           "Could not read the --strokes file ({path}). Give a PNG painted green (keep) and red (remove)."),
 }
 
 

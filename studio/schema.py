@@ -75,6 +75,7 @@ class PersonRequest(AdRequest):
 class ProductRequest(AdRequest):
     alpha: np.ndarray | None = None     # an uploaded transparent PNG's alpha (255 = product)
     product_box: Box | None = None      # the owner's box; None = find the product automatically
+    strokes: np.ndarray | None = None   # touch-up brush, H x W uint8: 0 none, 1 keep, 2 remove (issue 18)
     shadow: bool = True
     reflection: bool = False
     sns_size: str = "ig_portrait"
@@ -86,6 +87,7 @@ class AdvancedRequest(AdRequest):
     include_hair: bool = True
     product_box: Box | None = None      # drawn by the owner; None = cut-out of the salient object
     alpha: np.ndarray | None = None
+    strokes: np.ndarray | None = None   # touch-up brush for the product: 0 none, 1 keep, 2 remove
     keep_all_people: bool = False
 
 

@@ -258,9 +258,8 @@ def test_group_notices_count_what_the_ad_keeps(models_dir, tmp_path):
     from studio.config import Settings
     from studio.schema import GenerationOptions, PersonRequest
     from studio.services import build_services
-    from studio.vision.faces import FaceBox
-    from studio.vision.people import count_people
     from studio.workflows import person
+    from studio.workflows.common import face_shown
 
     services = build_services(Settings(models_dir=models_dir, outputs_dir=tmp_path / "out",
                                        presets_dir=REPO_ROOT / "presets", engine="lite",
@@ -272,9 +271,14 @@ def test_group_notices_count_what_the_ad_keeps(models_dir, tmp_path):
                                            options=GenerationOptions(seed=3)), services)
             settings = res.records[0].settings
             scale, (ox, oy) = settings["upscale"], settings["offset"]
-            mapped = [FaceBox(box=(int(f.box[0] * scale + ox), int(f.box[1] * scale + oy), int(f.box[2] * scale + ox),
-                                   int(f.box[3] * scale + oy)), score=1.0) for f in res.faces]
-            shown = count_people(res.keep_mask, mapped)
+
+            class Placed:                      # the recorded placement, as the workflow framed it
+                @staticmethod
+                def map_box(b):
+                    return (int(round(b[0] * scale + ox)), int(round(b[1] * scale + oy)),
+                            int(round(b[2] * scale + ox)), int(round(b[3] * scale + oy)))
+
+            shown = sum(face_shown(f.box, Placed, res.keep_mask) for f in res.faces)
             assert len(res.faces) == 6 and settings["people_kept"] == shown
             keys = {n.key: n.fields for n in res.notices}
             if shown == 6:

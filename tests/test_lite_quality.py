@@ -292,12 +292,10 @@ def test_other_people_are_left_out_unless_the_owner_keeps_them_all(lite, monkeyp
     left = [n for n in one.notices if n.key == "workflow.others_left_out"]
     if one.layout == "cutout":
         assert left and left[0].fields["n"] == 1
-        assert "Keep everyone" in left[0].text("en") and "모두 남기" in left[0].text("ko")
-    else:
-        # the cut-out was unsure and the ad shows the whole photo: both players are in it, and
-        # the notice says so (counted from the final picture, never from the plan)
-        assert not left and one.records[0].settings["people_kept"] == 2
-        assert any(n.key == "workflow.all_people_kept" and n.fields["n"] == 2 for n in one.notices)
+    else:   # a card shows the whole photo: the notice counts what the ad shows (issue 18)
+        assert not left and [n.fields["n"] for n in one.notices if n.key == "workflow.all_people_kept"] == [2]
+        left = [common.Notice("workflow.others_left_out", {"n": 1})]
+    assert "Keep everyone" in left[0].text("en") and "모두 남기" in left[0].text("ko")
     both = person.run(PersonRequest(image=img, keep_all_people=True, options=FAST), lite)
     assert _share(both.source_keep, faces[0].box) > 0.9 and _share(both.source_keep, faces[1].box) > 0.9
     assert (both.source_keep >= 128).sum() > (one.source_keep >= 128).sum() + 0.8 * 85 * 95

@@ -20,6 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("product", "person", "advanced"), required=True)
     parser.add_argument("--image", required=True, help="the photo to use")
     parser.add_argument("--box", default=None, help="product box x0,y0,x1,y1 in the photo's pixels")
+    parser.add_argument("--strokes", default=None, metavar="PNG",
+                        help="touch-up brush for the product's cut-out (product and advanced modes): a PNG "
+                             "painted GREEN (#00ff00) where the product must stay and RED (#ff0000) where "
+                             "the background must go; every other pixel (transparent, white, black, the "
+                             "photo itself) means 'decide automatically'. Any size: it is stretched to the photo")
     parser.add_argument("--face", type=int, default=1, help="which face (1 = the largest)")
     parser.add_argument("--all-people", action="store_true",
                         help="keep every person whose face was found (default: only the chosen face's person)")
@@ -58,6 +63,21 @@ def _box(text: str | None) -> tuple[int, int, int, int] | None:
     return (x0, y0, x1, y1)
 
 
+def _strokes(path: str | None, size: tuple[int, int]):
+    from PIL import Image, UnidentifiedImageError
+
+    from studio.errors import InputError
+    from studio.vision.matting import strokes_from_image
+
+    if not path:
+        return None
+    try:
+        with Image.open(path) as im:
+            return strokes_from_image(im, size)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputError("cli.ad.bad_strokes", path=path) from exc
+
+
 def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
     from PIL import Image
 
@@ -69,6 +89,7 @@ def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
     size = _size(args.size)
     box = _box(args.box)
     loaded = load_image(Path(args.image))
+    strokes = _strokes(getattr(args, "strokes", None), loaded.image.size)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     services = build_services(settings.with_(outputs_dir=out_dir))
@@ -80,11 +101,11 @@ def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
             req = PersonRequest(**common, face_index=max(0, args.face - 1), keep_all_people=args.all_people)
             res = person.run(req, services)
         elif args.mode == "product":
-            req = ProductRequest(**common, product_box=box, alpha=loaded.alpha)
+            req = ProductRequest(**common, product_box=box, alpha=loaded.alpha, strokes=strokes)
             res = product.run(req, services)
         else:
             req = AdvancedRequest(**common, face_index=max(0, args.face - 1), product_box=box, alpha=loaded.alpha,
-                                  keep_all_people=args.all_people)
+                                  strokes=strokes, keep_all_people=args.all_people)
             res = advanced.run(req, services)
         path = res.records[0].path
         out = {"ad": str(path), "layout": res.layout,

@@ -274,21 +274,16 @@ def card_shadow(mask: np.ndarray, geo: _Subject, strength: float = 0.42) -> np.n
     return cv2.resize(np.clip(card * strength, 0, 0.9), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def extended_backdrop(photo: np.ndarray, mask: np.ndarray, geo: _Subject) -> np.ndarray:
-    """The photo itself, scaled to cover the frame, blurred and calmed: the kept photo seems to
-    continue into soft focus around it (float RGB in [0, 1])."""
-    h, w = mask.shape
+def card_frame(bg: np.ndarray, geo: _Subject, width: float = 0.028) -> None:
+    """A light mat around a photo laid out as a card (in place on float RGB in [0, 1]): the card
+    reads as a framed print on the designed backdrop, never as a photo pasted on a copy of itself."""
+    h, w = bg.shape[:2]
     x0, y0, x1, y1 = geo.box
-    crop = photo[y0:y1, x0:x1]
-    k = max(w / max(1, x1 - x0), h / max(1, y1 - y0))
-    small = cv2.resize(crop, (max(8, int((x1 - x0) * k / 8)), max(8, int((y1 - y0) * k / 8))),
-                       interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    small = cv2.GaussianBlur(small, (0, 0), max(2.0, small.shape[1] / 40.0))
-    big = cv2.resize(small, (max(w, int((x1 - x0) * k)), max(h, int((y1 - y0) * k))), interpolation=cv2.INTER_LINEAR)
-    oy, ox = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
-    bg = big[oy:oy + h, ox:ox + w]
-    mean = bg.reshape(-1, 3).mean(axis=0)
-    return np.ascontiguousarray((bg * 0.7 + mean * 0.3) * 0.9, dtype=np.float32)
+    m = max(2, int(round(width * max(x1 - x0, y1 - y0))))
+    fx0, fy0, fx1, fy1 = max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
+    base = bg[fy0:fy1, fx0:fx1].reshape(-1, 3).mean(axis=0)
+    mat = np.clip(0.86 * np.array([0.985, 0.975, 0.955], np.float32) + 0.14 * base, 0.0, 1.0)
+    bg[fy0:fy1, fx0:fx1] = mat
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,10 +364,11 @@ class LiteEngine:
             bd = render_backdrop(kind, (w, h), palette, job.seed + i, layout=layout,
                                  horizon=horizon, lighting_hint=lighting)
             bg = bd.rgb
-            if arrangement == "extend" and geo is not None:
-                bg = extended_backdrop(photo, mask, geo)
-            elif arrangement == "card" and geo is not None:
+            # fallbacks: the designed backdrop, never a blurred enlarged copy of the photo itself
+            if arrangement in ("card", "extend") and geo is not None:
                 apply_shadow(bg, card_shadow(mask, geo))
+                if arrangement == "card":
+                    card_frame(bg, geo)
             tick(i * STAGES_PER_IMAGE + 1, "engine.lite.stage.backdrop", i)
             if cancel is not None:
                 cancel.raise_if_cancelled()

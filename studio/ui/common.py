@@ -74,11 +74,13 @@ def upload_image(**kwargs: Any) -> gr.Image:
     return image
 
 
-def form_handler(names: list[str], fn: Callable[[dict[str, Any], Any, Any], Any]) -> Callable[..., Any]:
+def form_handler(names: list[str], fn: Callable[[dict[str, Any], Any, Any], Any],
+                 optional: tuple[str, ...] = ()) -> Callable[..., Any]:
     """A Gradio handler taking one value per named component, calling `fn(form, request, progress)`
     with `form` a dict by component name: the handler builds its typed request by keyword, not
     from a long positional list. The signature Gradio reads names every input (API callers see
-    those names) and asks for the request and a progress tracker."""
+    those names) and asks for the request and a progress tracker. `optional` names (the last
+    inputs) default to None, so API callers may leave them out."""
     import inspect
 
     def handler(*args: Any) -> Any:
@@ -86,8 +88,9 @@ def form_handler(names: list[str], fn: Callable[[dict[str, Any], Any, Any], Any]
         return fn(dict(zip(names, values)), request, progress)
 
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    params = [inspect.Parameter(n, kind) for n in names]
-    params += [inspect.Parameter("request", kind, annotation=gr.Request),
+    params = [inspect.Parameter(n, kind, **({"default": None} if n in optional else {})) for n in names]
+    params += [inspect.Parameter("request", kind, annotation=gr.Request,
+                                 **({"default": None} if optional else {})),
                inspect.Parameter("progress", kind, default=gr.Progress())]
     handler.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     handler.__annotations__ = {"request": gr.Request}

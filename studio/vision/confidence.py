@@ -113,7 +113,9 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
         bx0, by0, bx1, by1 = (v * s for v in box)
         bw, bh = max(bx1 - bx0, 1.0), max(by1 - by0, 1.0)
         gaps = [(xs.min() - bx0) / bw, (ys.min() - by0) / bh, (bx1 - xs.max() - 1) / bw, (by1 - ys.max() - 1) / bh]
-        worst = float(max(gaps))
+        # measured against the snuggest side: a loose box drawn evenly around a small product
+        # (a jar on a big table) leaves wide gaps on every side and is not a missed part
+        worst = float(max(gaps) - max(0.0, min(gaps)))
         sig["box"] = _ramp(worst, 0.16, 0.1)
         raw["box"] = worst
     n_inner = max(int(inner.sum()), 1)

@@ -125,12 +125,92 @@ def _clip_box(box: tuple[int, int, int, int] | None, w: int, h: int) -> tuple[in
     return x0, y0, x1, y1
 
 
+# touch-up brush strokes: uint8 H x W, one value per pixel (the owner's keep / remove paint)
+STROKE_NONE, STROKE_KEEP, STROKE_REMOVE = 0, 1, 2
+
+
+def check_strokes(strokes: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    """The strokes at the photo's size (nearest-neighbour), or None when nothing was painted."""
+    if strokes is None:
+        return None
+    s = np.asarray(strokes)
+    if s.ndim != 2:
+        raise InputError("vision.matting.bad_strokes", shape=str(s.shape))
+    w, h = size
+    if s.shape != (h, w):
+        s = cv2.resize(s.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    s = s.astype(np.uint8)
+    if not ((s == STROKE_KEEP) | (s == STROKE_REMOVE)).any():
+        return None
+    return s
+
+
+def strokes_box(strokes: np.ndarray | None) -> tuple[int, int, int, int] | None:
+    """The box around the keep strokes (a brush without a box still says where the product is)."""
+    if strokes is None:
+        return None
+    ys, xs = np.nonzero(strokes == STROKE_KEEP)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def strokes_from_image(image: Image.Image | np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """Brush strokes from a painted picture (the headless `--strokes` PNG, the tabs' brush layer):
+    GREEN paint = keep, RED paint = remove; anything else (transparent, white, black, grey, the
+    photo itself) = no stroke. A pixel is green when its green channel is at least 128 and above
+    both others by 64 (red likewise); with an alpha channel, only pixels at least half opaque
+    count. Returns STROKE_* per pixel at `size` (w, h), or None when nothing was painted."""
+    arr = np.asarray(image.convert("RGBA") if isinstance(image, Image.Image) else image)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise InputError("vision.matting.bad_strokes", shape=str(arr.shape))
+    rgb = arr[..., :3].astype(np.int16)
+    opaque = arr[..., 3] >= 128 if arr.shape[2] == 4 else np.ones(arr.shape[:2], bool)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    keep = opaque & (g >= 128) & (g - r >= 64) & (g - b >= 64)
+    remove = opaque & (r >= 128) & (r - g >= 64) & (r - b >= 64)
+    out = np.zeros(arr.shape[:2], np.uint8)
+    out[keep] = STROKE_KEEP
+    out[remove] = STROKE_REMOVE
+    return check_strokes(out, size or (arr.shape[1], arr.shape[0]))
+
+
+def apply_strokes(mask: np.ndarray, strokes: np.ndarray | None, feather_px: float = 1.5) -> np.ndarray:
+    """Any engine's cut-out edited by the owner's brush: keep strokes are forced in (and joined to
+    the subject), remove strokes forced out, then the edge is re-feathered. The painted pixels
+    themselves end exactly as painted."""
+    s = check_strokes(strokes, (mask.shape[1], mask.shape[0]))
+    if s is None:
+        return mask
+    out = np.array(mask, dtype=np.uint8, copy=True)
+    keep, remove = s == STROKE_KEEP, s == STROKE_REMOVE
+    painted = keep | remove
+    out[keep] = 255
+    out[remove] = 0
+    if feather_px > 0:  # a soft edge again where the brush cut a new one (elsewhere untouched)
+        r = int(np.ceil(feather_px)) + 1
+        near = (masks.dilate(painted.astype(np.uint8) * 255, r) > 0) & ~painted
+        soft = masks.feather(out, feather_px)
+        out[near] = soft[near]
+    return np.ascontiguousarray(out)
+
+
 def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
-                   work_side: int = GRABCUT_WORK_SIDE, iterations: int = 5, refine: bool = True) -> np.ndarray:
+                   work_side: int = GRABCUT_WORK_SIDE, iterations: int = 5, refine: bool = True,
+                   strokes: np.ndarray | None = None) -> np.ndarray:
     """GrabCut seeded from `box` (x0, y0, x1, y1; default: the image less a 4 % border) at
-    `work_side` pixels, refined back at full size. Returns uint8 H x W, 255 = subject."""
+    `work_side` pixels, refined back at full size. Returns uint8 H x W, 255 = subject.
+
+    `strokes` (STROKE_KEEP / STROKE_REMOVE per pixel) become GrabCut's sure-foreground and
+    sure-background seeds (GC_FGD / GC_BGD), and the painted pixels are forced afterwards."""
     rgb = to_rgb_array(image)
     h, w = rgb.shape[:2]
+    strokes = check_strokes(strokes, (w, h))
+    if box is None and strokes is not None:
+        sb = strokes_box(strokes)
+        if sb is not None:  # a brush alone: the keep strokes (grown) say where the subject is
+            gx, gy = max(8, (sb[2] - sb[0]) // 2), max(8, (sb[3] - sb[1]) // 2)
+            box = (sb[0] - gx, sb[1] - gy, sb[2] + gx, sb[3] + gy)
     x0, y0, x1, y1 = _clip_box(box, w, h)
     s = min(1.0, work_side / float(max(h, w)))
     sw, sh = max(int(round(w * s)), 8), max(int(round(h * s)), 8)
@@ -141,13 +221,21 @@ def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, in
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GrabCut's k-means start: same photo, same cut-out
     cv2.grabCut(small, gc, (sx0, sy0, sx1 - sx0, sy1 - sy0), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+    if strokes is not None:
+        seeds = cv2.resize(strokes, (sw, sh), interpolation=cv2.INTER_NEAREST)
+        gc[seeds == STROKE_KEEP] = cv2.GC_FGD
+        gc[seeds == STROKE_REMOVE] = cv2.GC_BGD
+        if (gc == cv2.GC_FGD).any() or (gc == cv2.GC_PR_FGD).any():
+            cv2.grabCut(small, gc, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     low = np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
     # drop specks: keep the components that hold most of the subject
     low = _largest_components(low)
     up = cv2.resize(low, (w, h), interpolation=cv2.INTER_LINEAR)
     if not refine or s >= 1.0:
-        return masks.binarize(up)
-    return _refine_full_size(rgb, up, band=max(2, int(np.ceil(2.0 / s))))
+        out = masks.binarize(up)
+    else:
+        out = _refine_full_size(rgb, up, band=max(2, int(np.ceil(2.0 / s))))
+    return apply_strokes(out, strokes, feather_px=0) if strokes is not None else out
 
 
 def _largest_components(mask: np.ndarray, keep_share: float = 0.05) -> np.ndarray:
@@ -271,9 +359,14 @@ class Matter:
             return sess
 
     def __call__(self, image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
-                 alpha: np.ndarray | None = None, prefer: str = "auto", subject: str = "product") -> MatteResult:
+                 alpha: np.ndarray | None = None, prefer: str = "auto", subject: str = "product",
+                 strokes: np.ndarray | None = None) -> MatteResult:
+        """`strokes`: the owner's touch-up brush (STROKE_KEEP / STROKE_REMOVE per pixel); they
+        refine the cut-out of every engine (GrabCut seeds; a model's or an uploaded alpha is
+        post-edited)."""
         rgb = to_rgb_array(image)
         h, w = rgb.shape[:2]
+        strokes = check_strokes(strokes, (w, h))
         given = alpha if alpha is not None else _alpha_of(image)
         if given is not None or prefer == "alpha":
             if given is None:
@@ -281,11 +374,11 @@ class Matter:
                                  choices="auto, grabcut")
             a = masks.resize_mask(np.asarray(given), (w, h))
             lic, com = LICENCES["alpha"]
-            return MatteResult(np.ascontiguousarray(a), "alpha", lic, com)
+            return MatteResult(np.ascontiguousarray(apply_strokes(a, strokes)), "alpha", lic, com)
         backend = self.choose(prefer, subject)
         if backend == "grabcut":
             lic, com = LICENCES["grabcut"]
-            return MatteResult(grabcut_cutout(rgb, box), "grabcut", lic, com)
+            return MatteResult(grabcut_cutout(rgb, box, strokes=strokes), "grabcut", lic, com)
         custom = self._custom_path(prefer) if backend == "custom" else None
         try:
             sess = self.session(backend, custom)
@@ -297,12 +390,14 @@ class Matter:
                 raise WeightsError("vision.matting.missing", model=backend) from exc
             log.warning("rembg %s failed (%s); falling back to GrabCut", backend, exc)
             lic, com = LICENCES["grabcut"]
-            return MatteResult(grabcut_cutout(rgb, box), "grabcut", lic, com, note="vision.matting.fallback")
+            return MatteResult(grabcut_cutout(rgb, box, strokes=strokes), "grabcut", lic, com,
+                               note="vision.matting.fallback")
         mask = masks.resize_mask(np.asarray(pred.convert("L"), dtype=np.uint8), (w, h))
         if box is not None:
             x0, y0, x1, y1 = _clip_box(box, w, h)
             mx, my = int(0.03 * w), int(0.03 * h)
             mask = masks.intersection(mask, masks.box_mask((w, h), (x0 - mx, y0 - my, x1 + mx, y1 + my)))
+        mask = apply_strokes(mask, strokes)
         lic, com = LICENCES[backend]
         return MatteResult(np.ascontiguousarray(mask), backend if custom is None else "custom", lic, com)
 

@@ -214,8 +214,8 @@ class VisionKit:
 
     def cutout(self, image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
                alpha: np.ndarray | None = None, prefer: str = "auto",
-               subject: str = "product") -> "MatteResult":
-        return self.matter(image, box=box, alpha=alpha, prefer=prefer, subject=subject)
+               subject: str = "product", strokes: np.ndarray | None = None) -> "MatteResult":
+        return self.matter(image, box=box, alpha=alpha, prefer=prefer, subject=subject, strokes=strokes)
 
     def paste_back(self, generated: Image.Image, original: Image.Image, keep_mask: np.ndarray,
                    feather_px: float = 6.0, seamless: bool = False, color_match: bool = False) -> Image.Image:

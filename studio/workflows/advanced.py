@@ -30,11 +30,13 @@ def plan(req: AdvancedRequest, services: Services, engine: Engine, out_size: tup
 
     notices: list[Notice] = []
     faces, face = pick_face(services, req.image, req.face_index, notices)
-    matte, pbox = product_matte(services, req.image, req.product_box, req.alpha)
+    matte, pbox = product_matte(services, req.image, req.product_box, req.alpha, req.strokes)
     # the product must not swallow the face (a box drawn over the person)
     face_hole = masks.box_mask(req.image.size, face.box)
     product_mask = np.where(face_hole > 0, 0, matte.mask).astype(np.uint8)
     notices.append(common.cutout_notice(matte.backend))
+    if req.strokes is not None and (req.strokes > 0).any():
+        notices.append(Notice("workflow.cutout.brushed"))
     settings: dict = {"face_index": req.face_index, "faces": len(faces),
                       "product_box": list(req.product_box) if req.product_box else None, "cutout": matte.backend}
     parts, anchors = person_parts(services, req, face, engine, out_size, notices, settings, False)
@@ -48,7 +50,7 @@ def plan(req: AdvancedRequest, services: Services, engine: Engine, out_size: tup
     from studio.workflows.product import cutout_quality
 
     quality = settings.pop("_quality", None)
-    pq = cutout_quality(services, req.image, matte, req.product_box)
+    pq = cutout_quality(services, req.image, matte, req.product_box, req.strokes)
     if pq is not None and (quality is None or pq.score < quality.score):
         quality = pq
     focus = _union_box(people, pbox)

@@ -347,12 +347,14 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
         if framing.scale >= MAX_UPSCALE - 1e-6 and framing.pad_mask.any():
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
     else:
-        framing, keep = fallback_framing(req.image, out_size, layout)
+        window = plan.focus if getattr(plan.cutout, "backend", None) == "box" else None
+        framing, keep = fallback_framing(req.image, out_size, layout, plan.focus, window=window)
         if framing.scale >= MAX_UPSCALE - 1e-6:
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
+    notices = people_notices(plan.faces, framing, keep, notices)
     if framing.pad_mask.any() and engine.caps.needs_weights:
         notices.append(Notice("workflow.padded"))
-    people_kept = people_notices(plan, framing, keep, notices)
+    people_kept = sum(face_shown(f.box, framing, keep) for f in plan.faces) if len(plan.faces) > 1 else None
     framed = framing.image
     timer.lap("masks")
     if cancel is not None:
@@ -411,24 +413,33 @@ FALLBACKS = ("card", "extend")
 PEOPLE_KEYS = ("workflow.others_left_out", "workflow.all_people_kept")
 
 
-def people_notices(plan: Plan, framing: Framing, keep: np.ndarray, notices: list[Notice]) -> int | None:
-    """Who is kept, said from the FINAL keep mask (the picture the owner gets), never from the
-    detector's count or the owner's checkbox alone: a card that shows the whole photo keeps
-    everyone, a cut-out that took two people along says two. Replaces any earlier people notice.
-    Returns the number of faces the ad shows (None with fewer than two faces)."""
-    from studio.vision.people import count_people
+def face_shown(face_box: Box, framing: Framing, keep: np.ndarray, share: float = 0.5) -> bool:
+    """Whether the ad shows this face: the middle of its box, carried into the frame, is at
+    least `share` kept (a face cropped off the frame, or left out of the keep mask, is not)."""
+    x0, y0, x1, y1 = framing.map_box(face_box)
+    mx, my = (x1 - x0) / 4, (y1 - y0) / 4
+    ix0, iy0, ix1, iy1 = int(round(x0 + mx)), int(round(y0 + my)), int(round(x1 - mx)), int(round(y1 - my))
+    area = max(1, (ix1 - ix0) * (iy1 - iy0))
+    h, w = keep.shape[:2]
+    cx0, cy0, cx1, cy1 = max(0, ix0), max(0, iy0), min(w, ix1), min(h, iy1)
+    if cx1 <= cx0 or cy1 <= cy0:
+        return False
+    return float((keep[cy0:cy1, cx0:cx1] >= 128).sum()) / area >= share
 
-    if len(plan.faces) < 2:
-        return None
-    mapped = [type(f)(box=framing.map_box(f.box), score=f.score) for f in plan.faces]
-    kept = count_people(keep, mapped)
-    notices[:] = [n for n in notices if n.key not in PEOPLE_KEYS]
-    n = len(plan.faces)
-    if kept >= n:
-        notices.append(Notice("workflow.all_people_kept", {"n": n}))
-    elif kept < n:
-        notices.append(Notice("workflow.others_left_out", {"n": n - kept}))
-    return kept
+
+def people_notices(faces: list, framing: Framing, keep: np.ndarray, notices: list[Notice]) -> list[Notice]:
+    """The "N people left out / all N kept" notices recounted from the FINAL keep mask, so no
+    notice contradicts the picture (a card that shows everyone never says some were left out)."""
+    if len(faces) < 2:
+        return [n for n in notices if n.key not in PEOPLE_KEYS]
+    shown = sum(face_shown(f.box, framing, keep) for f in faces)
+    out = [n for n in notices if n.key not in PEOPLE_KEYS]
+    left = len(faces) - shown
+    if left == 0:
+        out.append(Notice("workflow.all_people_kept", {"n": shown}))
+    elif shown > 0:
+        out.append(Notice("workflow.others_left_out", {"n": left}))
+    return out
 
 
 def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services, notices: list[Notice]) -> str:
@@ -436,37 +447,92 @@ def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services
 
     A generative engine repaints around the kept pixels and hides a ragged edge; a compositor
     (Lite) would show it, so below the confidence threshold it lays the whole photo out instead
-    and says why and how to get a better cut-out."""
+    and says why and how to get a better cut-out. "extend" (the photo nearly fills the frame, a
+    designed backdrop in the strips left) only when the photo's aspect is close and it needs no
+    more enlarging than a cut-out would; otherwise a framed "card". Someone who drew a box or
+    painted is never told to draw a box: they are pointed at the brush."""
     q = plan.quality
-    if q is None or q.ok or engine.caps.needs_weights:
+    if engine.caps.needs_weights:
+        return "cutout"
+    if getattr(plan.cutout, "backend", None) == "box":
+        return "card"   # no outline in the owner's box: what it holds is shown as a framed card (noticed)
+    if q is None or q.ok:
         return "cutout"
     sns = services.presets.sns(req.sns_size)
     W, H = req.image.size
     close = abs(math.log((W / H) / (sns.width / sns.height))) < 0.12
-    layout = "extend" if close else "card"
+    drawn = getattr(req, "product_box", None) is not None or (
+        getattr(req, "strokes", None) is not None and bool((np.asarray(req.strokes) > 0).any()))
+    fits = min(sns.width / W, sns.height / H) <= MAX_UPSCALE + 1e-6
+    layout = "extend" if close and fits and not drawn else "card"
     why = ", ".join(Notice(f"lite.reason.{r}").text(services.lang) for r in q.reasons[:2]) or "-"
-    notices.append(Notice(f"lite.fallback.{layout}", {"why": why}))
+    key = {"extend": "fill", "card": "card"}[layout] + ("_drawn" if drawn else "")
+    notices.append(Notice(f"lite.fallback.{key}", {"why": why}))
     return layout
 
 
-def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str) -> tuple[Framing, np.ndarray]:
-    """The whole photo laid out on the ad: a framed card with room for a headline above
-    ("card"), or filling the width, the rest extended ("extend"). Keep = the photo, exactly."""
+CARD_BOX = (0.09, 0.2, 0.91, 0.9)   # the card's area on the ad (fractions): the top fifth is the headline's
+CARD_MAX_STRETCH = 1.35             # a card may be at most this much wider (or taller) than its area
+
+
+def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str,
+                     focus: Box | None = None, window: Box | None = None) -> tuple[Framing, np.ndarray]:
+    """The photo laid out on the ad: a framed card with room for a headline above ("card"), or
+    filling the frame, a designed backdrop in what is left ("extend"). Keep = the photo, exactly.
+
+    A card's window is the whole photo, unless the photo is much wider (or taller) than the
+    card's area: then it is cropped around `focus` (the subject, or the owner's box) so that a
+    wide photo is not a thin strip lost in empty backdrop."""
     W, H = image.size
     out_w, out_h = out_size
     if layout == "extend":
         box = (0.0, 0.0, float(out_w), float(out_h))
+        win = (0.0, 0.0, float(W), float(H))
     else:
-        box = (0.09 * out_w, 0.2 * out_h, 0.91 * out_w, 0.9 * out_h)
+        box = (CARD_BOX[0] * out_w, CARD_BOX[1] * out_h, CARD_BOX[2] * out_w, CARD_BOX[3] * out_h)
+        if window is not None:   # the card shows exactly this part of the photo (the owner's box)
+            x0, y0, x1, y1 = window
+            win = (float(max(0, x0)), float(max(0, y0)), float(min(W, x1)), float(min(H, y1)))
+        else:
+            win = card_window((W, H), (box[2] - box[0]) / (box[3] - box[1]), focus)
     bw, bh = box[2] - box[0], box[3] - box[1]
-    scale = min(bw / W, bh / H, MAX_UPSCALE)
-    sw, sh = W * scale, H * scale
+    cw, ch = win[2] - win[0], win[3] - win[1]
+    scale = min(bw / cw, bh / ch, MAX_UPSCALE)
+    sw, sh = cw * scale, ch * scale
     ox = box[0] + (bw - sw) / 2
     oy = box[1] + (bh - sh) / 2 if layout == "extend" else box[3] - sh - (bh - sh) * 0.35
-    geo = _Geometry(out_size, scale, (round(ox), round(oy)), None)
+    geo = _Geometry(out_size, scale, (round(ox - win[0] * scale), round(oy - win[1] * scale)), None)
     framing = render_framing(image, geo)
-    keep = np.where(framing.pad_mask > 0, 0, 255).astype(np.uint8)
+    pad = framing.pad_mask
+    if win != (0.0, 0.0, float(W), float(H)):  # only the window is the card; the rest is backdrop
+        inside = np.zeros_like(pad)
+        x0, y0 = int(round(ox)), int(round(oy))
+        inside[max(0, y0):max(0, y0 + int(round(sh))), max(0, x0):max(0, x0 + int(round(sw)))] = 255
+        pad = np.where(inside > 0, pad, 255).astype(np.uint8)
+        framing = Framing(framing.image, pad, framing.scale, framing.offset, framing.crop)
+    keep = np.where(pad > 0, 0, 255).astype(np.uint8)
     return framing, keep
+
+
+def card_window(size: tuple[int, int], area_aspect: float, focus: Box | None) -> tuple[float, float, float, float]:
+    """The part of the photo a card shows: all of it, or (for a photo much wider or taller than
+    the card's area) a window of at most CARD_MAX_STRETCH times that aspect around `focus`,
+    grown to hold all of `focus`."""
+    W, H = size
+    aspect = W / H
+    fx0, fy0, fx1, fy1 = focus if focus else (0, 0, W, H)
+    cx, cy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
+    if aspect > area_aspect * CARD_MAX_STRETCH:
+        cw = max(H * area_aspect * CARD_MAX_STRETCH, float(fx1 - fx0))
+        cw = min(cw, float(W))
+        x0 = min(max(cx - cw / 2, 0.0), W - cw)
+        return (x0, 0.0, x0 + cw, float(H))
+    if aspect < area_aspect / CARD_MAX_STRETCH:
+        ch = max(W / (area_aspect / CARD_MAX_STRETCH), float(fy1 - fy0))
+        ch = min(ch, float(H))
+        y0 = min(max(cy - ch / 2, 0.0), H - ch)
+        return (0.0, y0, float(W), y0 + ch)
+    return (0.0, 0.0, float(W), float(H))
 
 
 def scene_extras(req: AdRequest, engine: Engine, notices: list[Notice]) -> dict:
@@ -665,7 +731,7 @@ class Timer:
 
 def cutout_notice(backend: str) -> Notice:
     """Which cut-out made the product mask, in the owner's words (not the tool's name)."""
-    if backend in ("grabcut", "alpha"):
+    if backend in ("grabcut", "alpha", "box"):
         return Notice(f"workflow.cutout.{backend}")
     return Notice("workflow.cutout.model", {"model": backend})
 

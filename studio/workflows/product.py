@@ -23,27 +23,49 @@ log = logging.getLogger(__name__)
 MIN_PRODUCT_COVERAGE = 0.005
 
 
-def product_matte(services: Services, image: Image.Image, box: Box | None, alpha: np.ndarray | None):
-    """The product's mask on the upload (255 = product), refusing an empty one."""
-    from studio.vision import masks
+def product_matte(services: Services, image: Image.Image, box: Box | None, alpha: np.ndarray | None,
+                  strokes: np.ndarray | None = None):
+    """The product's mask on the upload (255 = product).
 
-    matte = services.vision.cutout(image, box=box, alpha=alpha, subject="product")
+    A box the owner drew is always honoured: when the cut-out inside it comes back empty, what
+    the box holds is kept as it is (never "draw a box" to someone who drew one). Only a photo
+    with neither box, brush nor transparency can be refused."""
+    from studio.vision import masks
+    from studio.vision.matting import check_strokes, strokes_box
+
+    strokes = check_strokes(strokes, image.size)
+    matte = services.vision.cutout(image, box=box, alpha=alpha, subject="product", strokes=strokes)
     stats = masks.mask_stats(masks.binarize(matte.mask))
     if stats.bbox is None or stats.coverage < MIN_PRODUCT_COVERAGE:
-        raise InputError("workflow.no_product")
+        drawn = box if box is not None else strokes_box(strokes)
+        if drawn is None:
+            raise InputError("workflow.no_product")
+        from studio.vision.matting import MatteResult, apply_strokes
+
+        W, H = image.size
+        x0, y0 = max(0, min(drawn[0], drawn[2])), max(0, min(drawn[1], drawn[3]))
+        x1, y1 = min(W, max(drawn[0], drawn[2])), min(H, max(drawn[1], drawn[3]))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            raise InputError("vision.matting.bad_box", box=str(drawn))
+        kept = apply_strokes(masks.box_mask(image.size, (x0, y0, x1, y1)), strokes)
+        matte = MatteResult(kept, "box", matte.licence, matte.commercial_use, note="")
+        stats = masks.mask_stats(masks.binarize(kept))
     return matte, stats.bbox
 
 
 def plan(req: ProductRequest, services: Services, engine: Engine, out_size: tuple[int, int]) -> common.Plan:
     opts = req.options.clean()
-    matte, bbox = product_matte(services, req.image, req.product_box, req.alpha)
+    strokes = getattr(req, "strokes", None)
+    matte, bbox = product_matte(services, req.image, req.product_box, req.alpha, strokes)
     notices = [common.cutout_notice(matte.backend)]
+    if strokes is not None and (np.asarray(strokes) > 0).any():
+        notices.append(common.Notice("workflow.cutout.brushed"))
     settings = {"product_box": list(req.product_box) if req.product_box else None, "cutout": matte.backend,
                 "shadow": req.shadow, "reflection": req.reflection,
                 "extras": {"reflection": req.reflection, "shadow": req.shadow}}
     # a thin feather inside the product's edge; the product's body stays exact
     part = common.KeepPart(matte.mask, edge_px=max(0.5, min(opts.mask_feather, 3)))
-    quality = cutout_quality(services, req.image, matte, req.product_box)
+    quality = cutout_quality(services, req.image, matte, req.product_box, strokes)
     return common.Plan(subject="product", parts=[part], focus=bbox, margin=0.3, cutout=matte,
                        notices=notices, settings=settings, quality=quality)
 
@@ -56,11 +78,14 @@ def grown(box: Box | None, size: tuple[int, int], k: float = 0.04) -> Box:
     return (max(0, box[0] - dx), max(0, box[1] - dy), min(W, box[2] + dx), min(H, box[3] + dy))
 
 
-def cutout_quality(services: Services, image: Image.Image, matte, box: Box | None):
-    """The cut-out's confidence; an uploaded transparency is the owner's own (no score)."""
+def cutout_quality(services: Services, image: Image.Image, matte, box: Box | None,
+                   strokes: np.ndarray | None = None):
+    """The cut-out's confidence; an uploaded transparency, a cut-out the owner touched up with the
+    brush, or the box kept as drawn are the owner's own (no score: the layout honours them)."""
     from studio.vision.confidence import assess
+    from studio.vision.matting import check_strokes
 
-    if matte.backend == "alpha":
+    if matte.backend in ("alpha", "box") or check_strokes(strokes, image.size) is not None:
         return None
     rgb = np.asarray(image.convert("RGB"))
     other = None

@@ -103,6 +103,7 @@ class AdForm:
     count: float = 1
     face: Any = 0
     box: str = ""
+    brush: Any = None           # the touch-up brush (gr.ImageEditor value): green keeps, red removes
     steps: float = 28
     guidance: float = 30
     cn_scale: float = 0.9
@@ -144,14 +145,42 @@ def build_request(spec: TabSpec, form: AdForm, loaded: Any, lang: str) -> AdRequ
                   prompt_ko=limit(form.prompt_ko, "prompt_ko"),
                   prompt_en=limit(form.prompt_en, "prompt_en") or None, sns_size=form.sns, options=options)
     box = parse_box(form.box, lang) if spec.product else None
+    strokes = brush_strokes(form.brush, loaded.image.size) if spec.product else None
     if spec.workflow == "person":
         return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair),
                              keep_all_people=bool(form.all_people))
     if spec.workflow == "product":
-        return ProductRequest(**common, alpha=loaded.alpha, product_box=box, shadow=bool(form.shadow),
+        return ProductRequest(**common, alpha=loaded.alpha, product_box=box, strokes=strokes, shadow=bool(form.shadow),
                               reflection=bool(form.reflection))
     return AdvancedRequest(**common, face_index=face_index, include_hair=bool(form.hair), product_box=box,
-                           alpha=loaded.alpha, keep_all_people=bool(form.all_people))
+                           alpha=loaded.alpha, strokes=strokes, keep_all_people=bool(form.all_people))
+
+
+BRUSH_KEEP, BRUSH_REMOVE = "#00ff00", "#ff0000"   # the same colours as `launch.py ad --strokes`
+
+
+def brush_strokes(value: Any, size: tuple[int, int]) -> np.ndarray | None:
+    """The touch-up brush's paint (an ImageEditor value: its layers, RGBA) as strokes on the photo
+    (STROKE_KEEP / STROKE_REMOVE per pixel, at `size`), or None when nothing was painted. Later
+    layers paint over earlier ones."""
+    from studio.vision.matting import check_strokes, strokes_from_image
+
+    if not isinstance(value, dict):
+        return None
+    out: np.ndarray | None = None
+    for layer in value.get("layers") or []:
+        if layer is None:
+            continue
+        arr = np.asarray(layer.convert("RGBA") if isinstance(layer, Image.Image) else layer)
+        if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+            continue
+        if arr.shape[2] == 3:   # a layer without alpha: only its coloured paint counts
+            arr = np.dstack([arr, np.full(arr.shape[:2], 255, np.uint8)])
+        s = strokes_from_image(arr, size)
+        if s is None:
+            continue
+        out = s if out is None else np.where(s > 0, s, out).astype(np.uint8)
+    return check_strokes(out, size)
 
 
 def saved_note(records: Any, lang: str) -> str | None:
@@ -201,6 +230,13 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
                                      elem_id=f"{wf}-box")
                 count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang))
+            with gr.Accordion(t("ads.brush", lang), open=False, visible=spec.product, elem_id=f"{wf}-brush-panel"):
+                gr.Markdown(t("ads.brush_hint", lang))
+                brush = gr.ImageEditor(label=t("ads.brush", lang), type="numpy", image_mode="RGBA", sources=[],
+                                       transforms=(), layers=False, format="png", height=360,
+                                       brush=gr.Brush(colors=[BRUSH_KEEP, BRUSH_REMOVE], default_color=BRUSH_KEEP,
+                                                      color_mode="fixed"),
+                                       eraser=gr.Eraser(), elem_id=f"{wf}-brush")
             corner = gr.State(None)
             with gr.Accordion(t("ads.advanced", lang), open=False):
                 with gr.Row():  # the owner's engine switch for this task (the Models tab has all tasks)
@@ -238,7 +274,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                    ("prompt_en", prompt_en), ("sns", sns), ("count", count), ("face", face_pick), ("box", box_txt),
                    ("steps", steps), ("guidance", guidance), ("cn_scale", cn_scale), ("cn_start", cn_start),
                    ("cn_end", cn_end), ("feather", feather), ("dilate", dilate), ("seed", seed), ("hair", hair),
-                   ("all_people", all_people), ("shadow", shadow), ("reflection", reflection)]
+                   ("all_people", all_people), ("shadow", shadow), ("reflection", reflection),
+                   ("brush", brush)]   # last: callers of the API by position keep working
 
     def _load(path: str | None):
         from studio.vision.io import load_image
@@ -247,7 +284,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             raise InputError("image.missing")
         return load_image(path)
 
-    def _keep_preview(loaded, face_index: int, box, all_people: bool = False):
+    def _keep_preview(loaded, face_index: int, box, all_people: bool = False, strokes=None):
         """Exactly the keep mask the generation will use (one function computes it for both)."""
         from studio.workflows.common import preview_keep
 
@@ -260,19 +297,20 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         if wf == "person":
             req = PersonRequest(image=img, face_index=face_index, keep_all_people=all_people)
         elif wf == "product":
-            req = ProductRequest(image=img, alpha=loaded.alpha, product_box=box)
+            req = ProductRequest(image=img, alpha=loaded.alpha, product_box=box, strokes=strokes)
         else:
             req = AdvancedRequest(image=img, face_index=face_index, product_box=box, alpha=loaded.alpha,
-                                  keep_all_people=all_people)
+                                  keep_all_people=all_people, strokes=strokes)
         return preview_keep(req, services)
 
     @guarded(lang)
-    def on_upload(path: str | None, face_index: int, box_text: str, all_people: bool = False):
+    def on_upload(path: str | None, face_index: int, box_text: str, all_people: bool = False, brush_value=None):
         if not path:
             return None, "", gr.update(choices=[("1", 0)], value=0)
         loaded = _load(path)
         box = parse_box(box_text, lang) if spec.product else None
-        faces, keep = _keep_preview(loaded, int(face_index or 0), box, bool(all_people))
+        strokes = brush_strokes(brush_value, loaded.image.size) if spec.product else None
+        faces, keep = _keep_preview(loaded, int(face_index or 0), box, bool(all_people), strokes)
         notes = [n.text(lang) for n in loaded.notices]
         if spec.faces:
             notes.append(t("ui.ads.faces_found", lang, n=len(faces)) if faces else t("workflow.no_face", lang))
@@ -358,9 +396,19 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
     get_model.click(on_get_cutout_model, None, [notes_in], api_name=f"{wf}_get_cutout_model",
                     concurrency_id="downloads", concurrency_limit=1)
-    preview_inputs = [upload, face_pick, box_txt, all_people]
+    preview_inputs = [upload, face_pick, box_txt, all_people, brush]
     preview_outputs = [preview, notes_in, face_pick]
     upload.change(on_upload, preview_inputs, preview_outputs, api_name=f"{wf}_prepare")
+    if spec.product:
+        # the brush paints on the photo itself; a new photo starts with a clean canvas
+        def on_brush_photo(path: str | None):
+            if not path:
+                return None
+            img = _load(path).image
+            return {"background": np.asarray(img.convert("RGBA")), "layers": [], "composite": None}
+
+        upload.change(guarded(lang)(on_brush_photo), [upload], [brush], api_name=False)
+        brush.apply(on_upload, preview_inputs, preview_outputs, api_name=False)
     face_pick.input(on_upload, preview_inputs, preview_outputs, api_name=False)
     box_txt.submit(on_upload, preview_inputs, preview_outputs, api_name=False)
     all_people.input(on_upload, preview_inputs, preview_outputs, api_name=False)
@@ -369,7 +417,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             on_upload, preview_inputs, preview_outputs, api_name=False)
     make_prompt.click(on_make_prompt, [industry, style, prompt_ko], [prompt_en], api_name=f"{wf}_prompt")
     gen_event = generate.click(
-        form_handler([name for name, _ in form_fields], on_generate),
+        form_handler([name for name, _ in form_fields], on_generate, optional=("brush",)),
         [component for _, component in form_fields],
         [results, notes_out, prompt_en, files],
         api_name=f"{wf}_generate", concurrency_id="gpu", concurrency_limit=1)
@@ -377,7 +425,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     engine_pick.input(guarded(lang)(partial(switch_engine_note, services, "inpaint")), [engine_pick], [engine_note],
                       api_name=f"{wf}_engine", concurrency_id="gpu", concurrency_limit=1)
     # the gallery's "use these settings again" fills these (not the upload: the photo is not stored)
-    return {name: comp for name, comp in form_fields if name != "upload"}
+    return {name: comp for name, comp in form_fields if name not in ("upload", "brush")}
 
 
 def _session_key(request: gr.Request | None, wf: str) -> str:
