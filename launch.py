@@ -114,10 +114,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def check_share_passwords(settings: Settings) -> None:
     """A public share link needs a password, and a strong one."""
-    from studio.ui.server import password_problems
-
     if not settings.share:
         return
+    from studio.ui.server import password_problems  # gradio: only when a share link is asked for
+
     if not settings.auth:
         raise StudioError("launch.share_needs_auth")
     for user, password in settings.auth:

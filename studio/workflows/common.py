@@ -115,6 +115,11 @@ def frame_geometry(upload_size: tuple[int, int], size: tuple[int, int], focus: B
         ox = 0.0
     elif "right" in anchors and "left" not in anchors:
         ox = out_w - sw
+    # an anchor never pushes the subject's top (the head) out of the frame: a tall photo anchored
+    # at its bottom is taller than the frame, so it slides down until the focus top is inside
+    # (found by engineer 18a on a standing full-body photo)
+    if focus and fy0 * scale + oy < 0:
+        oy = min(-fy0 * scale + margin * fh * scale, 0.0)
     return _Geometry(size, scale, (round(ox), round(oy)), None)
 
 
