@@ -57,7 +57,9 @@ def test_person_keeps_the_face(services) -> None:
     # astronaut is square: 800x800 would enlarge it 1.56x, over the 1.5x cap, so the frame holds
     # the whole upload resized by at most 1.5x (checked against an independent PIL resize)
     st = res.records[0].settings
-    assert 1.3 <= st["upscale"] <= 1.5
+    # a cut-out fills the frame (1.3-1.5x); an unsure cut-out on the no-weights path is a framed card
+    # with headline room above (issue 18's designed fallback), smaller but never enlarged past 1.5x
+    assert (1.3 <= st["upscale"] <= 1.5) if res.layout != "card" else (0.8 <= st["upscale"] <= 1.5)
     ox, oy = st["offset"]
     sw, sh = st["placed_size"]
     assert sw == sh == round(512 * st["upscale"])
@@ -65,14 +67,15 @@ def test_person_keeps_the_face(services) -> None:
     ref.paste(img.resize((sw, sh), Image.Resampling.LANCZOS), (ox, oy))
     cover = np.zeros((800, 800), bool)
     cover[max(oy, 0):oy + sh, max(ox, 0):ox + sw] = True
-    assert cover.mean() > 0.8
+    assert cover.mean() > (0.8 if res.layout != "card" else 0.4)
     assert np.array_equal(np.asarray(res.framed)[cover], np.asarray(ref)[cover])
     if services.engines.active_name("inpaint") == "lite" and res.layout == "cutout":
         assert oy + sh == 800  # the body runs off the photo's bottom: it stays on the ad's bottom edge
     _kept_identical(res)
     _stored(services, res, "person")
     x0, y0, x1, y1 = res.records[0].settings["focus_box"]
-    assert 260 < (x0 + x1) / 2 < 420 and 100 < (y0 + y1) / 2 < 260  # the face, in output pixels
+    low = 260 if res.layout != "card" else 340   # a card sits below the headline room
+    assert 260 < (x0 + x1) / 2 < 420 and 100 < (y0 + y1) / 2 < low  # the face, in output pixels
     if services.engines.active_name("inpaint") == "lite":
         assert any(n.key == "workflow.outfit_needs_flux" for n in res.notices)
     else:
