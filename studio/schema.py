@@ -69,6 +69,8 @@ class PersonRequest(AdRequest):
     include_hair: bool = True
     include_neck: bool = False
     keep_all_people: bool = False       # False: only the chosen face's person; the others are left out
+    detail: bool = True                 # the detail pass (hands, generated faces) after an AI engine
+    detail_strength: float = 0.6        # how much of a hand/face it redraws (0.1..1.0)
 
 
 @dataclass
@@ -87,6 +89,8 @@ class AdvancedRequest(AdRequest):
     product_box: Box | None = None      # drawn by the owner; None = cut-out of the salient object
     alpha: np.ndarray | None = None
     keep_all_people: bool = False
+    detail: bool = True
+    detail_strength: float = 0.6
 
 
 WorkflowName = Literal["person", "product", "advanced"]
