@@ -868,6 +868,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ads.detail_pass_info": ("AI가 그린 손과 얼굴을 한 번 더 자세히 그립니다. 내 얼굴과 상품은 그대로 둡니다.",
                              "Redraws the hands and faces the AI drew, in more detail. Your face and product stay as they are."),
     "ads.detail_strength": ("다듬는 정도", "How much to redraw"),
+    "cli.ad.bad_strength": ("--detail-strength는 0.1에서 1.0 사이여야 합니다({value}).",
+                            "--detail-strength must be between 0.1 and 1.0 ({value})."),
 }
 
 

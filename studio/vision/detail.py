@@ -128,7 +128,7 @@ def hand_mask(size: tuple[int, int], hand: Any) -> np.ndarray:
         hull = cv2.convexHull(np.round(pts).astype(np.int32).reshape(-1, 1, 2))
         cv2.fillConvexPoly(out, hull, 255)
     else:
-        cv2.ellipse(out, ((x0 + x1) / 2, (y0 + y1) / 2), (max(1, x1 - x0), max(1, y1 - y0)), 0, 0, 360, 255, -1)
+        cv2.ellipse(out, (((x0 + x1) / 2, (y0 + y1) / 2), (max(1, x1 - x0), max(1, y1 - y0)), 0.0), 255, -1)
     grow = max(3, int(round(side * 0.2)))
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     return cv2.dilate(out, k)
@@ -141,8 +141,8 @@ def face_mask(size: tuple[int, int], box: Box) -> np.ndarray:
     w, h = size
     out = np.zeros((h, w), np.uint8)
     x0, y0, x1, y1 = box
-    cv2.ellipse(out, ((x0 + x1) / 2, (y0 + y1) / 2), (max(1, (x1 - x0) * 1.15), max(1, (y1 - y0) * 1.3)),
-                0, 0, 360, 255, -1)
+    cv2.ellipse(out, (((x0 + x1) / 2, (y0 + y1) / 2), (max(1.0, (x1 - x0) * 1.15), max(1.0, (y1 - y0) * 1.3)), 0.0),
+                255, -1)
     return out
 
 

@@ -115,6 +115,8 @@ class AdForm:
     all_people: bool = False
     shadow: bool = True
     reflection: bool = False
+    detail: bool = True
+    detail_strength: float = 0.6
 
 
 def _number(value: Any, field: str, lo: float, hi: float, default: float) -> float:
@@ -146,12 +148,14 @@ def build_request(spec: TabSpec, form: AdForm, loaded: Any, lang: str) -> AdRequ
     box = parse_box(form.box, lang) if spec.product else None
     if spec.workflow == "person":
         return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair),
-                             keep_all_people=bool(form.all_people))
+                             keep_all_people=bool(form.all_people), detail=bool(form.detail),
+                             detail_strength=form.detail_strength)
     if spec.workflow == "product":
         return ProductRequest(**common, alpha=loaded.alpha, product_box=box, shadow=bool(form.shadow),
                               reflection=bool(form.reflection))
     return AdvancedRequest(**common, face_index=face_index, include_hair=bool(form.hair), product_box=box,
-                           alpha=loaded.alpha, keep_all_people=bool(form.all_people))
+                           alpha=loaded.alpha, keep_all_people=bool(form.all_people), detail=bool(form.detail),
+                           detail_strength=form.detail_strength)
 
 
 def saved_note(records: Any, lang: str) -> str | None:
@@ -228,6 +232,11 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces)
                     shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
                     reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
+                with gr.Row(visible=spec.faces):  # the detail pass (issue 24): AI engines only
+                    detail = gr.Checkbox(value=True, label=t("ads.detail_pass", lang),
+                                         info=t("ads.detail_pass_info", lang), elem_id=f"{wf}-detail_pass")
+                    detail_strength = gr.Slider(0.1, 1.0, value=0.6, step=0.05, label=t("ads.detail_strength", lang),
+                                                elem_id=f"{wf}-detail_strength")
         with gr.Column(scale=5):
             results = gr.Gallery(label=t("ads.results", lang), columns=2, height=440, buttons=["download"],
                                  elem_id=f"{wf}-results")
@@ -238,7 +247,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                    ("prompt_en", prompt_en), ("sns", sns), ("count", count), ("face", face_pick), ("box", box_txt),
                    ("steps", steps), ("guidance", guidance), ("cn_scale", cn_scale), ("cn_start", cn_start),
                    ("cn_end", cn_end), ("feather", feather), ("dilate", dilate), ("seed", seed), ("hair", hair),
-                   ("all_people", all_people), ("shadow", shadow), ("reflection", reflection)]
+                   ("all_people", all_people), ("shadow", shadow), ("reflection", reflection),
+                   ("detail", detail), ("detail_strength", detail_strength)]
 
     def _load(path: str | None):
         from studio.vision.io import load_image
