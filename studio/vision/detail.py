@@ -81,7 +81,7 @@ class DetailResult:
             return Notice("detail.fixed_faces", {"n": self.faces})
         if self.skipped_kept:
             return Notice("detail.none_kept")
-        if not self.hands_checked:
+        if not self.hands_checked and not self.found_hands:
             return Notice("detail.none_no_hand_model")
         return Notice("detail.none_found")
 
@@ -328,7 +328,7 @@ def run_pass(image: Image.Image, keep: np.ndarray, engine: Engine, *, find_hands
     """Find the regions on `image` (the finished ad), then repair them."""
     t0 = time.perf_counter()
     rgb = np.asarray(image.convert("RGB"))
-    hands = list(find_hands(rgb)) if hands_checked else []
+    hands = list(find_hands(rgb))   # `hands_checked` only words the notice when none is found
     if cancel is not None:
         cancel.raise_if_cancelled()
     faces = list(find_faces(image))
