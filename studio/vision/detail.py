@@ -263,6 +263,8 @@ def repair(image: Image.Image, keep: np.ndarray, regions: Sequence[Region], engi
            progress: ProgressFn | None = None, call: EngineCall | None = None,
            result: DetailResult | None = None) -> DetailResult:
     """Redraw each region through the engine and paste it back feathered; kept pixels restored."""
+    import cv2
+
     t0 = time.perf_counter()
     out = result or DetailResult(image=image)
     before = np.asarray(image.convert("RGB"))
@@ -283,10 +285,11 @@ def repair(image: Image.Image, keep: np.ndarray, regions: Sequence[Region], engi
         x0, y0, x1, y1 = box
         cw, ch = x1 - x0, y1 - y0
         ew, eh = native_size(engine, (cw, ch))
-        crop = Image.fromarray(arr[y0:y1, x0:x1])
         cmask = region.mask[y0:y1, x0:x1]
-        job = InpaintJob(image=crop.resize((ew, eh), Image.Resampling.LANCZOS),
-                         mask=Image.fromarray(cmask).resize((ew, eh), Image.Resampling.BILINEAR),
+        # OpenCV resizes (a few ms; PIL's Lanczos to 1 MP costs ~10x more): cubic up, area down
+        up = cv2.resize(arr[y0:y1, x0:x1], (ew, eh), interpolation=cv2.INTER_CUBIC)
+        job = InpaintJob(image=Image.fromarray(up, "RGB"),
+                         mask=Image.fromarray(cv2.resize(cmask, (ew, eh), interpolation=cv2.INTER_LINEAR), "L"),
                          prompt=f"{HAND_PROMPT if region.kind == 'hand' else FACE_PROMPT}, {prompt}".strip(", "),
                          width=ew, height=eh, seed=int(seed) + 7919 * (i + 1), steps=steps, guidance=guidance,
                          strength=strength, subject="person", extras={"detail": region.kind})
@@ -295,7 +298,7 @@ def repair(image: Image.Image, keep: np.ndarray, regions: Sequence[Region], engi
         out.engine_s += time.perf_counter() - te
         out.engine_calls += 1
         out.crops.append((box, (ew, eh)))
-        patch = np.asarray(made.convert("RGB").resize((cw, ch), Image.Resampling.LANCZOS))
+        patch = cv2.resize(np.asarray(made.convert("RGB")), (cw, ch), interpolation=cv2.INTER_AREA)
         feather = max(3.0, 0.06 * max(cw, ch))
         alpha = feather_alpha(cmask, feather)
         paste_feathered(arr, patch, alpha, box)
