@@ -318,3 +318,49 @@ def test_ui_form_and_cli_options() -> None:
     assert req.detail is False and req.detail_strength == 0.3
     req = build_request(SPECS["advanced"], AdForm(), Loaded(), "ko")
     assert req.detail is True and req.detail_strength == 0.6
+
+
+def test_advanced_ad_keeps_face_and_product_byte_identical(settings: Settings) -> None:
+    """Advanced with an uploaded transparency (the helmet of the astronaut photo is the product): a hand
+    drawn over the product's edge is redrawn only outside it; face and product stay exact."""
+    from studio.workflows import advanced
+    from studio.schema import AdvancedRequest
+
+    svc = _tiny_services(settings)
+    try:
+        img = load_image(data.astronaut()).image
+        alpha = np.zeros((512, 512), np.uint8)
+        import cv2
+
+        cv2.circle(alpha, (400, 440), 110, 255, -1)          # the helmet, bottom right
+        req = dict(image=img, sns_size="kakao_channel", options=FAST, alpha=alpha)
+        off = advanced.run(AdvancedRequest(**req, detail=False), svc)
+        assert off.layout == "cutout"
+        # the ad is 800x800 from 512x512 (x1.5 cap): the helmet's left edge lands near x = 130 + 290 * 1.43
+        svc.vision.hands = _output_hand_finder([(420, 560, 520, 660), (120, 600, 210, 690)])
+        on = advanced.run(AdvancedRequest(**req), svc)
+        a, b = np.asarray(off.images[0]), np.asarray(on.images[0])
+        keep = on.keep_mask > 0
+        assert np.array_equal(off.keep_mask, on.keep_mask)
+        assert np.array_equal(a[keep], b[keep]), "face and product must be byte-identical"
+        st = on.records[0].settings
+        assert st["detail_pass"] is True and st["detail_hands"] >= 1
+        assert (np.abs(a.astype(int) - b.astype(int)).sum(axis=2) > 0).sum() > 1000
+    finally:
+        svc.store.close()
+
+
+def test_engine_takes_the_strength(tiny) -> None:
+    from studio.engines.base import InpaintJob
+    from studio.errors import InputError
+
+    img = Image.fromarray(np.asarray(data.astronaut())[::8, ::8].copy()).resize((64, 64))
+    mask = Image.new("L", (64, 64), 255)
+    job = dict(image=img, mask=mask, prompt="a hand", width=64, height=64, steps=4, seed=3)
+    full = np.asarray(tiny.inpaint(InpaintJob(**job, strength=1.0))[0]).astype(int)
+    light = np.asarray(tiny.inpaint(InpaintJob(**job, strength=0.3))[0]).astype(int)
+    again = np.asarray(tiny.inpaint(InpaintJob(**job, strength=0.3))[0]).astype(int)
+    # the strength reaches the pipeline (random tiny weights: only "it changes the result", not how much)
+    assert np.array_equal(light, again) and not np.array_equal(light, full)
+    with pytest.raises(InputError):
+        tiny.inpaint(InpaintJob(**job, strength=0.0))
