@@ -12,6 +12,8 @@ skipped, and the output says so):
   fp8_layerwise      fp8 weight storage, bf16 compute (enable_layerwise_casting; no extra wheel)
   fp8_torchao        torchao float8 dynamic quantisation (only if torchao is importable)
   int8_bitsandbytes  reported as skipped (bitsandbytes quantises at load time, not in memory)
+  detail_pass        the detail pass (issue 24): 2 hands + 1 face of a 1080x1350 ad redrawn at 1024x1024,
+                     strength 0.6: s/pass, engine calls, overhead per region outside the engine
   card_16gb/12gb/24gb  a smaller card emulated with torch.cuda.set_per_process_memory_fraction:
                      the plan `studio.runtime.memory.choose_plan` picks, whether it ran, s/image, peak VRAM
 
@@ -70,7 +72,7 @@ ISSUE_FLOOR_TFLOP_PER_STEP = 74.0
 
 CARDS_GB: tuple[int, ...] = (16, 12, 24)  # 16 first: it carries a target
 METHODS: tuple[str, ...] = ("plain", "no_controlnet", "fbc", "compile", "fp8_layerwise", "fp8_torchao",
-                            "int8_bitsandbytes", *(f"card_{gb}gb" for gb in CARDS_GB))
+                            "int8_bitsandbytes", "detail_pass", *(f"card_{gb}gb" for gb in CARDS_GB))
 
 # Published configs of the CLIP-L, T5-XXL and VAE parts (checked against the real config.json files):
 # held in studio/runtime/weights.py with the transformer and ControlNet configs.
@@ -656,7 +658,11 @@ def run_methods(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], 
             "bitsandbytes quantises while loading (from_pretrained with a quantization_config); the random "
             "full-size parts are built in memory, so the 8-bit plan is measured on real weights only"))
 
-    # 8. smaller cards, emulated
+    # 8. the detail pass (issue 24): hands and a generated face redrawn on a finished ad
+    if wanted("detail_pass") and b.fits("detail_pass", b.estimate(3 * DETAIL_STRENGTH, extra_s=2.0)):
+        b.guard("detail_pass", lambda: run_detail(b, engine))
+
+    # 9. smaller cards, emulated
     card_methods = [f"card_{gb}gb" for gb in CARDS_GB if wanted(f"card_{gb}gb")]
     if card_methods:
         close_engine(engine)  # every part back on the CPU before the limit is set
@@ -670,6 +676,95 @@ def run_methods(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], 
         method = f"card_{gb}gb"
         if method in card_methods:
             run_card(b, parts, engine_kwargs, gb, job_cn)
+
+
+DETAIL_STRENGTH = 0.6   # the pass's default (studio.vision.detail.DEFAULT_STRENGTH)
+
+
+def run_detail(b: Bench, engine: Any) -> None:
+    """The detail pass through OUR engine: a 1080x1350 ad with two hands (21 outline points each)
+    and one generated face; each region is cropped, redrawn at the engine's native size (1024x1024
+    for FLUX; the tiny check scales that down to --size) at strength 0.6, pasted back feathered.
+    Figures: seconds per pass (median), engine calls per pass, seconds in the engine, and the pass's
+    own overhead per region outside it."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    from studio.vision import detail
+    from studio.vision.faces import FaceBox
+    from studio.vision.hands import Hand
+
+    if b.args.tiny:  # the tiny check works at --size, not at 1 MP (seconds on a CPU)
+        engine.caps = dataclasses.replace(engine.caps, work_megapixels=(b.size / 1024) ** 2)
+    yy, xx = np.mgrid[0:1350, 0:1080].astype(np.float32)
+    ad = Image.fromarray(np.stack([xx / 1079 * 255, yy / 1349 * 255, np.full_like(xx, 120)], -1).astype(np.uint8))
+    keep = np.zeros((1350, 1080), np.uint8)
+    keep[150:450, 390:690] = 255   # the kept face
+
+    def hand(box: tuple[int, int, int, int]) -> Hand:
+        x0, y0, x1, y1 = box
+        a = np.linspace(0, 2 * np.pi, 21, endpoint=False)
+        pts = np.stack([(x0 + x1) / 2 + (x1 - x0) / 2 * np.cos(a), (y0 + y1) / 2 + (y1 - y0) / 2 * np.sin(a)], 1)
+        return Hand(box=box, points=pts, score=0.9, handedness="Right")
+
+    hands = [hand((200, 800, 320, 930)), hand((720, 820, 840, 950))]
+    faces = [FaceBox(box=(480, 1000, 600, 1130), score=0.9)]
+    engine_s = [0.0]
+    calls = [0]
+
+    def call(job: Any) -> Any:
+        b.sync()
+        t0 = time.perf_counter()
+        out = engine.inpaint(job)
+        b.sync()
+        engine_s[0] += time.perf_counter() - t0
+        calls[0] += 1
+        return out.images[0]
+
+    def one() -> Any:
+        engine_s[0], calls[0] = 0.0, 0
+        return detail.run_pass(ad, keep, engine, find_hands=lambda rgb: hands, find_faces=lambda img: faces,
+                               prompt="a cafe owner", steps=b.steps, strength=DETAIL_STRENGTH, seed=0, call=call)
+
+    torch = b.torch
+    if b.cuda:
+        torch.cuda.reset_peak_memory_stats()
+    res = Result("detail_pass", "ok", controlnet=False, dtype=str(b.dtype).replace("torch.", ""))
+    with RssPeak() as rss:
+        t0 = time.perf_counter()
+        one()
+        res.warmup_s = round(time.perf_counter() - t0, 3)
+        b.clock.say(f"detail_pass: warm-up {res.warmup_s:.2f} s")
+        overheads, engines = [], []
+        out = None
+        for i in range(b.args.runs):
+            if i >= 1 and (res.times[-1] if res.times else res.warmup_s) > b.clock.left - b.args.margin_s:
+                res.reason = f"budget: {i} of {b.args.runs} runs"
+                break
+            t0 = time.perf_counter()
+            out = one()
+            res.times.append(round(time.perf_counter() - t0, 3))
+            overheads.append(out.overhead_s)
+            engines.append(engine_s[0])
+            b.clock.say(f"detail_pass: run {i + 1}: {res.times[-1]:.2f} s, {calls[0]} engine calls")
+    res.runs = len(res.times)
+    res.s_image = round(statistics.median(res.times), 3)
+    res.s_step = round(res.s_image / b.steps, 4)
+    if b.cuda:
+        res.peak_vram_gib = round(torch.cuda.max_memory_allocated() / GIB, 2)
+        res.peak_reserved_gib = round(torch.cuda.max_memory_reserved() / GIB, 2)
+    res.host_rss_peak_gib = rss.gib
+    regions = (out.hands + out.faces) if out is not None else 0
+    res.extra.update(regions=regions, engine_calls=calls[0], engine_size=list(out.crops[0][1]) if out else None,
+                     strength=DETAIL_STRENGTH, engine_s=round(statistics.median(engines), 3),
+                     overhead_ms_per_region=round(statistics.median(overheads) / max(1, regions) * 1000, 1),
+                     kept_identical=bool(out is not None and np.array_equal(np.asarray(out.image)[keep > 0],
+                                                                            np.asarray(ad)[keep > 0])))
+    b.results["detail_pass"] = res
+    b.clock.say(f"detail_pass: {res.s_image:.3f} s/pass for {regions} regions ({calls[0]} engine calls, "
+                f"{res.extra['engine_s']:.2f} s in the engine, {res.extra['overhead_ms_per_region']} ms/region outside)")
 
 
 def run_card(b: Bench, parts: dict[str, Any], engine_kwargs: dict[str, Any], gb: int, job: Any) -> None:
@@ -784,7 +879,7 @@ def summarise(b: Bench, meta: dict[str, Any]) -> dict[str, Any]:
         "targets": {"compile_s": TARGET_COMPILE_S, "fbc_s": TARGET_FBC_S, "card16_vs_plain": TARGET_CARD16_RATIO,
                     "anchor_diffusers_bf16_s": ANCHOR_DIFFUSERS_BF16_S},
         "figures": {"plain_s": plain, "no_controlnet_s": s("no_controlnet"), "compile_s": comp, "fbc_s": fbc,
-                    "fp8_layerwise_s": s("fp8_layerwise"), "card16_s": c16, "card16_vs_plain": ratio16},
+                    "fp8_layerwise_s": s("fp8_layerwise"), "detail_pass_s": s("detail_pass"), "card16_s": c16, "card16_vs_plain": ratio16},
         "checks": checks, "ok": bool(ok), "ok_means": ok_means,
     }
 
@@ -822,6 +917,9 @@ def result_rows(summary: dict[str, Any]) -> list[str]:
         if "cached_calls" in extra:
             notes.append(f"cache served {extra['cached_calls']}/{extra['transformer_calls']} calls, "
                          f"threshold {extra['threshold']}")
+        if "overhead_ms_per_region" in extra:
+            notes.append(f"detail pass: {extra['regions']} regions, {extra['engine_calls']} engine calls at "
+                         f"{extra['engine_size']}, {extra['overhead_ms_per_region']} ms/region outside the engine")
         if "backend" in extra:
             notes.append(f"{extra['backend']}{' fullgraph' if extra.get('fullgraph') else ''}, "
                          f"compile+warm-up {_fmt(extra.get('compile_s'), 1)} s")

@@ -891,6 +891,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
                        "Paint what must stay in green and what must go in red. Leave it blank to cut out automatically."),
     "cli.ad.bad_strokes": ("--strokes 파일을 읽지 못했습니다({path}). 초록(남김)·빨강(지움)으로 칠한 PNG를 주세요.",
                            "Could not read the --strokes file ({path}). Give a PNG painted green (keep) and red (remove)."),
+    # --- issue 24 ---
+    "detail.fixed_hands": ("손 {n}곳을 다시 그렸습니다.", "{n} hand(s) were redrawn."),
+    "detail.fixed_faces": ("새로 그려진 얼굴 {n}곳을 다시 그렸습니다.", "{n} generated face(s) were redrawn."),
+    "detail.fixed_both": ("손 {hands}곳과 새로 그려진 얼굴 {faces}곳을 다시 그렸습니다.",
+                          "{hands} hand(s) and {faces} generated face(s) were redrawn."),
+    "detail.none_found": ("다시 그릴 손이나 얼굴이 보이지 않아 그대로 두었습니다.",
+                          "No hands or generated faces were seen, so nothing was redrawn."),
+    "detail.none_kept": ("보이는 손과 얼굴이 모두 원래 사진 그대로 남긴 부분이라 다시 그리지 않았습니다.",
+                         "The hands and faces seen are all part of your own photo, so nothing was redrawn."),
+    "detail.none_no_hand_model": ("손을 찾는 모델이 아직 없어 손은 확인하지 못했고, 다시 그릴 얼굴도 없었습니다.",
+                                  "Hands could not be checked (the hand model is not there yet) and no generated face needed redrawing."),
+    "ads.detail_pass": ("손·얼굴 다듬기", "Touch up hands and faces"),
+    "ads.detail_pass_info": ("AI가 그린 손과 얼굴을 한 번 더 자세히 그립니다. 내 얼굴과 상품은 그대로 둡니다.",
+                             "Redraws the hands and faces the AI drew, in more detail. Your face and product stay as they are."),
+    "ads.detail_strength": ("다듬는 정도", "How much to redraw"),
+    "cli.ad.bad_strength": ("--detail-strength는 0.1에서 1.0 사이여야 합니다({value}).",
+                            "--detail-strength must be between 0.1 and 1.0 ({value})."),
 }
 
 

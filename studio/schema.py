@@ -69,6 +69,8 @@ class PersonRequest(AdRequest):
     include_hair: bool = True
     include_neck: bool = False
     keep_all_people: bool = False       # False: only the chosen face's person; the others are left out
+    detail: bool = True                 # the detail pass (hands, generated faces) after an AI engine
+    detail_strength: float = 0.6        # how much of a hand/face it redraws (0.1..1.0)
 
 
 @dataclass
@@ -89,6 +91,8 @@ class AdvancedRequest(AdRequest):
     alpha: np.ndarray | None = None
     strokes: np.ndarray | None = None   # touch-up brush for the product: 0 none, 1 keep, 2 remove
     keep_all_people: bool = False
+    detail: bool = True
+    detail_strength: float = 0.6
 
 
 WorkflowName = Literal["person", "product", "advanced"]

@@ -69,8 +69,14 @@ def test_tiny_run_ends_with_one_json_line(tiny_run) -> None:
 def test_every_method_has_a_figure_or_a_reason(bench, tiny_run) -> None:
     methods = json.loads(tiny_run["last"])["methods"]
     assert set(methods) == set(bench.METHODS)
+    detail = methods["detail_pass"]   # issue 24: a pass over three regions, not one engine call
+    assert detail["status"] == "ok", detail
+    assert detail["extra"]["regions"] == 3 == detail["extra"]["engine_calls"] and detail["extra"]["kept_identical"]
+    assert detail["extra"]["engine_size"] == [64, 64] and detail["s_image"] >= detail["extra"]["engine_s"] > 0
     for name, m in methods.items():
         assert m["status"] in ("ok", "skipped"), (name, m)
+        if name == "detail_pass":
+            continue
         if m["status"] == "ok":
             assert m["s_image"] > 0 and m["runs"] >= 1 and m["s_step"] == pytest.approx(m["s_image"] / 3, rel=0.01)
             assert m["denoise_s_step"] > 0 and m["tflops"] > 0
@@ -113,8 +119,9 @@ def test_rows_recorded_in_the_cpu_section(tiny_run) -> None:
     assert gpu_head == before.partition("<!-- gpu-rows-end -->")[0]  # GPU section untouched
     cpu_section = rest.partition("<!-- cpu-rows-end -->")[0]
     new_rows = [ln for ln in cpu_section.splitlines() if "NOT a GPU figure" in ln and ln not in before]
-    assert len(new_rows) == 5
+    assert len(new_rows) == 6
     assert any("| compile |" in ln for ln in new_rows) and any("| fbc |" in ln for ln in new_rows)
+    assert any("| detail_pass |" in ln and "3 engine calls" in ln for ln in new_rows)
 
 
 def test_record_from_saved_json_goes_to_the_gpu_section(bench, tmp_path: Path) -> None:

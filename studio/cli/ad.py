@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", default="1080x1350", help="WIDTHxHEIGHT of the ad")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", required=True, help="folder for the ad (created if missing)")
+    parser.add_argument("--detail", action=argparse.BooleanOptionalAction, default=True,
+                        help="person/advanced with an AI engine: redraw hands and generated faces after (default on)")
+    parser.add_argument("--detail-strength", type=float, default=0.6,
+                        help="how much of each hand/face the detail pass redraws, 0.1..1.0 (default 0.6)")
     parser.add_argument("--save-mask", action="store_true", help="also write the keep mask beside the ad")
 
 
@@ -78,6 +82,14 @@ def _strokes(path: str | None, size: tuple[int, int]):
         raise InputError("cli.ad.bad_strokes", path=path) from exc
 
 
+def _strength(value: float) -> float:
+    from studio.errors import InputError
+
+    if not 0.1 <= float(value) <= 1.0:
+        raise InputError("cli.ad.bad_strength", value=value)
+    return float(value)
+
+
 def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
     from PIL import Image
 
@@ -95,22 +107,26 @@ def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
     services = build_services(settings.with_(outputs_dir=out_dir))
     try:
         sns_id = _sns_for(services, size)
+        detail = dict(detail=bool(getattr(args, "detail", True)),
+                      detail_strength=_strength(getattr(args, "detail_strength", 0.6)))
         common = dict(image=loaded.image, industry=args.industry, style=args.style, prompt_ko=args.scene,
                       sns_size=sns_id, options=GenerationOptions(seed=args.seed, num_images=1))
         if args.mode == "person":
-            req = PersonRequest(**common, face_index=max(0, args.face - 1), keep_all_people=args.all_people)
+            req = PersonRequest(**common, face_index=max(0, args.face - 1), keep_all_people=args.all_people,
+                                **detail)
             res = person.run(req, services)
         elif args.mode == "product":
             req = ProductRequest(**common, product_box=box, alpha=loaded.alpha, strokes=strokes)
             res = product.run(req, services)
         else:
             req = AdvancedRequest(**common, face_index=max(0, args.face - 1), product_box=box, alpha=loaded.alpha,
-                                  strokes=strokes, keep_all_people=args.all_people)
+                                  strokes=strokes, keep_all_people=args.all_people, **detail)
             res = advanced.run(req, services)
         path = res.records[0].path
         out = {"ad": str(path), "layout": res.layout,
                "confidence": None if res.confidence is None else round(float(res.confidence), 3),
                "faces": len(res.faces), "size": list(res.images[0].size),
+               "detail": {k: v for k, v in res.records[0].settings.items() if k.startswith("detail_")},
                "notices": [n.text(settings.lang) for n in loaded.notices + res.notices]}
         if args.save_mask and res.source_keep is not None:
             mask_path = path.with_name(path.stem + "_mask.png")

@@ -57,6 +57,9 @@ class InpaintJob:
     style: str = "studio"
     subject: str = "product"           # "product" | "person" | "mixed"
     extras: dict = field(default_factory=dict)
+    # how far from the given pixels the engine may go inside the mask (1.0 = from noise; the
+    # detail pass uses less so a redrawn hand keeps its pose); engines without it ignore it
+    strength: float = 1.0
 
 
 @runtime_checkable

@@ -97,6 +97,7 @@ def check_job(job: InpaintJob) -> None:
     if job.controlnet_scale is not None:
         _check_range("controlnet_scale", job.controlnet_scale, 0.0, 2.0)
     _check_range("control_start", job.control_start, 0.0, 1.0)
+    _check_range("strength", job.strength, 0.01, 1.0)
     if job.control_end is not None:
         _check_range("control_end", job.control_end, job.control_start, 1.0)
     if job.control_guidance is not None:
@@ -245,6 +246,7 @@ class FluxFillEngine(DiffusersEngine):
             width=width,
             num_inference_steps=job.steps,
             guidance_scale=job.guidance,
+            strength=job.strength,
             num_images_per_prompt=job.num_images,
             generator=torch.Generator(device="cpu").manual_seed(int(job.seed)),
             max_sequence_length=self.max_sequence_length,

@@ -77,3 +77,10 @@ def find_hands(image: np.ndarray, models_dir: Path | str, kit=None, max_hands: i
         if len(out) >= max_hands:
             break
     return sorted(out, key=lambda hd: -hd.area)
+
+
+def models_present(models_dir: Path | str) -> bool:
+    """Are the bundled hand models installed (the detail pass says why it found no hands)?"""
+    from studio.vision.mp_models import available
+
+    return available(models_dir)

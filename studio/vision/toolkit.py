@@ -177,6 +177,12 @@ class VisionKit:
     def detect_faces(self, img: Image.Image | np.ndarray) -> list["FaceBox"]:
         return self.faces(img)
 
+    def hands(self, img: Image.Image | np.ndarray) -> list:
+        """Hands with their 21 landmarks (`studio.vision.hands`; [] without the MediaPipe models)."""
+        from studio.vision.hands import find_hands
+
+        return find_hands(to_rgb_array(img), self.models_dir)
+
     def face_keep_mask(self, img_size: tuple[int, int], face: "FaceBox", include_hair: bool = True,
                        include_neck: bool = False, dilate_px: int | None = None,
                        feather_px: float | None = None) -> np.ndarray:

@@ -393,6 +393,11 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
             g = services.vision.add_contact_shadow(g, keep, strength=0.45)  # Lite draws its own shadow
         images.append(paste_back(services, g, source, keep, feather=0))
     timer.lap("paste_back")
+    detail_settings: dict = {}
+    if plan.subject in ("person", "mixed") and layout == "cutout":
+        images, detail_settings = detail_step(services, engine, req, images, keep, plan, framing, prompt.prompt_en,
+                                              opts, seeds, progress, cancel, workflow, notices)
+        timer.lap("detail")
     focus = masks.mask_stats(masks.binarize(keep)).bbox
     if plan.face is not None:
         focus = framing.map_box(plan.face.box)
@@ -404,7 +409,7 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
                 "placed_size": [max(1, round(req.image.width * framing.scale)), max(1, round(req.image.height * framing.scale))],
                 "pose": pose_backend, "people_kept": people_kept,
                 "prompt_source": prompt.source, "options": asdict(opts),
-                **{k: v for k, v in plan.settings.items() if k != "extras"}}
+                **{k: v for k, v in plan.settings.items() if k != "extras"}, **detail_settings}
     records = save_all(services, workflow, engine.name, images, seeds, req, prompt.prompt_en, settings,
                        model_ids(engine, control is not None), notices=notices)
     timer.lap("store")
@@ -412,6 +417,54 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
                     engine=engine.name, seeds=seeds, framed=framed, keep_mask=keep, faces=plan.faces,
                     notices=notices, timings=timer.timings, layout=layout,
                     confidence=None if q is None else q.score, source_keep=plan.preview())
+
+
+def detail_step(services: Services, engine: Engine, req: AdRequest, images: list[Image.Image], keep: np.ndarray,
+                plan: Plan, framing: Framing, prompt_en: str, opts: GenerationOptions, seeds: list[int],
+                progress: ProgressFn | None, cancel: CancelToken | None, workflow: str,
+                notices: list[Notice]) -> tuple[list[Image.Image], dict]:
+    """The detail pass (studio.vision.detail) over each finished image: hands and generated faces
+    redrawn by the SAME engine object (the provider's, so the model manager never loads a second
+    copy), under the GPU lock. Lite (an engine that draws no people) skips it silently. Returns
+    the images and what the history row and PNG parameters record; one notice says what was done."""
+    from studio.vision import detail
+    from studio.vision.hands import models_present
+
+    if not detail.applies(engine):
+        return images, {}
+    strength = detail.clamp_strength(getattr(req, "detail_strength", detail.DEFAULT_STRENGTH))
+    if not getattr(req, "detail", True):
+        return images, {"detail_pass": False, "detail_strength": round(strength, 2)}
+    vision = services.vision
+    find_hands = getattr(vision, "hands", None) or (lambda _rgb: [])
+    models_dir = getattr(vision, "models_dir", None)
+    checked = models_dir is not None and models_present(models_dir)
+    kept_boxes = [framing.map_box(plan.face.box)] if plan.face is not None else []
+    results: list = []
+
+    def call(job: InpaintJob) -> Image.Image:
+        out = engine.inpaint(job, detail._scaled(progress, len(results), len(images), job.steps), cancel)
+        for n in out.notices:
+            if all((n.key, n.fields) != (m.key, m.fields) for m in notices):
+                notices.append(Notice(n.key, dict(n.fields)))
+        return out.images[0]
+
+    def run() -> None:
+        for img, seed in zip(images, seeds):
+            results.append(detail.run_pass(
+                img, keep, engine, find_hands=find_hands, find_faces=vision.detect_faces, kept_boxes=kept_boxes,
+                hands_checked=checked, prompt=prompt_en, steps=opts.steps, guidance=opts.guidance,
+                strength=strength, seed=seed, cancel=cancel, progress=progress, call=call))
+
+    services.jobs.run(run, name=f"{workflow}-detail")
+    total = detail.DetailResult(image=images[0], hands_checked=checked)
+    for r in results:
+        total.hands += r.hands
+        total.faces += r.faces
+        total.engine_calls += r.engine_calls
+        total.skipped_kept += r.skipped_kept
+    notices.append(total.notice())
+    return [r.image for r in results], dict(total.settings(strength), detail_engine_calls=total.engine_calls)
 
 
 FALLBACKS = ("card", "extend")

@@ -116,6 +116,8 @@ class AdForm:
     all_people: bool = False
     shadow: bool = True
     reflection: bool = False
+    detail: bool = True
+    detail_strength: float = 0.6
 
 
 def _number(value: Any, field: str, lo: float, hi: float, default: float) -> float:
@@ -148,12 +150,19 @@ def build_request(spec: TabSpec, form: AdForm, loaded: Any, lang: str) -> AdRequ
     strokes = brush_strokes(form.brush, loaded.image.size) if spec.product else None
     if spec.workflow == "person":
         return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair),
-                             keep_all_people=bool(form.all_people))
+                             keep_all_people=bool(form.all_people), **_detail(form))
     if spec.workflow == "product":
         return ProductRequest(**common, alpha=loaded.alpha, product_box=box, strokes=strokes, shadow=bool(form.shadow),
                               reflection=bool(form.reflection))
     return AdvancedRequest(**common, face_index=face_index, include_hair=bool(form.hair), product_box=box,
-                           alpha=loaded.alpha, strokes=strokes, keep_all_people=bool(form.all_people))
+                           alpha=loaded.alpha, strokes=strokes, keep_all_people=bool(form.all_people),
+                           **_detail(form))
+
+
+def _detail(form: "AdForm") -> dict:
+    """The detail pass settings (API callers by position may leave them out: the defaults)."""
+    return {"detail": True if form.detail is None else bool(form.detail),
+            "detail_strength": 0.6 if form.detail_strength is None else float(form.detail_strength)}
 
 
 BRUSH_KEEP, BRUSH_REMOVE = "#00ff00", "#ff0000"   # the same colours as `launch.py ad --strokes`
@@ -264,6 +273,11 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces)
                     shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
                     reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
+                with gr.Row(visible=spec.faces):  # the detail pass (issue 24): AI engines only
+                    detail = gr.Checkbox(value=True, label=t("ads.detail_pass", lang),
+                                         info=t("ads.detail_pass_info", lang), elem_id=f"{wf}-detail_pass")
+                    detail_strength = gr.Slider(0.1, 1.0, value=0.6, step=0.05, label=t("ads.detail_strength", lang),
+                                                elem_id=f"{wf}-detail_strength")
         with gr.Column(scale=5):
             results = gr.Gallery(label=t("ads.results", lang), columns=2, height=440, buttons=["download"],
                                  elem_id=f"{wf}-results")
@@ -275,6 +289,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                    ("steps", steps), ("guidance", guidance), ("cn_scale", cn_scale), ("cn_start", cn_start),
                    ("cn_end", cn_end), ("feather", feather), ("dilate", dilate), ("seed", seed), ("hair", hair),
                    ("all_people", all_people), ("shadow", shadow), ("reflection", reflection),
+                   ("detail", detail), ("detail_strength", detail_strength),
                    ("brush", brush)]   # last: callers of the API by position keep working
 
     def _load(path: str | None):
@@ -417,7 +432,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             on_upload, preview_inputs, preview_outputs, api_name=False)
     make_prompt.click(on_make_prompt, [industry, style, prompt_ko], [prompt_en], api_name=f"{wf}_prompt")
     gen_event = generate.click(
-        form_handler([name for name, _ in form_fields], on_generate, optional=("brush",)),
+        form_handler([name for name, _ in form_fields], on_generate,
+                     optional=("detail", "detail_strength", "brush")),
         [component for _, component in form_fields],
         [results, notes_out, prompt_en, files],
         api_name=f"{wf}_generate", concurrency_id="gpu", concurrency_limit=1)

@@ -101,6 +101,9 @@ def reuse_values(rec: Any) -> tuple[str, dict[str, Any]]:
                                   "cn_scale": opts.get("controlnet_scale"), "cn_start": opts.get("control_start"),
                                   "cn_end": opts.get("control_end"), "feather": opts.get("mask_feather"),
                                   "dilate": opts.get("mask_dilate")}
+        if isinstance(st.get("detail_pass"), bool):  # the detail pass (issue 24)
+            values["detail"] = st["detail_pass"]
+            values["detail_strength"] = st.get("detail_strength")
         if st.get("product_box"):
             values["box"] = ",".join(str(int(v)) for v in st["product_box"])
         return rec.workflow, {k: v for k, v in values.items() if v is not None}
