@@ -853,6 +853,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "workflow.others_left_out": ("다른 사람 {n}명은 광고에서 뺐습니다. 모두 남기려면 '사진 속 사람 모두 남기기'를 켜세요.",
                                  "{n} other people were left out of the ad. To keep them all, tick 'Keep everyone in the photo'."),
     "workflow.all_people_kept": ("사진 속 {n}명을 모두 남겼습니다.", "All {n} people in the photo were kept."),
+    # --- issue 23 ---
+    "engine.notice.model_used": ("이 사진은 '{model}' 모델로 만들었습니다 (라이선스: {licence}).",
+        "This image was made with '{model}' (licence: {licence})."),
+    "memory.note.fp8": ("그래픽카드 메모리가 모자라 본체 모델을 층마다 fp8로 줄여 담습니다(계산은 그대로).",
+        "The card's memory is short: the main model is stored layer by layer in fp8 (computation unchanged)."),
+    "engine.name.klein": ("FLUX.2 [klein] 4B (상업용 가능)", "FLUX.2 [klein] 4B (commercial use)"),
+    "engine.name.qwen_edit": ("Qwen-Image-Edit-2511 (상업용 가능)", "Qwen-Image-Edit-2511 (commercial use)"),
+    "commercial.switch": ("상업용으로 쓸 수 있는 모델만", "Only models I may use commercially"),
+    "commercial.on": ("켜짐: 모든 작업이 영업(광고)에 써도 되는 모델만 씁니다. 비상업 모델은 골라지지 않습니다.",
+        "On: every task uses only models licensed for business use. Non-commercial models are never chosen."),
+    "commercial.off": ("꺼짐: 비상업 모델(예: {models})도 고를 수 있습니다. 그 모델로 만든 사진을 광고에 쓰려면 만든 회사의 허락이 필요할 수 있습니다.",
+        "Off: non-commercial models (e.g. {models}) may be chosen too. Using their images in ads may need their maker's permission."),
+    "commercial.none_for_task": ("'{task}' 작업에 쓸 수 있는 상업용 모델이 아직 없습니다. 모델 탭에서 '{model}'을(를) 내려받으세요. 그 전까지는 가벼운 기본 엔진을 씁니다.",
+        "No commercially usable model is present for '{task}'. Download '{model}' in the Models tab; until then the light built-in engine is used."),
+    "engine.reason.commercial_only": ("'{engine}'은(는) 비상업 모델이라 건너뛰었습니다(상업용 모델만 켜짐).",
+        "'{engine}' was skipped: it is non-commercial (commercial-only is on)."),
+    "models.col.licence_plain": ("라이선스(쉬운 말)", "Licence (plain words)"),
 }
 
 
