@@ -867,8 +867,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Off: non-commercial models (e.g. {models}) may be chosen too. Using their images in ads may need their maker's permission."),
     "commercial.none_for_task": ("'{task}' 작업에 쓸 수 있는 상업용 모델이 아직 없습니다. 모델 탭에서 '{model}'을(를) 내려받으세요. 그 전까지는 가벼운 기본 엔진을 씁니다.",
         "No commercially usable model is present for '{task}'. Download '{model}' in the Models tab; until then the light built-in engine is used."),
-    "engine.reason.commercial_only": ("'{engine}'은(는) 비상업 모델이라 건너뛰었습니다(상업용 모델만 켜짐).",
-        "'{engine}' was skipped: it is non-commercial (commercial-only is on)."),
+    "engine.reason.commercial_only": ("'{engine}'은(는) 비상업 모델이라 건너뛰고 '{fallback}' 엔진을 씁니다('상업용으로 쓸 수 있는 모델만'이 켜져 있음).",
+        "'{engine}' is non-commercial and was skipped; the '{fallback}' engine is used ('commercial use only' is on)."),
+    "models.purpose.llm": ("광고 문구 제안", "suggests ad copy"),
+    "commercial.manual_download": ("'{model}'은(는) 여기서 내려받지 않습니다: {how}", "'{model}' is not downloaded here: {how}"),
+    "commercial.upscaler_skipped": ("'{file}'은(는) 라이선스를 알 수 없는 확대 모델이라 쓰지 않고 기본 확대를 씁니다('상업용으로 쓸 수 있는 모델만'이 켜져 있음).",
+        "'{file}' is an upscaler of unknown licence; the built-in upscaling is used instead ('commercial use only' is on)."),
     "models.col.licence_plain": ("라이선스(쉬운 말)", "Licence (plain words)"),
 }
 

@@ -90,7 +90,7 @@ class SnsSize(_Item):
 
 
 class ModelEntry(_Item):
-    purpose: Literal["inpaint", "controlnet", "text2image", "face", "pose", "matting", "video", "upscale"]
+    purpose: Literal["inpaint", "controlnet", "text2image", "face", "pose", "matting", "video", "upscale", "llm"]
     repo_id: str
     files: list[str] = Field(default_factory=list)
     local_dir: str
@@ -103,7 +103,7 @@ class ModelEntry(_Item):
     gated: bool = False
     note_ko: str = ""
     note_en: str = ""
-    source: Literal["hf", "rembg"] = "hf"   # rembg: fetched by rembg's own session code (runtime.rembg_models)
+    source: Literal["hf", "rembg", "ollama", "manual"] = "hf"   # rembg: fetched by rembg's own session code (runtime.rembg_models); ollama: `ollama pull`
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from studio.engines.base import EngineCaps, EngineResult, InpaintJob
+from studio.engines.base import EngineCaps, EngineResult, InpaintJob, Text2ImageJob
 from studio.engines.diffusers_base import DiffusersEngine, notice_dict
 from studio.engines.flux_fill import _fit, check_job, paste_back
 from studio.errors import InputError
@@ -200,19 +200,21 @@ class KleinEngine(_CommercialEngine):
         images, notices, _plan, wh = self.run_ladder(job.width, job.height, attempt, cancel)
         return self._finish(job, images, notices, wh)
 
-    def text2image(self, prompt: str, width: int, height: int, *, seed: int = 0, steps: int = KLEIN_STEPS,
-                   guidance: float = KLEIN_GUIDANCE, num_images: int = 1, progress: ProgressFn | None = None,
+    def text2image(self, job: Text2ImageJob, progress: ProgressFn | None = None,
                    cancel: CancelToken | None = None) -> EngineResult:
-        if width % 16 or height % 16:
+        width, height = job.width, job.height
+        if width % 16 or height % 16 or not (64 <= width <= 2048 and 64 <= height <= 2048):
             raise InputError("engine.bad_size", mult=16, min=64, max=2048, w=width, h=height)
+        steps = KLEIN_STEPS if job.steps is None else int(job.steps)
+        guidance = KLEIN_GUIDANCE if job.guidance is None else float(job.guidance)
 
         def attempt(plan: "MemoryPlan", w: int, h: int) -> list[Image.Image]:
             import torch
 
             out = self.t2i_pipeline()(
-                prompt=prompt, height=h, width=w, num_inference_steps=steps, guidance_scale=guidance,
-                num_images_per_prompt=num_images,
-                generator=torch.Generator(device="cpu").manual_seed(int(seed)),
+                prompt=job.prompt, height=h, width=w, num_inference_steps=steps, guidance_scale=guidance,
+                num_images_per_prompt=job.num_images,
+                generator=torch.Generator(device="cpu").manual_seed(int(job.seed)),
                 max_sequence_length=MAX_SEQUENCE_LENGTH,
                 callback_on_step_end=self.step_callback(progress, steps, cancel),
             )
@@ -222,7 +224,15 @@ class KleinEngine(_CommercialEngine):
         if (w, h) != (width, height):
             images = [im.resize((width, height), Image.Resampling.LANCZOS) for im in images]
         notices = [*notices, Notice("engine.notice.model_used", {"model": self.model_label, "licence": self.licence})]
+        job.extras["model"] = {"label": self.model_label, "licence": self.licence, "commercial": True}
         return EngineResult(images=[im.convert("RGB") for im in images], notices=notices)
+
+    def generate(self, prompt: str, width: int = 1024, height: int = 1024, steps: int | None = None, seed: int = 0,
+                 num_images: int = 1, progress: ProgressFn | None = None, cancel: CancelToken | None = None,
+                 guidance: float | None = None) -> list[Image.Image]:
+        job = Text2ImageJob(prompt=prompt, width=width, height=height, steps=steps, seed=seed,
+                            num_images=num_images, guidance=guidance)
+        return self.text2image(job, progress, cancel).images
 
 
 class QwenEditEngine(_CommercialEngine):
