@@ -11,6 +11,7 @@ and no torch is imported to decide. Checking for weights is a directory scan.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
@@ -129,13 +130,20 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+@functools.lru_cache(maxsize=4)
+def _catalog(presets_dir: Any) -> tuple:
+    from studio.presets import Presets
+
+    return tuple(Presets(presets_dir).models)
+
+
 def catalog_commercial() -> dict[str, bool]:
     """Catalogue id -> commercial_use, read from presets/models.json (no torch)."""
-    from studio.runtime.catalog import load_catalog
+    from studio.config import REPO_ROOT
 
     try:
-        return {e.id: bool(e.commercial_use) for e in load_catalog()}
-    except (OSError, ValueError, KeyError) as exc:  # an unreadable catalogue: nothing counts as commercial
+        return {e.id: bool(e.commercial_use) for e in _catalog(REPO_ROOT / "presets")}
+    except Exception as exc:  # noqa: BLE001 - an unreadable catalogue: nothing catalogued counts as commercial
         log.warning("model catalogue unreadable (%s); treating catalogued models as non-commercial", exc)
         return {}
 
@@ -244,7 +252,12 @@ def choose(task: str, settings: Settings) -> EngineChoice:
     """The owner's forced choice for the task (settings), else `auto_choice`."""
     forced = settings.engine_for(task)
     if forced and forced != "auto":
-        spec_for(task, forced)  # raises a clear message for an unknown name
+        spec = spec_for(task, forced)  # raises a clear message for an unknown name
+        if getattr(settings, "commercial_only", True) and spec.needs_weights and not is_commercial(spec):
+            auto = auto_choice(task, settings)  # the switch wins over a non-commercial forced engine
+            fields = {"engine": t(spec.label_key, settings.lang),
+                      "fallback": t(spec_for(task, auto.name).label_key, settings.lang) if auto.name != "-" else "-"}
+            return EngineChoice(auto.name, "engine.reason.commercial_only", fields, task)
         return EngineChoice(forced, "engine.reason.forced", {"engine": forced}, task)
     return auto_choice(task, settings)
 
@@ -285,8 +298,15 @@ class EngineProvider:
             if name == "auto":
                 new = auto_choice(task, self.settings)
             else:
-                spec_for(task, name)
-                new = EngineChoice(name, "engine.reason.selected", {"engine": name}, task)
+                spec = spec_for(task, name)
+                if getattr(self.settings, "commercial_only", True) and spec.needs_weights and not is_commercial(spec):
+                    auto = auto_choice(task, self.settings)  # the switch is on: never a non-commercial engine
+                    fields = {"engine": t(spec.label_key, self.settings.lang),
+                              "fallback": t(spec_for(task, auto.name).label_key, self.settings.lang)
+                              if auto.name != "-" else "-"}
+                    new = EngineChoice(auto.name, "engine.reason.commercial_only", fields, task)
+                else:
+                    new = EngineChoice(name, "engine.reason.selected", {"engine": name}, task)
             if previous.name != new.name:
                 self.release(task, previous.name)
             self._choices[task] = new

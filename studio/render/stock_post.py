@@ -59,7 +59,7 @@ def commercial_upscalers(presets_dir: Path | None = None) -> set[str]:
     from studio.config import REPO_ROOT
     from studio.presets import Presets
 
-    entries = Presets(Path(presets_dir) if presets_dir else REPO_ROOT / "presets").models()
+    entries = Presets(Path(presets_dir) if presets_dir else REPO_ROOT / "presets").models
     return {Path(f).name for e in entries if e.purpose == "upscale" and e.commercial_use for f in e.files}
 
 

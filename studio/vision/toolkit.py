@@ -190,8 +190,8 @@ class VisionKit:
             from studio.errors import InputError
             from studio.vision.matting import ALIASES, REMBG_MODELS
 
-            name = self.matter.choose(prefer, subject)
-            lic = REMBG_MODELS.get(ALIASES.get(name, name), ("", "licence unknown", False))
+            name = ALIASES.get(prefer, prefer)  # a named model (or a custom .onnx: licence unknown)
+            lic = REMBG_MODELS.get(name, ("", "licence unknown", False))
             if not lic[2]:
                 raise InputError("vision.noncommercial", backend=name, licence=lic[1])
         return self.matter(image, box=box, alpha=alpha, prefer=prefer, subject=subject)
