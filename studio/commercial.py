@@ -27,14 +27,14 @@ class TaskModel:
     commercial: bool
 
 
-def engine_licence(task: str, engine: str, presets: Any) -> tuple[str, bool]:
+def engine_licence(task: str, engine: str, presets: Any, lang: str = "ko") -> tuple[str, bool]:
     """(licence words, commercial) of the models a task's engine loads; built-in engines are the
     studio's own code."""
     from studio.engines.registry import spec_for
 
     spec = spec_for(task, engine)
     if not spec.model_ids:
-        return ("built-in", spec.name != "tiny")
+        return (t("commercial.builtin", lang), spec.name != "tiny")
     by_id = {m.id: m for m in presets.models}
     rows = [by_id[i] for i in spec.model_ids if i in by_id]
     if not rows:
@@ -48,7 +48,7 @@ def task_models(services: Any) -> list[TaskModel]:
     out = []
     for task in TASKS:
         choice = services.engines.choice(task)
-        lic, com = engine_licence(task, choice.name, services.presets)
+        lic, com = engine_licence(task, choice.name, services.presets, services.lang)
         from studio.engines.registry import spec_for
 
         out.append(TaskModel(task, choice.name, t(spec_for(task, choice.name).label_key, services.lang), lic, com))

@@ -352,3 +352,25 @@ def test_vision_and_upscaler_follow_the_switch(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         kit.cutout(_photo(), prefer="bria-rmbg")
     assert "비상업" in info.value.message("ko")
+
+
+def test_models_tab_switch_summary_and_flip(tmp_path: Path) -> None:
+    from studio.commercial import set_commercial_only, summary, task_models
+    from studio.services import build_services
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "flux-fill").mkdir()
+    (models / "flux-fill" / "model_index.json").write_text("{}")
+    s = Settings(models_dir=models, outputs_dir=tmp_path / "out", presets_dir=REPO_ROOT / "presets",
+                 ollama_host="http://127.0.0.1:9")
+    services = build_services(s)
+    text = summary(services)
+    assert "켜짐" in text and "FLUX.1 Fill [dev]" in text  # says what turning it off would allow
+    assert "광고 사진" in text and "내려받으세요" in text  # no commercial inpaint model yet: offer the download
+    assert all(row.commercial for row in task_models(services))
+    set_commercial_only(services, False)
+    assert services.settings.commercial_only is False and services.engines.settings.commercial_only is False
+    assert "꺼짐" in summary(services)
+    set_commercial_only(services, True)
+    assert services.vision.commercial_only

@@ -245,7 +245,8 @@ def commercial_gap(task: str, settings: Settings) -> dict | None:
     want = candidates[-1] if task == "inpaint" else candidates[0]  # inpaint: the light one (klein) fits most cards
     return {"task": task, "engine": want.name, "model_id": want.model_ids[0] if want.model_ids else "",
             "label": t(want.label_key, settings.lang),
-            "message": t("commercial.none_for_task", settings.lang, task=task, model=t(want.label_key, settings.lang))}
+            "message": t("commercial.none_for_task", settings.lang, task=t(f"commercial.task.{task}", settings.lang),
+                         model=t(want.label_key, settings.lang))}
 
 
 def choose(task: str, settings: Settings) -> EngineChoice:
