@@ -90,6 +90,10 @@ class SnsSize(_Item):
 
 
 class ModelEntry(_Item):
+    def note(self, lang: str) -> str:
+        """The note in the owner's language (Korean when there is no English one)."""
+        return getattr(self, f"note_{lang}", "") or self.note_ko
+
     purpose: Literal["inpaint", "controlnet", "text2image", "face", "pose", "matting", "video", "upscale", "llm"]
     repo_id: str
     files: list[str] = Field(default_factory=list)

@@ -148,7 +148,7 @@ def build(services: Services) -> None:
         if entry.source == "rembg":
             return rembg_download(services, entry, report), catalog_rows(services)
         if entry.source in ("ollama", "manual"):  # not fetched here: say how (the note names the step)
-            how = entry.note_ko if lang == "ko" else entry.note_en
+            how = entry.note(lang)
             return esc(t("commercial.manual_download", lang, model=entry.name(lang), how=how)), catalog_rows(services)
         result = download_model(model_id, services.settings.models_dir, presets=services.presets,
                                 token=hf_token or None, progress=report)
