@@ -876,6 +876,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "commercial.task.text2image": ("글로 그림 만들기(스톡)", "Pictures from words (stock)"),
     "commercial.task.image2video": ("짧은 영상", "Short videos"),
     "commercial.title": ("상업용 모델", "Commercial use"),
+    "prompt.qwen_trimmed": ("설명이 길어 덜 중요한 {n}개 부분을 뺐습니다(모델이 읽을 수 있는 길이 {budget}토큰).",
+        "The description was long: {n} less important parts were left out (the model reads {budget} tokens)."),
     "commercial.builtin": ("스튜디오에 들어 있는 기능(따로 받은 모델 없음, 영업에 써도 됨)", "built into the studio (no downloaded model; business use allowed)"),
     "commercial.manual_download": ("'{model}'은(는) 여기서 내려받지 않습니다: {how}", "'{model}' is not downloaded here: {how}"),
     "commercial.upscaler_skipped": ("'{file}'은(는) 라이선스를 알 수 없는 확대 모델이라 쓰지 않고 기본 확대를 씁니다('상업용으로 쓸 수 있는 모델만'이 켜져 있음).",

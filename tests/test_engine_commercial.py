@@ -374,3 +374,34 @@ def test_models_tab_switch_summary_and_flip(tmp_path: Path) -> None:
     assert "꺼짐" in summary(services)
     set_commercial_only(services, True)
     assert services.vision.commercial_only
+
+
+# ---- prompts within the Qwen encoders' limits ------------------------------------------------------
+def test_klein_prompt_fits_qwen3_budget_including_chat_template(klein_models: Path) -> None:
+    from studio.engines.commercial import KleinEngine
+    from studio.text.qwen_prompts import KLEIN_MAX_TOKENS, QwenCounter, fit_qwen_prompt
+
+    eng = KleinEngine(klein_models, device="cpu")
+    long = "a red linen dress, " + ", ".join(f"sunlit wooden table number {i}" for i in range(60))
+    prompt, notices = eng.fit_prompt(long)
+    tok = eng.pipeline.tokenizer
+    wrapped = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                      add_generation_prompt=True, enable_thinking=False)
+    n = len(tok(wrapped, add_special_tokens=False)["input_ids"])
+    assert n <= KLEIN_MAX_TOKENS < len(tok(long)["input_ids"])  # the pipeline will not cut it
+    assert prompt.startswith("a red linen dress")  # the most important part is kept
+    assert [x.key for x in notices] == ["prompt.qwen_trimmed"] and "토큰" in notices[0].text("ko")
+    assert eng.fit_prompt("a red dress") == ("a red dress", [])
+    # without the tokenizer: the UTF-8 byte count is an upper bound of the byte-level BPE count
+    est = QwenCounter(None, "klein")
+    assert est.count(prompt) >= n
+    assert fit_qwen_prompt(long, est).tokens <= KLEIN_MAX_TOKENS
+
+
+def test_qwen_edit_counter_budget_is_512_prompt_tokens() -> None:
+    from studio.text.qwen_prompts import QWEN_EDIT_MAX_TOKENS, QwenCounter, fit_qwen_prompt
+
+    c = QwenCounter(None, "qwen-edit")
+    fit = fit_qwen_prompt("a woman holding a bottle, " + "studio light, " * 200, c)
+    assert fit.tokens <= QWEN_EDIT_MAX_TOKENS == 512 and fit.counter == "bytes"
+    assert c.count("가방") == 6  # Hangul: 3 UTF-8 bytes each, never undercounted

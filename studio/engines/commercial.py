@@ -176,13 +176,14 @@ class KleinEngine(_CommercialEngine):
         check_job(job)
         steps = job.steps
         refs = self._references(job)
+        prompt, fit_notices = self.fit_prompt(job.prompt)
 
         def attempt(plan: "MemoryPlan", w: int, h: int) -> list[Image.Image]:
             import torch
 
             size = (w, h)
             out = self._pipe(
-                prompt=job.prompt,
+                prompt=prompt,
                 image=_fit(job.image.convert("RGB"), size, Image.Resampling.LANCZOS),
                 mask_image=_fit(job.mask.convert("L"), size, Image.Resampling.BILINEAR),
                 image_reference=refs or None,
@@ -198,7 +199,18 @@ class KleinEngine(_CommercialEngine):
             return list(out.images)
 
         images, notices, _plan, wh = self.run_ladder(job.width, job.height, attempt, cancel)
-        return self._finish(job, images, notices, wh)
+        return self._finish(job, images, [*fit_notices, *notices], wh)
+
+    def fit_prompt(self, prompt: str) -> tuple[str, list[Notice]]:
+        """The prompt within Qwen3-4B's 512 tokens including the chat template, counted with the
+        loaded tokenizer (the pipeline would cut the end silently); a notice when parts were dropped."""
+        from studio.text.qwen_prompts import QwenCounter, fit_qwen_prompt
+
+        self.load()
+        fit = fit_qwen_prompt(prompt, QwenCounter(self._pipe.tokenizer, "klein"))
+        if not fit.dropped:
+            return prompt, []
+        return fit.prompt, [Notice("prompt.qwen_trimmed", {"n": len(fit.dropped), "budget": fit.budget})]
 
     def text2image(self, job: Text2ImageJob, progress: ProgressFn | None = None,
                    cancel: CancelToken | None = None) -> EngineResult:
@@ -207,12 +219,13 @@ class KleinEngine(_CommercialEngine):
             raise InputError("engine.bad_size", mult=16, min=64, max=2048, w=width, h=height)
         steps = KLEIN_STEPS if job.steps is None else int(job.steps)
         guidance = KLEIN_GUIDANCE if job.guidance is None else float(job.guidance)
+        prompt, fit_notices = self.fit_prompt(job.prompt)
 
         def attempt(plan: "MemoryPlan", w: int, h: int) -> list[Image.Image]:
             import torch
 
             out = self.t2i_pipeline()(
-                prompt=job.prompt, height=h, width=w, num_inference_steps=steps, guidance_scale=guidance,
+                prompt=prompt, height=h, width=w, num_inference_steps=steps, guidance_scale=guidance,
                 num_images_per_prompt=job.num_images,
                 generator=torch.Generator(device="cpu").manual_seed(int(job.seed)),
                 max_sequence_length=MAX_SEQUENCE_LENGTH,
@@ -223,7 +236,8 @@ class KleinEngine(_CommercialEngine):
         images, notices, _plan, (w, h) = self.run_ladder(width, height, attempt, cancel)
         if (w, h) != (width, height):
             images = [im.resize((width, height), Image.Resampling.LANCZOS) for im in images]
-        notices = [*notices, Notice("engine.notice.model_used", {"model": self.model_label, "licence": self.licence})]
+        notices = [*fit_notices, *notices,
+                   Notice("engine.notice.model_used", {"model": self.model_label, "licence": self.licence})]
         job.extras["model"] = {"label": self.model_label, "licence": self.licence, "commercial": True}
         return EngineResult(images=[im.convert("RGB") for im in images], notices=notices)
 
