@@ -100,3 +100,59 @@ def save_klein(models_dir: Path) -> Path:
 
 def index_of(folder: Path) -> dict:
     return json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+
+
+def build_qwen_edit_parts(workdir: Path) -> dict[str, Any]:
+    """Tiny random Qwen-Image-Edit components: QwenImageTransformer2DModel, AutoencoderKLQwenImage,
+    Qwen2_5_VLForConditionalGeneration (with a tiny vision tower), Qwen2Tokenizer and Qwen2VLProcessor."""
+    _ensure()
+    import torch
+    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImageTransformer2DModel
+    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessor,
+                              Qwen2VLProcessor, Qwen2VLVideoProcessor)
+
+    tokenizer = build_qwen_tokenizer(workdir / "qtok")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIALS}
+    hidden = 16
+    torch.manual_seed(0)
+    cfg = Qwen2_5_VLConfig(
+        text_config={"hidden_size": hidden, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                     "num_key_value_heads": 1, "vocab_size": len(tokenizer), "max_position_embeddings": 2048,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]}, "rope_theta": 1000000.0},
+        vision_config={"depth": 2, "hidden_size": 16, "intermediate_size": 16, "num_heads": 2, "out_hidden_size": hidden,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "in_chans": 3,
+                       "fullatt_block_indexes": [1], "window_size": 112},
+        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+    )
+    text_encoder = Qwen2_5_VLForConditionalGeneration(cfg).eval()
+    processor = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16),
+                                 tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor())
+    torch.manual_seed(1)
+    vae = AutoencoderKLQwenImage(base_dim=8, z_dim=4, dim_mult=[1, 2], num_res_blocks=1,
+                                 temperal_downsample=[False], latents_mean=[0.0] * 4, latents_std=[1.0] * 4).eval()
+    torch.manual_seed(2)
+    transformer = QwenImageTransformer2DModel(patch_size=2, in_channels=16, out_channels=4, num_layers=1,
+                                              attention_head_dim=16, num_attention_heads=2, joint_attention_dim=hidden,
+                                              guidance_embeds=False, axes_dims_rope=(4, 6, 6), zero_cond_t=True).eval()
+    scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=True, time_shift_type="exponential",
+                                                base_shift=0.5, max_shift=0.9, base_image_seq_len=256,
+                                                max_image_seq_len=8192, shift=1.0, shift_terminal=0.02)
+    return {"scheduler": scheduler, "vae": vae, "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "processor": processor, "transformer": transformer}
+
+
+def save_qwen_edit(models_dir: Path) -> Path:
+    """Write the tiny Qwen-Image-Edit set as models/qwen-image-edit-2511/ (QwenImageEditPlusPipeline layout)."""
+    _ensure()
+    from diffusers import QwenImageEditPlusPipeline
+
+    from studio.engines.commercial import QWEN_EDIT_DIR
+
+    folder = models_dir / QWEN_EDIT_DIR
+    if (folder / "model_index.json").is_file():
+        return folder
+    parts = build_qwen_edit_parts(models_dir / ".tiny-work")
+    QwenImageEditPlusPipeline(**parts).save_pretrained(str(folder), safe_serialization=True)
+    return folder
