@@ -405,3 +405,38 @@ def test_qwen_edit_counter_budget_is_512_prompt_tokens() -> None:
     fit = fit_qwen_prompt("a woman holding a bottle, " + "studio light, " * 200, c)
     assert fit.tokens <= QWEN_EDIT_MAX_TOKENS == 512 and fit.counter == "bytes"
     assert c.count("가방") == 6  # Hangul: 3 UTF-8 bytes each, never undercounted
+
+
+def test_qwen_edit_person_plus_product_equals_diffusers_pipeline(tmp_path: Path, monkeypatch) -> None:
+    """Qwen-Image-Edit-2511 reference edit (person + product) on the tiny set: engine == pipeline.
+    The pipeline's VAE reference area (a module constant, 1024x1024) is shrunk for the CPU; both
+    sides use the same constant, so the comparison is unaffected."""
+    import torch
+
+    from studio.engines.commercial import QwenEditEngine
+    from studio.engines.tiny_commercial import save_qwen_edit
+
+    folder = save_qwen_edit(tmp_path)
+    import diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_plus as plus
+
+    monkeypatch.setattr(plus, "VAE_IMAGE_SIZE", SIZE * SIZE)
+    person, product = _photo(), _photo(9)
+    pipe = _pipe(folder, "QwenImageEditPlusPipeline")
+    want = pipe(image=[person, product], prompt="she holds the bottle", negative_prompt=" ", true_cfg_scale=4.0,
+                height=SIZE, width=SIZE, num_inference_steps=2, generator=torch.Generator("cpu").manual_seed(3),
+                max_sequence_length=512).images[0]
+    eng = QwenEditEngine(tmp_path, device="cpu", paste_back=False)
+    job = InpaintJob(image=person, mask=_mask(), prompt="she holds the bottle", width=SIZE, height=SIZE, seed=3,
+                     steps=2, guidance=1.0, extras={"references": [product]})
+    got = eng.inpaint(job)
+    assert np.abs(np.asarray(got[0], dtype=int) - np.asarray(want.convert("RGB"), dtype=int)).max() == 0
+    assert job.extras["model"]["label"] == "Qwen-Image-Edit-2511" and job.extras["model"]["commercial"]
+    # with paste-back (the default) the person's kept pixels stay byte-identical
+    eng2 = QwenEditEngine(tmp_path, device="cpu")
+    out = np.asarray(eng2.inpaint(job)[0])
+    keep = np.asarray(_mask()) == 0
+    assert np.array_equal(out[keep], np.asarray(person)[keep])
+    # more than 3 pictures in all is refused before any compute
+    job.extras["references"] = [product] * 3
+    with pytest.raises(StudioError):
+        eng2.inpaint(job)
