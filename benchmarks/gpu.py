@@ -31,6 +31,8 @@ ids index the full-size embedding tables).
     python benchmarks/gpu.py --budget-s 360 --json-out $OUT/gpu.json
     # afterwards, here: append the rows of a saved run to RESULTS.md
     python benchmarks/gpu.py --record-from /path/to/gpu.json
+    # issue 23: FLUX.2 [klein] 4B rows (and the Qwen-Image-Edit plan table): see gpu_commercial.py
+    python benchmarks/gpu.py --engine klein --budget-s 300 --json-out $OUT/klein.json
 
 Ends with ONE JSON line: figures, targets (issue 15: compile <= 4.5 s/image, FBC <= 2.5 s/image,
 16 GB plan within 3x of the unconstrained run, ~74 TFLOP per denoising step) and ok flags.
@@ -979,6 +981,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--engine" in given or any(a.startswith("--engine=") for a in given):
+        # issue 23: the FLUX.2 [klein] / Qwen-Image-Edit rows (benchmarks/gpu_commercial.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import gpu_commercial
+
+        return gpu_commercial.main(given)
     args = parse_args(argv)
     if args.record_from is not None:
         summary = json.loads(args.record_from.read_text(encoding="utf-8"))

@@ -41,6 +41,9 @@ class Settings:
     data_dir: Path | None = None
     open_browser: bool = False
     llm_timeout_s: float = field(default_factory=lambda: _env_float("FITAD_LLM_TIMEOUT", 30.0))
+    # "상업용으로 쓸 수 있는 모델만": every task uses only models whose licence allows business use
+    # (presets/models.json `commercial_use`). On by default; the Models tab switches it.
+    commercial_only: bool = True
 
     @property
     def private_dir(self) -> Path:

@@ -90,7 +90,11 @@ class SnsSize(_Item):
 
 
 class ModelEntry(_Item):
-    purpose: Literal["inpaint", "controlnet", "text2image", "face", "pose", "matting", "video", "upscale",
+    def note(self, lang: str) -> str:
+        """The note in the owner's language (Korean when there is no English one)."""
+        return getattr(self, f"note_{lang}", "") or self.note_ko
+
+    purpose: Literal["inpaint", "controlnet", "text2image", "face", "pose", "matting", "video", "upscale", "llm",
                      "person", "hands"]
     repo_id: str
     files: list[str] = Field(default_factory=list)
@@ -104,8 +108,9 @@ class ModelEntry(_Item):
     gated: bool = False
     note_ko: str = ""
     note_en: str = ""
-    source: Literal["hf", "rembg", "mediapipe-wheel"] = "hf"   # rembg: fetched by rembg's own session code
-    # (runtime.rembg_models); mediapipe-wheel: installed with the studio (runtime.bundled_models)
+    # hf: the model hub; rembg: rembg's own session code (runtime.rembg_models); ollama: `ollama pull`;
+    # mediapipe-wheel: installed with the studio (runtime.bundled_models)
+    source: Literal["hf", "rembg", "ollama", "manual", "mediapipe-wheel"] = "hf"
     wheel_path: str = ""        # mediapipe-wheel: the file's path inside the pinned wheel
     sha256: str = ""            # mediapipe-wheel: checked after every extraction
     size_bytes: int = 0

@@ -300,3 +300,104 @@ def fetched_bytes(folder: Path, patterns: list[str]) -> int:
     """What a catalog entry's patterns fetch: the logical size of every matching file."""
     files = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file()}
     return sum(p.stat().st_size for p in files)
+
+
+# --------------------------------------------------------------------------------------------
+# issue 23: FLUX.2 [klein] 4B and Qwen-Image-Edit-2511 (configs as the repos publish them; see
+# the report of issue 23 for the source of each value)
+# --------------------------------------------------------------------------------------------
+KLEIN_INDEX = {
+    "_class_name": "Flux2KleinPipeline", "_diffusers_version": "0.37.0.dev0", "is_distilled": True,
+    "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"], "text_encoder": ["transformers", "Qwen3ForCausalLM"],
+    "tokenizer": ["transformers", "Qwen2TokenizerFast"], "transformer": ["diffusers", "Flux2Transformer2DModel"],
+    "vae": ["diffusers", "AutoencoderKLFlux2"],
+}
+# black-forest-labs/FLUX.2-klein-4B transformer/config.json: 5 double + 20 single blocks, 24 x 128 heads,
+# joint_attention_dim 7680 (= 3 stacked Qwen3-4B hidden states of 2560), no guidance embedding
+KLEIN_TRANSFORMER = {
+    "_class_name": "Flux2Transformer2DModel", "_diffusers_version": "0.37.0.dev0", "attention_head_dim": 128,
+    "axes_dims_rope": [32, 32, 32, 32], "eps": 1e-06, "guidance_embeds": False, "in_channels": 128,
+    "joint_attention_dim": 7680, "mlp_ratio": 3.0, "num_attention_heads": 24, "num_layers": 5,
+    "num_single_layers": 20, "out_channels": None, "patch_size": 1, "rope_theta": 2000,
+    "timestep_guidance_channels": 256,
+}
+# AutoencoderKLFlux2 defaults (32 latent channels, 128/256/512/512): 84 M params = 168 MB in bf16
+KLEIN_VAE = {"_class_name": "AutoencoderKLFlux2", "_diffusers_version": "0.37.0.dev0", "latent_channels": 32,
+             "block_out_channels": [128, 256, 512, 512]}
+# Qwen3-4B (the text encoder): hidden 2560, 36 layers, 32 heads / 8 KV heads of 128, MLP 9728,
+# vocabulary 151936, tied embeddings
+QWEN3_4B = {"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 2560,
+            "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32, "num_key_value_heads": 8,
+            "head_dim": 128, "vocab_size": 151936, "tie_word_embeddings": True, "rms_norm_eps": 1e-06,
+            "max_position_embeddings": 40960, "rope_theta": 1000000}
+KLEIN_SCHEDULER = {"_class_name": "FlowMatchEulerDiscreteScheduler", "base_image_seq_len": 256, "base_shift": 0.5,
+                   "max_image_seq_len": 4096, "max_shift": 1.15, "num_train_timesteps": 1000, "shift": 3.0,
+                   "use_dynamic_shifting": True, "time_shift_type": "exponential"}
+
+QWEN_EDIT_INDEX = {
+    "_class_name": "QwenImageEditPlusPipeline", "_diffusers_version": "0.36.0.dev0",
+    "processor": ["transformers", "Qwen2VLProcessor"], "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+    "text_encoder": ["transformers", "Qwen2_5_VLForConditionalGeneration"], "tokenizer": ["transformers", "Qwen2Tokenizer"],
+    "transformer": ["diffusers", "QwenImageTransformer2DModel"], "vae": ["diffusers", "AutoencoderKLQwenImage"],
+}
+# Qwen/Qwen-Image-Edit-2511 transformer/config.json (60 layers, 24 x 128 heads, joint dim 3584, zero_cond_t)
+QWEN_EDIT_TRANSFORMER = {
+    "_class_name": "QwenImageTransformer2DModel", "_diffusers_version": "0.36.0.dev0", "attention_head_dim": 128,
+    "axes_dims_rope": [16, 56, 56], "guidance_embeds": False, "in_channels": 64, "joint_attention_dim": 3584,
+    "num_attention_heads": 24, "num_layers": 60, "out_channels": 16, "patch_size": 2, "zero_cond_t": True,
+}
+QWEN_EDIT_SCHEDULER = {
+    "_class_name": "FlowMatchEulerDiscreteScheduler", "base_image_seq_len": 256, "base_shift": 0.5,
+    "invert_sigmas": False, "max_image_seq_len": 8192, "max_shift": 0.9, "num_train_timesteps": 1000, "shift": 1.0,
+    "shift_terminal": 0.02, "stochastic_sampling": False, "time_shift_type": "exponential",
+    "use_dynamic_shifting": True, "use_beta_sigmas": False, "use_exponential_sigmas": False,
+    "use_karras_sigmas": False,
+}
+QWEN_EDIT_VAE = {"_class_name": "AutoencoderKLQwenImage", "_diffusers_version": "0.36.0.dev0",
+                 "temperal_downsample": [False, True, True], "z_dim": 16}
+
+
+def _qwen3_tensors(config: dict) -> dict[str, tuple[int, ...]]:
+    _ensure()
+    import torch
+    import transformers
+
+    cfg = transformers.Qwen3Config(**{k: v for k, v in config.items() if k != "architectures"})
+    with torch.device("meta"):
+        tensors = _meta_tensors(transformers.Qwen3ForCausalLM(cfg))
+    tensors.pop("lm_head.weight", None)  # tied to the embedding: stored once
+    return tensors
+
+
+def write_klein(models: Path, *, transformer: bool = True) -> Path:
+    """models/flux2-klein-4b/ as the catalogue fetches it (diffusers layout of black-forest-labs/FLUX.2-klein-4B)."""
+    folder = models / "flux2-klein-4b"
+    _json(folder / "model_index.json", KLEIN_INDEX)
+    _json(folder / "scheduler" / "scheduler_config.json", KLEIN_SCHEDULER)
+    _json(folder / "vae" / "config.json", KLEIN_VAE)
+    write_safetensors(folder / "vae" / "diffusion_pytorch_model.safetensors",
+                      diffusers_tensors("AutoencoderKLFlux2", KLEIN_VAE))
+    _json(folder / "text_encoder" / "config.json", QWEN3_4B)
+    write_sharded(folder / "text_encoder", "model", _qwen3_tensors(QWEN3_4B), 2)
+    _json(folder / "tokenizer" / "tokenizer_config.json",
+          {"tokenizer_class": "Qwen2Tokenizer", "model_max_length": 131072, "pad_token": "<|endoftext|>"})
+    if transformer:
+        _json(folder / "transformer" / "config.json", KLEIN_TRANSFORMER)
+        write_safetensors(folder / "transformer" / "diffusion_pytorch_model.safetensors",
+                          diffusers_tensors("Flux2Transformer2DModel", KLEIN_TRANSFORMER))
+    return folder
+
+
+def write_qwen_edit_transformer(models: Path) -> Path:
+    """models/qwen-image-edit-2511/ with model_index.json, scheduler/ and the 60-layer transformer
+    (5 shards, as the repo's); the 16.6 GB text encoder is left to `fetched_bytes` arithmetic."""
+    folder = models / "qwen-image-edit-2511"
+    _json(folder / "model_index.json", QWEN_EDIT_INDEX)
+    _json(folder / "scheduler" / "scheduler_config.json", QWEN_EDIT_SCHEDULER)
+    _json(folder / "transformer" / "config.json", QWEN_EDIT_TRANSFORMER)
+    write_sharded(folder / "transformer", "diffusion_pytorch_model",
+                  diffusers_tensors("QwenImageTransformer2DModel", QWEN_EDIT_TRANSFORMER), 5)
+    _json(folder / "vae" / "config.json", QWEN_EDIT_VAE)
+    write_safetensors(folder / "vae" / "diffusion_pytorch_model.safetensors",
+                      diffusers_tensors("AutoencoderKLQwenImage", QWEN_EDIT_VAE))
+    return folder

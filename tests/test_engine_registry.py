@@ -22,13 +22,13 @@ def test_auto_inpaint_is_lite_without_weights_and_says_which_weights_are_missing
     choice = auto_choice("inpaint", settings)
     assert choice.name == "lite"
     assert choice.reason_key == "engine.reason.no_weights"
-    assert "FLUX.1 Fill" in choice.reason("ko")
+    assert "Qwen-Image-Edit-2511" in choice.reason("ko")  # the best engine (commercial first, issue 23)
 
 
 def test_auto_inpaint_with_weights_but_no_cuda_says_so(settings) -> None:
     (settings.models_dir / "flux-fill").mkdir()
     (settings.models_dir / "flux-fill" / "model_index.json").write_text("{}")
-    choice = auto_choice("inpaint", settings)
+    choice = auto_choice("inpaint", settings.with_(commercial_only=False))  # Fill is non-commercial
     assert choice.name == "lite" and choice.reason_key == "engine.reason.no_cuda"
 
 

@@ -96,7 +96,8 @@ def test_big_card_keeps_ollama_and_switch_to_lite_frees_shared_parts(settings: S
 
 
 def test_failing_load_rolls_back_with_a_notice(settings: Settings) -> None:
-    provider = EngineProvider(settings.with_(engine="tiny"), manager=ModelManager(vram_gb=24.0))
+    provider = EngineProvider(settings.with_(engine="tiny", commercial_only=False),  # Fill is non-commercial
+                              manager=ModelManager(vram_gb=24.0))
     tiny = provider.get("inpaint")
     tiny.inpaint(_inpaint_job())
     choice = provider.select("inpaint", "flux", load=True)  # no FLUX weights under models/

@@ -12,7 +12,7 @@ def test_engine_panel_switches_and_reports_a_rollback(settings: Settings) -> Non
 
     from studio.ui.tabs.engines_panel import apply_engine_choice, build_engine_panel, engine_status_markdown
 
-    svc = build_services(settings.with_(engine="lite"))
+    svc = build_services(settings.with_(engine="lite", commercial_only=False))  # Fill is non-commercial
     try:
         with gr.Blocks():
             build_engine_panel(svc)  # builds for every task without errors
@@ -31,8 +31,8 @@ def test_ad_tab_switches_the_inpaint_engine_through_the_api(running_app) -> None
     """The ad tabs carry the same switch: the owner picks an engine there, a failed load keeps the
     previous one and says why in Korean."""
     client = running_app.client()
-    note = client.predict("flux", api_name="/product_engine")  # no FLUX weights in the test models dir
+    note = client.predict("flux", api_name="/product_engine")  # Fill is non-commercial: the switch (on) keeps lite
     assert running_app.services.engines.active_name("inpaint") == "lite"
-    assert "flux-fill" in note and "lite" in note
+    assert "비상업" in note and "Lite" in note
     note = client.predict("tiny", api_name="/person_engine")
     assert running_app.services.engines.active_name("inpaint") == "tiny" and "tiny" in note

@@ -70,6 +70,7 @@ class DiffusersEngine:
     model_label = "diffusers"
     size_multiple = SIZE_MULTIPLE
     min_size = MIN_SIZE
+    memory_profile: str | None = None  # a `memory.PROFILES` name: plan by that engine's weights (None: FLUX Fill)
 
     def __init__(
         self,
@@ -149,8 +150,15 @@ class DiffusersEngine:
         if self._dtype is None:
             self._dtype = torch.bfloat16 if info.cuda else torch.float32
         ram = self._ram_gb if self._ram_gb is not None else system_ram_gb()
-        self.plan = choose_plan(info.vram_gb, self.memory_plan if info.cuda else "auto", self.quantize,
-                                cuda=info.cuda, ram_gb=ram)
+        if self.memory_profile is not None:
+            from studio.runtime.memory import PROFILES, choose_plan_for
+
+            self.plan = choose_plan_for(PROFILES[self.memory_profile], info.vram_gb,
+                                        self.memory_plan if info.cuda else "auto", self.quantize,
+                                        cuda=info.cuda, ram_gb=ram)
+        else:
+            self.plan = choose_plan(info.vram_gb, self.memory_plan if info.cuda else "auto", self.quantize,
+                                    cuda=info.cuda, ram_gb=ram)
 
     @property
     def device(self) -> str:

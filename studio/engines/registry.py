@@ -11,6 +11,7 @@ and no torch is imported to decide. Checking for weights is a directory scan.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import threading
@@ -41,6 +42,7 @@ class EngineSpec:
     heavy: bool = False                # a GPU pipeline: the model manager keeps at most one resident
     auto: bool = True                  # may `auto` pick it (the tiny test set never is)
     model_ids: tuple[str, ...] = ()    # catalog ids (presets/models.json) it loads
+    memory_profile: str | None = None  # memory.PROFILES name: does it fit this card without streaming layers?
 
     @property
     def needs_weights(self) -> bool:
@@ -49,12 +51,22 @@ class EngineSpec:
 
 SPECS: tuple[EngineSpec, ...] = (
     # inpaint ---------------------------------------------------------------------------------
+    # commercially usable first (issue 23): the best that fits the card is the GPU default
+    EngineSpec("inpaint", "qwen-edit", "studio.engines.commercial:create_qwen_edit", "engine.name.qwen_edit",
+               weights_any=("qwen-image-edit-2511/model_index.json",), needs_cuda=True, heavy=True,
+               model_ids=("qwen_image_edit_2511",), memory_profile="qwen-edit"),
+    EngineSpec("inpaint", "klein", "studio.engines.commercial:create_klein", "engine.name.klein",
+               weights_any=("flux2-klein-4b/model_index.json",), needs_cuda=True, heavy=True,
+               model_ids=("flux2_klein_4b",), memory_profile="klein"),
     EngineSpec("inpaint", "flux", "studio.engines.flux_fill:create_engine", "engine.name.flux",
                weights_any=("flux-fill/model_index.json", "flux1-fill-dev*.safetensors"), needs_cuda=True,
-               heavy=True, model_ids=("flux_fill_dev", "controlnet_union_pro2")),
+               heavy=True, model_ids=("flux_fill_dev", "controlnet_union_pro2"), memory_profile="flux"),
     EngineSpec("inpaint", "lite", "studio.engines.lite:create_engine", "engine.name.lite"),
     EngineSpec("inpaint", "tiny", "studio.engines.tiny:create_engine", "engine.name.tiny", heavy=True, auto=False),
     # text2image ------------------------------------------------------------------------------
+    EngineSpec("text2image", "klein", "studio.engines.commercial:create_klein", "engine.name.klein",
+               weights_any=("flux2-klein-4b/model_index.json",), needs_cuda=True, heavy=True,
+               model_ids=("flux2_klein_4b",), memory_profile="klein"),
     EngineSpec("text2image", "flux-schnell", "studio.engines.t2i:create_schnell", "engine.name.flux_schnell",
                weights_any=("flux-schnell/model_index.json",), needs_cuda=True, heavy=True,
                model_ids=("flux_schnell",)),
@@ -118,6 +130,55 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+@functools.lru_cache(maxsize=4)
+def _catalog(presets_dir: Any) -> tuple:
+    from studio.presets import Presets
+
+    return tuple(Presets(presets_dir).models)
+
+
+def catalog_commercial() -> dict[str, bool]:
+    """Catalogue id -> commercial_use, read from presets/models.json (no torch)."""
+    from studio.config import REPO_ROOT
+
+    try:
+        return {e.id: bool(e.commercial_use) for e in _catalog(REPO_ROOT / "presets")}
+    except Exception as exc:  # noqa: BLE001 - an unreadable catalogue: nothing catalogued counts as commercial
+        log.warning("model catalogue unreadable (%s); treating catalogued models as non-commercial", exc)
+        return {}
+
+
+def is_commercial(spec: EngineSpec, table: dict[str, bool] | None = None) -> bool:
+    """Built-in engines (no model ids: the studio's own code) are commercial; a model-backed
+    engine only when every model it loads is marked `commercial_use` in the catalogue. The
+    tiny test sets are never offered to the owner."""
+    if spec.name == "tiny" or spec.name.startswith("tiny"):
+        return False
+    table = catalog_commercial() if table is None else table
+    return all(table.get(mid, False) for mid in spec.model_ids)
+
+
+def cuda_vram_gb() -> float | None:
+    """The first CUDA card's memory in GiB (None without one)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.get_device_properties(0).total_memory / 1024**3, 1)
+
+
+def fits_card(spec: EngineSpec, vram_gb: float | None) -> bool:
+    """The engine runs without streaming layers (its plan is "gpu" or model offload) on this card."""
+    if spec.memory_profile is None or vram_gb is None:
+        return True
+    from studio.runtime.memory import PROFILES, choose_plan_for
+
+    plan = choose_plan_for(PROFILES[spec.memory_profile], vram_gb, cuda=True)
+    return plan.name in ("gpu", "model_offload")
+
+
 @dataclass(frozen=True)
 class EngineChoice:
     name: str
@@ -130,15 +191,25 @@ class EngineChoice:
 
 
 def auto_choice(task: str, settings: Settings) -> EngineChoice:
-    """The first engine of the task whose weights (and CUDA, where needed) are present; else the
-    task's engine that needs no weights, with the reason why the better one was passed over."""
+    """The best engine of the task whose weights (and CUDA, where needed) are present; else the
+    task's engine that needs no weights, with the reason why the better one was passed over.
+
+    With `settings.commercial_only` (on by default) non-commercial engines are never chosen.
+    Among the usable GPU engines the first that fits the card without streaming layers wins
+    (else the first usable one): the GPU default per card size is the best engine that fits."""
+    commercial_only = bool(getattr(settings, "commercial_only", True))
+    table = catalog_commercial() if commercial_only else {}
     specs = [s for s in specs_for(task) if s.auto]
     lang = settings.lang
     fallback = next((s for s in specs if not s.needs_weights), None)
     passed: tuple[str, str] | None = None  # (reason key, engine) of the best engine passed over
     cuda: bool | None = None
+    usable: list[EngineSpec] = []
     for spec in specs:
         if not spec.needs_weights:
+            continue
+        if commercial_only and not is_commercial(spec, table):
+            passed = passed or ("engine.reason.commercial_only", t(spec.label_key, lang))
             continue
         if not weights_present(spec, settings):
             passed = passed or ("engine.reason.no_weights", t(spec.label_key, lang))
@@ -148,7 +219,11 @@ def auto_choice(task: str, settings: Settings) -> EngineChoice:
             if not cuda:
                 passed = ("engine.reason.no_cuda", t(spec.label_key, lang))
                 continue
-        return EngineChoice(spec.name, "engine.reason.ready", {"engine": t(spec.label_key, lang)}, task)
+        usable.append(spec)
+    if usable:
+        vram = cuda_vram_gb() if any(s.memory_profile for s in usable) else None
+        best = next((s for s in usable if fits_card(s, vram)), usable[0])
+        return EngineChoice(best.name, "engine.reason.ready", {"engine": t(best.label_key, lang)}, task)
     if fallback is None:
         best = specs[0] if specs else None
         key, label = passed or ("engine.reason.no_weights", t(best.label_key, lang) if best else task)
@@ -158,11 +233,32 @@ def auto_choice(task: str, settings: Settings) -> EngineChoice:
     return EngineChoice(fallback.name, key, {"engine": label, "fallback": fallback_label}, task)
 
 
+def commercial_gap(task: str, settings: Settings) -> dict | None:
+    """When the switch is on and no commercial model-backed engine of the task has its weights:
+    what to download (catalogue id + label) so the owner can be told and offered it. None otherwise."""
+    if not getattr(settings, "commercial_only", True):
+        return None
+    table = catalog_commercial()
+    candidates = [s for s in specs_for(task) if s.auto and s.needs_weights and is_commercial(s, table)]
+    if not candidates or any(weights_present(s, settings) for s in candidates):
+        return None
+    want = candidates[-1] if task == "inpaint" else candidates[0]  # inpaint: the light one (klein) fits most cards
+    return {"task": task, "engine": want.name, "model_id": want.model_ids[0] if want.model_ids else "",
+            "label": t(want.label_key, settings.lang),
+            "message": t("commercial.none_for_task", settings.lang, task=t(f"commercial.task.{task}", settings.lang),
+                         model=t(want.label_key, settings.lang))}
+
+
 def choose(task: str, settings: Settings) -> EngineChoice:
     """The owner's forced choice for the task (settings), else `auto_choice`."""
     forced = settings.engine_for(task)
     if forced and forced != "auto":
-        spec_for(task, forced)  # raises a clear message for an unknown name
+        spec = spec_for(task, forced)  # raises a clear message for an unknown name
+        if getattr(settings, "commercial_only", True) and spec.needs_weights and not is_commercial(spec):
+            auto = auto_choice(task, settings)  # the switch wins over a non-commercial forced engine
+            fields = {"engine": t(spec.label_key, settings.lang),
+                      "fallback": t(spec_for(task, auto.name).label_key, settings.lang) if auto.name != "-" else "-"}
+            return EngineChoice(auto.name, "engine.reason.commercial_only", fields, task)
         return EngineChoice(forced, "engine.reason.forced", {"engine": forced}, task)
     return auto_choice(task, settings)
 
@@ -203,8 +299,15 @@ class EngineProvider:
             if name == "auto":
                 new = auto_choice(task, self.settings)
             else:
-                spec_for(task, name)
-                new = EngineChoice(name, "engine.reason.selected", {"engine": name}, task)
+                spec = spec_for(task, name)
+                if getattr(self.settings, "commercial_only", True) and spec.needs_weights and not is_commercial(spec):
+                    auto = auto_choice(task, self.settings)  # the switch is on: never a non-commercial engine
+                    fields = {"engine": t(spec.label_key, self.settings.lang),
+                              "fallback": t(spec_for(task, auto.name).label_key, self.settings.lang)
+                              if auto.name != "-" else "-"}
+                    new = EngineChoice(auto.name, "engine.reason.commercial_only", fields, task)
+                else:
+                    new = EngineChoice(name, "engine.reason.selected", {"engine": name}, task)
             if previous.name != new.name:
                 self.release(task, previous.name)
             self._choices[task] = new

@@ -31,12 +31,36 @@ FORMATS = ("jpeg", "png")
 
 
 # --- upscaling ------------------------------------------------------------------------------
-def find_upscaler(models_dir: Path) -> Path | None:
+def find_upscaler(models_dir: Path, allowed: "set[str] | None" = None) -> Path | None:
+    """The first upscaler file under models/upscalers/; with `allowed` (the catalogue's commercially
+    usable upscaler file names, when 'commercial use only' is on) only one of those."""
     folder = Path(models_dir) / UPSCALER_DIR
     if not folder.is_dir():
         return None
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in UPSCALER_SUFFIXES and p.is_file())
+    if allowed is not None:
+        skipped = [p.name for p in files if p.name not in allowed]
+        if skipped:
+            log.info("upscaler files of unknown licence not used (commercial only): %s", skipped)
+        files = [p for p in files if p.name in allowed]
     return files[0] if files else None
+
+
+def allowed_for(settings: Any) -> "set[str] | None":
+    """The upscaler files a job may use: the commercial ones when 'commercial use only' is on
+    (`Settings.commercial_only`), any file otherwise (None)."""
+    if not getattr(settings, "commercial_only", True):
+        return None
+    return commercial_upscalers(getattr(settings, "presets_dir", None))
+
+
+def commercial_upscalers(presets_dir: Path | None = None) -> set[str]:
+    """File names of the catalogued upscalers marked `commercial_use` (presets/models.json)."""
+    from studio.config import REPO_ROOT
+    from studio.presets import Presets
+
+    entries = Presets(Path(presets_dir) if presets_dir else REPO_ROOT / "presets").models
+    return {Path(f).name for e in entries if e.purpose == "upscale" and e.commercial_use for f in e.files}
 
 
 class ModelUpscaler:
@@ -66,9 +90,10 @@ class ModelUpscaler:
         return Image.fromarray(out, "RGB")
 
 
-def load_upscaler(models_dir: Path, device: str = "cpu") -> ModelUpscaler | None:
-    """The model upscaler when spandrel and weights are both present, else None (Lanczos)."""
-    path = find_upscaler(models_dir)
+def load_upscaler(models_dir: Path, device: str = "cpu", allowed: "set[str] | None" = None) -> ModelUpscaler | None:
+    """The model upscaler when spandrel and weights are both present, else None (Lanczos).
+    `allowed`: only these file names (the commercially usable ones, when the switch is on)."""
+    path = find_upscaler(models_dir, allowed)
     if path is None:
         return None
     try:

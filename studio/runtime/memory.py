@@ -51,6 +51,30 @@ def gib(gb: float) -> float:
     return gb * 1e9 / 1024**3
 
 
+@dataclass(frozen=True)
+class EngineProfile:
+    """What one engine's pipeline weighs (decimal GB, bf16 unless quantised) at 1024x1024.
+
+    `transformer_gb` per quantisation ("none", "fp8" = layerwise fp8 storage, "8bit", "4bit");
+    `resident_gb` what stays with the transformer under model offload (a ControlNet);
+    `encoder_gb` the text encoder(s), `vae_gb` the VAE. Quantisations the model does not allow
+    are absent. The FLUX Fill profile is the plan table's historical default."""
+
+    name: str
+    transformer_gb: dict
+    encoder_gb: float
+    vae_gb: float
+    activations_gb: float = 3.0
+    resident_gb: float = 0.0
+
+    def allows(self, quantize: str) -> bool:
+        return quantize in self.transformer_gb
+
+    def host_ram_gb(self, quantize: str = "none") -> float:
+        q = quantize if self.allows(quantize) else "none"
+        return round(self.transformer_gb[q] + self.resident_gb + self.encoder_gb + self.vae_gb, 1)
+
+
 def host_ram_needed_gb(quantize: str = "none") -> float:
     return round(TRANSFORMER_GB[quantize] + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + HOST_OVERHEAD_GB, 1)
 
@@ -212,6 +236,94 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
     return _make(name, quantize, notes, vram_gb, ram_gb, ram_short)
 
 
+# ---- per-engine profiles (issue 23) ----------------------------------------------------------
+# Sizes are the bf16 tensors of the real checkpoints, summed from their published configs on the
+# meta device (tests/real_layouts.py writes those layouts; test_engine_klein_qwen checks these
+# numbers against them). fp8 = layerwise fp8 storage (half of bf16); 4-bit NF4 is ~0.28 of bf16
+# (packed weights + the norms/embeddings bitsandbytes leaves in bf16).
+FLUX_FILL_PROFILE = EngineProfile("flux", dict(TRANSFORMER_GB), T5_GB, CLIP_VAE_GB, ACTIVATIONS_GB,
+                                  resident_gb=CONTROLNET_GB)
+# FLUX.2 [klein] 4B: Flux2Transformer2DModel 5 + 20 blocks, 24 x 128 heads, joint dim 7680
+# (3.876 B params); Qwen3-4B text encoder (4.02 B params, tied embeddings); AutoencoderKLFlux2 (84 M).
+KLEIN_PROFILE = EngineProfile("klein", {"none": 7.75, "fp8": 3.88, "8bit": 4.1, "4bit": 2.2}, 8.04, 0.17, 3.0)
+# Qwen-Image-Edit-2511: QwenImageTransformer2DModel 60 layers (20.43 B params, 40.86 GB, 5 shards);
+# Qwen2.5-VL-7B text encoder 16.58 GB; AutoencoderKLQwenImage 0.25 GB. Activations are larger:
+# the reference images' latents join the sequence.
+QWEN_EDIT_PROFILE = EngineProfile("qwen-edit", {"none": 40.86, "fp8": 20.43, "8bit": 21.6, "4bit": 11.5}, 16.58,
+                                  0.25, 4.0)
+PROFILES: dict[str, EngineProfile] = {p.name: p for p in (FLUX_FILL_PROFILE, KLEIN_PROFILE, QWEN_EDIT_PROFILE)}
+ENGINE_PLAN_SIZES: tuple[int, ...] = (8, 12, 16, 24, 80)
+
+
+def choose_plan_for(profile: EngineProfile, vram_gb: float | None, override: str = "auto", quantize: str = "none",
+                    cuda: bool | None = None, ram_gb: float | None = None,
+                    can_quantize: bool | None = None) -> MemoryPlan:
+    """`choose_plan` for one engine's profile. Heaviest first: everything on the GPU; model
+    offload; model offload with the transformer stored in fp8 layer by layer (compute stays
+    bf16); model offload with a 4-bit transformer (bitsandbytes, when installed and the model
+    allows it); group offload; sequential offload."""
+    if profile is FLUX_FILL_PROFILE:
+        return choose_plan(vram_gb, override, quantize, cuda, ram_gb, can_quantize)
+    if quantize not in QUANTIZE_CHOICES or not profile.allows(quantize):
+        quantize = "none"
+    if override not in ("auto", *PLAN_ORDER, "cpu"):
+        raise StudioError("memory.bad_plan", plan=override)
+    if cuda is None:
+        cuda = vram_gb is not None
+    if not cuda:
+        return _make("cpu", "none", [], vram_gb)
+    bnb = _bitsandbytes_installed() if can_quantize is None else can_quantize
+    notes: list[tuple[str, dict]] = []
+    ram_short = False
+    if ram_gb is not None and ram_gb < gib(profile.host_ram_gb(quantize)):
+        for q in ("8bit", "4bit") if bnb else ():
+            if profile.allows(q) and QUANTIZE_CHOICES.index(q) > QUANTIZE_CHOICES.index(quantize) \
+                    and ram_gb >= gib(profile.host_ram_gb(q)):
+                notes.append(("memory.note.ram_quant", {"ram": ram_gb, "need": profile.host_ram_gb(quantize),
+                                                        "quantize": q}))
+                quantize = q
+                break
+        else:
+            ram_short = True
+            notes.append(("memory.note.ram_short", {"ram": ram_gb, "need": profile.host_ram_gb(quantize)}))
+    if quantize != "none":
+        notes.append(("memory.note.quant", {"quantize": quantize}))
+    if override != "auto":
+        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb,
+                     ram_gb, ram_short)
+    if vram_gb is None:
+        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb,
+                     ram_gb, ram_short)
+    t = profile.transformer_gb
+    rest = profile.resident_gb + profile.activations_gb
+    if vram_gb >= gib(t[quantize] + rest + profile.encoder_gb + profile.vae_gb):
+        name = "gpu"
+    elif vram_gb >= gib(t[quantize] + rest):
+        name = "model_offload"
+    elif quantize != "none":
+        name = "model_offload"
+        notes.append(("memory.note.quant_offload", {}))
+    elif profile.allows("fp8") and vram_gb >= gib(t["fp8"] + rest):
+        name, quantize = "model_offload", "fp8"
+        notes.append(("memory.note.fp8", {}))
+    elif bnb and profile.allows("4bit") and vram_gb >= gib(t["4bit"] + rest):
+        name, quantize = "model_offload", "4bit"
+        notes.append(("memory.note.quant", {"quantize": "4bit"}))
+    elif vram_gb >= GROUP_OFFLOAD_MIN_GB:
+        name = "group_offload"
+    else:
+        name = "sequential_offload"
+    return _make(name, quantize, notes, vram_gb, ram_gb, ram_short)
+
+
+def engine_plan_table(profile: EngineProfile | str, sizes: tuple[int, ...] = ENGINE_PLAN_SIZES,
+                      can_quantize: bool | None = None) -> list[tuple[int, MemoryPlan]]:
+    """One engine's plan for each card size (the Models tab, the benchmark and the tests)."""
+    prof = PROFILES[profile] if isinstance(profile, str) else profile
+    return [(size, choose_plan_for(prof, float(size), "auto", "none", cuda=True, can_quantize=can_quantize))
+            for size in sizes]
+
+
 def plan_table(sizes: tuple[int, ...] = (8, 12, 16, 24, 48, 80), quantize: str = "none") -> list[tuple[int, MemoryPlan]]:
     """The plan chosen for each card size (the Models tab and the benchmark print this)."""
     return [(size, choose_plan(float(size), "auto", quantize, cuda=True)) for size in sizes]
@@ -231,7 +343,7 @@ def lighter_plans(plan: MemoryPlan) -> list[MemoryPlan]:
     if plan.name not in PLAN_ORDER:
         return []
     start = PLAN_ORDER.index(plan.name) + 1
-    names = [n for n in PLAN_ORDER[start:] if not (plan.quantize != "none" and n in ("group_offload", "sequential_offload"))]
+    names = [n for n in PLAN_ORDER[start:] if not (plan.quantize in ("8bit", "4bit") and n in ("group_offload", "sequential_offload"))]
     return [replace(plan, name=n, vae_tiling=True, vae_slicing=True) for n in names]
 
 
@@ -241,6 +353,8 @@ def require_quantization_support(quantize: str, cuda: bool) -> None:
         return
     if not cuda:
         raise StudioError("memory.quantize_needs_gpu")
+    if quantize == "fp8":  # layerwise casting is plain torch: no bitsandbytes needed
+        return
     import importlib.util
 
     if importlib.util.find_spec("bitsandbytes") is None:
@@ -250,7 +364,7 @@ def require_quantization_support(quantize: str, cuda: bool) -> None:
 def quantization_config(quantize: str, cuda: bool) -> Any:
     """A diffusers `BitsAndBytesConfig` for the transformer, or None. bitsandbytes is imported lazily."""
     require_quantization_support(quantize, cuda)
-    if quantize == "none":
+    if quantize in ("none", "fp8"):  # fp8: applied as layerwise casting in `apply_plan`
         return None
     import torch
     from diffusers import BitsAndBytesConfig
@@ -285,6 +399,11 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: Any) -> None:
         pipe.enable_sequential_cpu_offload(device=device)
     else:
         raise StudioError("memory.bad_plan", plan=plan.name)
+    transformer = getattr(pipe, "transformer", None)
+    if plan.quantize == "fp8" and device.type != "cpu" and transformer is not None \
+            and not getattr(transformer, "_studio_fp8", False):
+        transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+        transformer._studio_fp8 = True
     vae = getattr(pipe, "vae", None)
     if vae is not None and device.type != "cpu":
         (vae.enable_tiling if plan.vae_tiling else vae.disable_tiling)()

@@ -80,8 +80,11 @@ class VisionKit:
     """Faces, masks, pose, matting and compositing behind one lazily-built object."""
 
     def __init__(self, models_dir: Path | str, *, device: str | None = None, lang: str = "ko",
-                 face_backend: str = "auto") -> None:
+                 face_backend: str = "auto", commercial_only: bool = False) -> None:
         self.models_dir = Path(models_dir)
+        # 'commercial use only' (Settings.commercial_only): auto never picks a non-commercial
+        # backend (InsightFace, OpenPose), and a non-commercial cut-out model asked for by name is refused
+        self.commercial_only = commercial_only
         self.device = device
         self.lang = lang
         self.face_backend = face_backend
@@ -95,7 +98,8 @@ class VisionKit:
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "VisionKit":
-        return cls(settings.models_dir, lang=settings.lang)
+        return cls(settings.models_dir, lang=settings.lang,
+                   commercial_only=bool(getattr(settings, "commercial_only", True)))
 
     def _device(self) -> str:
         if self.device is None:
@@ -109,7 +113,13 @@ class VisionKit:
             if self._faces is None:
                 from studio.vision.faces import FaceDetector
 
-                self._faces = FaceDetector.from_folder(self.models_dir, prefer=self.face_backend).to(self._device())
+                prefer = self.face_backend
+                if self.commercial_only and prefer == "auto":
+                    from studio.vision.faces import BACKENDS, LICENCES, find_weights
+
+                    found = find_weights(self.models_dir)
+                    prefer = next((b for b in BACKENDS if LICENCES[b][1] and (found.get(b) or b == "haar")), "haar")
+                self._faces = FaceDetector.from_folder(self.models_dir, prefer=prefer).to(self._device())
                 log.info("face detector: %s", self._faces.backend)
             return self._faces
 
@@ -121,6 +131,8 @@ class VisionKit:
 
                 self._pose_checked = True
                 est = PoseEstimator.from_folder(self.models_dir)
+                if est is not None and self.commercial_only and not est.info.commercial_use:
+                    est = PoseEstimator.from_folder(self.models_dir, prefer="dwpose")
                 self._pose = None if est is None else est.to(self._device())
                 log.info("pose estimator: %s", "none" if self._pose is None else self._pose.backend)
             return self._pose
@@ -221,6 +233,14 @@ class VisionKit:
     def cutout(self, image: Image.Image | np.ndarray, box: tuple[int, int, int, int] | None = None,
                alpha: np.ndarray | None = None, prefer: str = "auto",
                subject: str = "product", strokes: np.ndarray | None = None) -> "MatteResult":
+        if self.commercial_only and alpha is None and prefer not in ("auto", "alpha", "grabcut"):
+            from studio.errors import InputError
+            from studio.vision.matting import ALIASES, REMBG_MODELS
+
+            name = ALIASES.get(prefer, prefer)  # a named model (or a custom .onnx: licence unknown)
+            lic = REMBG_MODELS.get(name, ("", "licence unknown", False))
+            if not lic[2]:
+                raise InputError("vision.noncommercial", backend=name, licence=lic[1])
         return self.matter(image, box=box, alpha=alpha, prefer=prefer, subject=subject, strokes=strokes)
 
     def paste_back(self, generated: Image.Image, original: Image.Image, keep_mask: np.ndarray,

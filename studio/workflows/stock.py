@@ -336,7 +336,7 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
         names = resolve_chain(request.chain, lambda: services.engines.choice("text2image").name)
         chain = EngineChain(names, lambda n: services.engines.get("text2image", n),
                             lambda n: services.engines.release("text2image", n))
-        upscaler = post.load_upscaler(services.settings.models_dir) if request.min_short else None
+        upscaler = post.load_upscaler(services.settings.models_dir, allowed=post.allowed_for(services.settings)) if request.min_short else None
         seen = _seen_hashes(services, batch.id)
         progress(finished, total, "stock")
         status = "done"

@@ -62,9 +62,9 @@ class StockWorker:
     def produce(self, item: dict, request: dict) -> W.Produced:
         req = W.StockRequest.from_dict(request)
         if req.min_short and not self._upscaler_loaded:
-            from studio.render.stock_post import load_upscaler
+            from studio.render.stock_post import allowed_for, load_upscaler
 
-            self.upscaler = load_upscaler(self.settings.models_dir)
+            self.upscaler = load_upscaler(self.settings.models_dir, allowed=allowed_for(self.settings))
             self._upscaler_loaded = True
         produced = W.produce_item(self.chain, BatchItem(**item), req, self.upscaler)
         produced.metrics = dict(produced.metrics, worker=os.getpid())

@@ -86,8 +86,21 @@ def rembg_download(services: Services, entry, report) -> str:
     return esc(t("rembg.download.done", services.lang, model=name, path=str(path)))
 
 
+def build_commercial_switch(services: Services) -> tuple[object, object]:
+    """The one switch "상업용으로 쓸 수 있는 모델만" (issue 23) and what it means now."""
+    from studio.commercial import summary
+
+    lang = services.lang
+    gr.Markdown(f"### {esc(t('commercial.title', lang))}")
+    box = gr.Checkbox(value=bool(getattr(services.settings, "commercial_only", True)),
+                      label=t("commercial.switch", lang), elem_id="commercial-only")
+    md = gr.Markdown(summary(services), elem_id="commercial-summary")
+    return box, md
+
+
 def build(services: Services) -> None:
     lang = services.lang
+    switch, switch_md = build_commercial_switch(services)
     gr.Markdown(f"### {esc(t('models.catalog', lang))}")
     table = gr.Dataframe(value=catalog_rows(services), headers=[t(f"models.col.{c}", lang) for c in COLUMNS],
                          interactive=False, wrap=True, elem_id="model-catalog")
@@ -103,6 +116,15 @@ def build(services: Services) -> None:
         return device_markdown(services), vision_markdown(services), catalog_rows(services)
 
     check.click(refresh_device, None, [device_md, vision_md, table], api_name="models_device")
+
+    @guarded(lang)
+    def on_switch(on: bool):
+        from studio.commercial import set_commercial_only, summary
+
+        set_commercial_only(services, bool(on))
+        return summary(services), device_markdown(services), vision_markdown(services)
+
+    switch.change(on_switch, [switch], [switch_md, device_md, vision_md], api_name="models_commercial_only")
     # also on page load (after the first HTTP 200, so startup stays light)
     gr.on(None, refresh_device, None, [device_md, vision_md, table], api_name=False)
 
@@ -132,6 +154,9 @@ def build(services: Services) -> None:
 
             ensure_bundled(services.settings.models_dir, progress=lambda m: report(0, 0, m), lang=lang)
             return esc(t("bundled.ready", lang, n=len(bundled_files()))), catalog_rows(services)
+        if entry.source in ("ollama", "manual"):  # not fetched here: say how (the note names the step)
+            how = entry.note(lang)
+            return esc(t("commercial.manual_download", lang, model=entry.name(lang), how=how)), catalog_rows(services)
         result = download_model(model_id, services.settings.models_dir, presets=services.presets,
                                 token=hf_token or None, progress=report)
         done = t("models.downloaded", lang, files=result.files)
