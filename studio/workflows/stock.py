@@ -99,6 +99,20 @@ class Produced:
     upscale: str = "none"
     metrics: dict = field(default_factory=dict)
     notices: list[dict] = field(default_factory=list)   # [{"key":..., "fields":...}]
+    drawn: dict = field(default_factory=dict)            # what the lite engine drew (family, motif, palette)
+    tiles: bool = False                                  # the tiling test passed
+    seam: float = 0.0                                    # its measure (wrap-around jump / inside jump)
+    colours: list = field(default_factory=list)          # main colours by name [(en, ko)]
+    signature: dict = field(default_factory=dict)        # near-duplicate signature (pHash, colours, thumb)
+
+
+class Seen(list):
+    """The batch's accepted signatures, and the titles already used (both CSVs)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.titles_en: set[str] = set()
+        self.titles_ko: set[str] = set()
 
 
 @dataclass
@@ -151,8 +165,13 @@ class EngineChain:
                 result = call_text2image(engine, job, None, cancel)
                 if not result.images:
                     raise RuntimeError("engine returned no image")
-                notices = [{"key": n.key, "fields": dict(n.fields)} for n in result.notices]
-                return result.images[0].convert("RGB"), name, notices
+                notices = [n.as_record() for n in result.notices]
+                first = result.images[0]
+                drawn = first.info.get("drawn")
+                img = first.convert("RGB")
+                if drawn:
+                    img.info["drawn"] = dict(drawn)
+                return img, name, notices
             except CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any backend failure passes the work on
@@ -196,8 +215,12 @@ def produce_item(chain: EngineChain, item: BatchItem, request: StockRequest, ups
     engine = ""
     notices: list[dict] = []
     seed = item.seed
+    width, height = request.width, request.height
+    if chain.current == "lite" and request.min_short:
+        # the lite engine draws at the target size itself: crisp at 100 %, nothing upscaled
+        width, height = post.target_size((width, height), request.min_short)
     for seed in seeds:
-        job = Text2ImageJob(prompt=prompt["prompt_en"], width=request.width, height=request.height, seed=seed,
+        job = Text2ImageJob(prompt=prompt["prompt_en"], width=width, height=height, seed=seed,
                             steps=request.steps)
         try:
             img, engine, notes = chain.generate(job, cancel)
@@ -213,21 +236,58 @@ def produce_item(chain: EngineChain, item: BatchItem, request: StockRequest, ups
     if not gate.ok or img is None:
         return Produced(item.idx, False, engine=engine, seed=seed, reason=gate.reason, metrics=gate.metrics,
                         notices=notices + chain.notices[:])
+    drawn = dict(img.info.get("drawn") or {})
+    seam = post.seam_ratio(img)
+    sig = post.signature(img)
+    from studio.text.stock_meta import dominant_colours
+
+    colours = [list(c) for c in dominant_colours(img)]
     method = "none"
     if request.min_short:
         img, method = post.upscale(img, request.min_short, upscaler)
     data, suffix = post.encode(img, request.fmt, request.quality)
     return Produced(item.idx, True, engine=engine, seed=seed, data=data, suffix=suffix, size=img.size,
-                    phash=gate.phash, upscale=method, metrics=gate.metrics, notices=notices + chain.notices[:])
+                    phash=gate.phash, upscale=method, metrics=gate.metrics, notices=notices + chain.notices[:],
+                    drawn=drawn, tiles=seam <= post.SEAM_RATIO_MAX, seam=round(seam, 3), colours=colours,
+                    signature=sig.to_dict())
 
 
-def _seen_hashes(services: Any, batch_id: str) -> list[int]:
-    out: list[int] = []
+def _seen_hashes(services: Any, batch_id: str) -> Seen:
+    """The accepted images' near-duplicate signatures and titles (a resumed batch keeps both)."""
+    out = Seen()
     for rec in _batch_records(services, batch_id):
-        h = rec.settings.get("phash")
-        if h:
-            out.append(int(h, 16))
+        sig = rec.settings.get("signature")
+        if sig:
+            out.append(post.Signature.from_dict(sig))
+        elif rec.settings.get("phash"):
+            out.append(post.Signature(int(rec.settings["phash"], 16), tuple([1.0] + [0.0] * 63), bytes(1024)))
+        meta = rec.settings.get("meta") or {}
+        out.titles_en.add(str(meta.get("title_en", "")).lower())
+        out.titles_ko.add(str(meta.get("title_ko", "")).lower())
     return out
+
+
+def item_meta(item: BatchItem, produced: Produced, request: StockRequest, seen: Seen) -> StockMeta:
+    """Metadata from what was made: the lite engine's drawing (kind, colours, tiling test), else the
+    prompt actually used; the category follows the content; titles unique in the batch."""
+    from studio.text.stock_meta import (CAT_GRAPHIC_RESOURCES, category_for, meta_from_drawn,
+                                        unique_title)
+
+    colours = [tuple(c) for c in produced.colours]
+    if produced.drawn and produced.engine == "lite":
+        meta = meta_from_drawn(produced.drawn, colours, produced.tiles)
+    else:
+        meta = build_meta(item.prompt, request.industry)
+        if not produced.tiles:
+            meta.keywords_en = [k for k in meta.keywords_en if "seamless" not in k.lower()]
+            meta.title_en = " ".join(w for w in meta.title_en.split() if w.lower() != "seamless") or meta.title_en
+        words = [p.strip() for p in str(item.prompt.get("prompt_en", "")).split(",")]
+        meta.category = category_for(words[:1] + list(item.prompt.get("tags_en", [])), CAT_GRAPHIC_RESOURCES)
+    extras_en = [f"with {c[0]}" for c in colours[2:]] + [f"{k}" for k in meta.keywords_en[3:8]]
+    extras_ko = [c[1] for c in colours[2:]] + list(meta.keywords_ko[1:6])
+    meta.title_en = unique_title(meta.title_en, seen.titles_en, extras_en, 70, False)
+    meta.title_ko = unique_title(meta.title_ko or meta.title_en, seen.titles_ko, extras_ko, 50, True)
+    return meta
 
 
 def _batch_records(services: Any, batch_id: str) -> list[Record]:
@@ -245,13 +305,19 @@ def commit_item(services: Any, batches: BatchStore, batch: Batch, item: BatchIte
         state = FAILED if produced.reason.startswith("stock.") else REJECTED
         batches.mark(batch.id, item.idx, state, engine=produced.engine, reason=produced.reason)
         return None
-    for other in seen:
-        if post.hamming(produced.phash, other) <= post.GateConfig().dup_bits:
-            batches.mark(batch.id, item.idx, REJECTED, engine=produced.engine, reason="duplicate")
-            return None
-    meta = build_meta(item.prompt, request.industry)
+    if not isinstance(seen, Seen):
+        seen = Seen(seen)
+    sig = post.Signature.from_dict(produced.signature) if produced.signature else \
+        post.Signature(produced.phash, tuple([1.0] + [0.0] * 63), bytes(1024))
+    dup = post.near_duplicate(sig, list(seen))
+    if dup is not None:
+        log.info("stock item %d is a near-duplicate: %s", item.idx, dup)
+        batches.mark(batch.id, item.idx, REJECTED, engine=produced.engine, reason="duplicate")
+        return None
+    meta = item_meta(item, produced, request, seen)
     settings = {
         "batch_id": batch.id, "batch_item": item.idx, "phash": f"{produced.phash:016x}",
+        "signature": produced.signature, "drawn": produced.drawn, "tiles": produced.tiles, "seam": produced.seam,
         "engine_used": produced.engine, "upscale": produced.upscale, "size": list(produced.size),
         "format": request.fmt, "quality": request.quality, "mode": request.mode, "meta": meta.to_dict(),
         "gate": produced.metrics, "notices": produced.notices, "chain": list(request.chain),
@@ -275,7 +341,7 @@ def commit_item(services: Any, batches: BatchStore, batch: Batch, item: BatchIte
         data = buf.getvalue()
     saved = services.store.save_file(data, produced.suffix, rec, stem=stem)
     batches.mark(batch.id, item.idx, DONE, record_id=saved.id, engine=produced.engine)
-    seen.append(produced.phash)
+    seen.append(sig)
     return saved
 
 
