@@ -385,10 +385,12 @@ def test_kill_9_in_the_middle_then_resume_no_duplicates_no_gaps(services, settin
     items = [r.settings["batch_item"] for r in services.store.list(limit=1000, workflow="stock")]
     assert sorted(items) == sorted(set(items))                       # no duplicates
     done = set(items) | {r["item"] for r in summary.rejected}
-    assert done == set(range(count))                                 # no gaps
     with BatchStore(services.store.db_path) as bs:
-        states = {i.state for i in bs.items(batch.id)}
+        all_items = bs.items(batch.id)
+    states = {i.state for i in all_items}
+    assert done == {i.idx for i in all_items} and set(range(count)) <= done   # no gaps
     assert states <= {"done", "rejected"}
+    assert len(items) == count                                    # rejected items were replaced
 
 
 # --- migration 3 ------------------------------------------------------------------------------

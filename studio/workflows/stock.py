@@ -360,7 +360,15 @@ def plan_batch(request: StockRequest, services: Any, *, llm: Any = None) -> Batc
     if not plan.prompts:
         raise InputError("stock.no_prompts")
     items = [(p.to_dict(), int(request.seed) * 1000 + i) for i, p in enumerate(plan.prompts)]
-    notices = [{"key": n.key, "fields": dict(n.fields)} for n in plan.notices]
+    notices = [n.as_record() for n in plan.notices]
+    first = resolve_chain(request.chain, lambda: services.engines.choice("text2image").name)[0]
+    if first == "lite" and request.mode != "random" and request.keywords.strip():
+        # said BEFORE anything is made: what the lite engine can't draw, and what it makes instead
+        from studio.text.stock_prompts import lite_unfit_words
+
+        unfit = lite_unfit_words(request.keywords)
+        if unfit:
+            notices.insert(0, Notice("stock.lite_cannot_draw", {"words": ", ".join(unfit)}).as_record())
     data = request.to_dict() | {"mode_used": plan.mode_used}
     with batch_store(services) as bs:
         return bs.create(data, items, notices)
@@ -382,7 +390,8 @@ def summarize(services: Any, batch_id: str) -> Summary:
     done = [i for i in items if i.state == DONE]
     rejected = [{"item": i.idx, "reason": i.reason, "engine": i.engine} for i in items if i.state == REJECTED]
     failed = sum(1 for i in items if i.state == FAILED)
-    return Summary(batch.id, len(items), len(done), rejected, failed, batch.status, _notice_objs(batch.notices),
+    total = min(len(items), int(batch.request.get("count", len(items)) or len(items)))
+    return Summary(batch.id, total, len(done), rejected, failed, batch.status, _notice_objs(batch.notices),
                    [i.record_id for i in done if i.record_id is not None])
 
 
@@ -406,20 +415,33 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
         seen = _seen_hashes(services, batch.id)
         progress(finished, total, "stock")
         status = "done"
+        refill = Refill(services, request, [i.prompt for i in items],
+                        sum(1 for i in items if i.state == REJECTED))
+        queue = list(pending)
         try:
-            for item in pending:
+            while queue:
+                item = queue.pop(0)
                 if cancel is not None and cancel.cancelled:
                     status = "cancelled"
                     break
                 produced = produce_item(chain, item, request, upscaler, cancel)
                 saved = commit_item(services, bs, batch, item, produced, seen, request)
                 finished += 1
-                progress(finished, total, "stock")
                 if saved is not None and on_image is not None:
                     on_image(saved)
                 if produced.reason == "stock.all_engines_failed":
                     status = "failed"
                     break
+                if saved is None and not produced.reason.startswith("stock."):
+                    # rejected (gate or near-duplicate): a NEW prompt takes its place
+                    new = refill.next_item(bs, batch.id)
+                    if new is not None:
+                        queue.append(new)
+                        total += 1
+                progress(finished, total, "stock")
+            if refill.exhausted:
+                bs.add_notices(batch.id, [Notice("stock.refill_exhausted",
+                                                 {"tried": refill.used}).as_record()])
         except CancelledError:
             status = "cancelled"
         finally:
@@ -427,6 +449,55 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
                 bs.add_notices(batch.id, chain.notices)
             bs.set_status(batch.id, status)
     return summarize(services, batch.id)
+
+
+class Refill:
+    """New prompts for rejected items: the batch's own mode asked for more prompts (no LLM call:
+    keyword or random mode), skipping every prompt the batch already holds. At most `budget`
+    replacements per batch (default: as many as the count asked for), then the batch says so."""
+
+    def __init__(self, services: Any, request: StockRequest, prompts: list[dict], used: int = 0,
+                 budget: int | None = None) -> None:
+        from studio.text.stock_prompts import norm_key
+
+        self.services = services
+        self.request = request
+        self.keys = {norm_key(p.get("prompt_en", "")) for p in prompts}
+        self.used = used
+        self.budget = int(request.count) if budget is None else budget
+        self.exhausted = False
+        self._pool: list = []
+        self._round = 0
+
+    def _more(self) -> None:
+        from studio.text.stock_prompts import build_prompts
+
+        mode = "keyword" if self.request.keywords.strip() else "random"
+        n = int(self.request.count) * 2 + 8
+        self._round += 1
+        plan = build_prompts(mode, n, seed=int(self.request.seed) + 7919 * self._round,
+                             industry=self.request.industry, keywords=self.request.keywords,
+                             presets_dir=self.services.settings.presets_dir)
+        self._pool.extend(plan.prompts)
+
+    def next_item(self, bs: BatchStore, batch_id: str) -> BatchItem | None:
+        from studio.text.stock_prompts import norm_key
+
+        if self.used >= self.budget:
+            self.exhausted = True
+            return None
+        for _ in range(3):
+            while self._pool:
+                p = self._pool.pop(0)
+                key = norm_key(p.prompt_en)
+                if key and key not in self.keys:
+                    self.keys.add(key)
+                    self.used += 1
+                    d = p.to_dict() | {"refill": True}
+                    return bs.add_item(batch_id, d, int(self.request.seed) * 1000 + 500_000 + self.used)
+            self._more()
+        self.exhausted = True
+        return None
 
 
 def resume_latest(services: Any, **kwargs: Any) -> Summary | None:
