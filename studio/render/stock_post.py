@@ -264,7 +264,7 @@ def signature(img: Image.Image) -> Signature:
         hist += np.bincount(idx, weights=wgt, minlength=64)
     hist /= hist.sum()
     thumb = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.BILINEAR), np.uint8)
-    return Signature(phash(img), tuple(hist.tolist()), thumb.tobytes())
+    return Signature(phash(img), tuple(round(float(x), 5) for x in hist), thumb.tobytes())
 
 
 def ssim_small(a: np.ndarray, b: np.ndarray) -> float:
