@@ -213,12 +213,22 @@ def keyword_prompts(keywords: str, count: int, seed: int, templates: StockTempla
     common = templates.common
     rng = random.Random(seed)
 
+    from studio.engines.lite_t2i import FAMILY_WORDS, _find
+
+    # words naming a kind of asset (watercolor, bokeh, pattern, marble...): each leads in turn, so
+    # one kind can't crowd out the others (the first kind word of a prompt decides what lite draws)
+    kinds = [w for w in en_words if _find(w, FAMILY_WORDS)]
+    plain = [w for w in en_words if w not in kinds]
+
     def make(i: int) -> StockPrompt:
         # rotate which keyword leads and how many join it, then vary the look
         k = len(en_words)
         lead = i % k
         take = 1 + rng.randrange(k)
         chosen = [en_words[(lead + j) % k] for j in range(take)]
+        if kinds and plain:
+            kind = kinds[i % len(kinds)]
+            chosen = [kind] + [w for w in chosen if w not in kinds]
         style, light, comp = rng.choice(common.styles), rng.choice(common.lighting), rng.choice(common.composition)
         col = rng.choice(common.colors)
         en = f"{', '.join(chosen)}, {style[0]}, {light[0]}, {col[0]}, {comp[0]}"
