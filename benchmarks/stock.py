@@ -113,10 +113,30 @@ def ray_vs_inprocess(root: Path, n: int) -> dict:
             "ray_pool_start_and_warm_batch_s": round(warm_s, 1)}
 
 
+def lite_at_2500(root: Path, n: int) -> dict:
+    """Lite stock images drawn natively at 2500 px (short side), gate + tiling test + metadata + JPEG
+    encode + history row included: seconds per image through `run_batch`."""
+    from studio.services import build_services
+    from studio.workflows import stock as W
+
+    sv = build_services(_settings(root / "lite2500"))
+    req = W.StockRequest(mode="keyword", keywords="pattern, marble, watercolor, bokeh, gradient, linen",
+                         count=n, chain=("lite",), width=1024, height=1024, min_short=2500, seed=3)
+    batch = W.plan_batch(req, sv)
+    t0 = time.perf_counter()
+    summary = W.run_batch(batch.id, sv)
+    per = (time.perf_counter() - t0) / max(1, n)
+    sizes = {tuple(r.settings["size"]) for r in W._batch_records(sv, batch.id)}  # noqa: SLF001
+    sv.store.close()
+    return {"lite_2500_s_per_image": round(per, 2), "lite_2500_done": summary.done,
+            "lite_2500_sizes": sorted(list(s) for s in sizes)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--lite-images", type=int, default=4, help="lite images at 2500 px (0 = skip)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -134,6 +154,8 @@ def main() -> int:
             out.update(ray_vs_inprocess(root, args.images))
             out["target_ray_dispatch_overhead"] = 0.2
             ok = ok and out["ray_dispatch_overhead"] <= 0.2
+        if args.lite_images:
+            out.update(lite_at_2500(root, args.lite_images))
         out["ok"] = bool(ok)
     finally:
         shutil.rmtree(root, ignore_errors=True)

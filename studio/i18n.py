@@ -938,6 +938,17 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "commercial.upscaler_skipped": ("'{file}'은(는) 라이선스를 알 수 없는 확대 모델이라 쓰지 않고 기본 확대를 씁니다('상업용으로 쓸 수 있는 모델만'이 켜져 있음).",
         "'{file}' is an upscaler of unknown licence; the built-in upscaling is used instead ('commercial use only' is on)."),
     "models.col.licence_plain": ("라이선스(쉬운 말)", "Licence (plain words)"),
+    # --- issue 21 ---
+    "stock.refill_exhausted": ("탈락한 이미지 대신 새 프롬프트로 {tried}장을 더 만들어 봤지만 요청한 수를 채우지 못했습니다. 키워드를 더 넣거나 다른 종류를 골라 주세요.",
+                               "{tried} new prompts replaced rejected images, but the batch still falls short of the count asked for. Add keywords or choose other kinds."),
+    "stock.lite_cannot_draw": ("기본(Lite) 엔진은 '{words}' 같은 사진 속 대상을 그릴 수 없습니다. 이 배치는 어울리는 색의 패턴·질감·배경(그래픽 소스)으로 만듭니다. 실제 사진 같은 이미지가 필요하면 모델 탭에서 AI 엔진을 고르세요.",
+                               "The basic (Lite) engine can't draw photo subjects such as '{words}'. This batch makes patterns, textures and backgrounds in matching colours instead (graphic resources). For photo-like images, pick an AI engine in the Models tab."),
+    "stock.unknown_kept": ("모르는 낱말 '{words}'은(는) 그대로 한국어 키워드에 두고, 배치는 패턴·질감·배경으로 만듭니다.",
+                           "Unknown words '{words}' stay in the Korean keywords; the batch makes patterns, textures and backgrounds."),
+    "stock.ray_refused": ("Ray 클러스터({address})가 연결을 거절했습니다. 클러스터가 켜져 있는지(ray start --head), 주소와 포트가 맞는지 확인하세요. --ray-address 없이 실행하면 이 컴퓨터에서 바로 만듭니다.",
+                          "The Ray cluster ({address}) refused the connection. Check that it is running (ray start --head) and that the address and port are right. Without --ray-address the batch runs on this computer."),
+    "stock.ray_auth": ("Ray 클러스터({address})가 인증 토큰이 맞지 않다며 거절했습니다. 이 컴퓨터에 다른 클러스터가 켜져 있거나 토큰이 다릅니다. README의 'Ray 클러스터 시작' 절처럼 같은 RAY_AUTH_TOKEN으로 시작하고 연결하세요.",
+                       "The Ray cluster ({address}) rejected the auth token: another cluster runs on this machine or the token differs. Start and connect with the same RAY_AUTH_TOKEN as the README's 'Starting a Ray cluster' section shows."),
 }
 
 

@@ -69,14 +69,14 @@ def test_random_mode_uses_the_industry_templates_and_is_distinct() -> None:
 
 
 def test_keyword_mode_translates_korean_and_reports_unknown_words() -> None:
-    plan = build_prompts("keyword", 20, seed=1, keywords="카페, 라떼아트, marble")
+    plan = build_prompts("keyword", 20, seed=1, keywords="카페, 라떼아트, marble, 꾸덕꾸덕")
     assert len(plan.prompts) == 20
     joined = " ".join(p.prompt_en for p in plan.prompts)
     assert "cafe" in joined and "latte" in joined and "marble" in joined
     assert not any("\uac00" <= c <= "\ud7a3" for c in joined)          # English prompts only
-    assert plan.prompts[0].tags_ko == ["카페", "라떼아트"]
+    assert plan.prompts[0].tags_ko == ["카페", "라떼아트", "꾸덕꾸덕"]     # unknown words kept
     assert [n.key for n in plan.notices] == ["stock.unknown_words"]
-    assert "아트" in plan.notices[0].fields["words"]
+    assert "꾸덕꾸덕" in plan.notices[0].fields["words"]
 
 
 def test_keyword_mode_needs_keywords() -> None:
@@ -385,10 +385,12 @@ def test_kill_9_in_the_middle_then_resume_no_duplicates_no_gaps(services, settin
     items = [r.settings["batch_item"] for r in services.store.list(limit=1000, workflow="stock")]
     assert sorted(items) == sorted(set(items))                       # no duplicates
     done = set(items) | {r["item"] for r in summary.rejected}
-    assert done == set(range(count))                                 # no gaps
     with BatchStore(services.store.db_path) as bs:
-        states = {i.state for i in bs.items(batch.id)}
+        all_items = bs.items(batch.id)
+    states = {i.state for i in all_items}
+    assert done == {i.idx for i in all_items} and set(range(count)) <= done   # no gaps
     assert states <= {"done", "rejected"}
+    assert len(items) == count                                    # rejected items were replaced
 
 
 # --- migration 3 ------------------------------------------------------------------------------

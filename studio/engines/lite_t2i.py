@@ -426,6 +426,9 @@ def render_asset(prompt: str, width: int, height: int, seed: int) -> tuple[Image
         arr = _RENDER[plan.family](height, width, pal, rng)
     img = Image.fromarray((np.clip(arr, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), "RGB")
     img.info["asset"] = f"{plan.family}:{plan.motif or '-'}:{plan.palette}"
+    # what was drawn, for metadata made from the image rather than from the words typed (issue 21)
+    img.info["drawn"] = {"family": plan.family, "motif": plan.motif, "palette": plan.palette,
+                         "periodic": plan.seamless}
     return img, plan
 
 

@@ -225,3 +225,106 @@ def quality_gate(img: Image.Image | np.ndarray, seen: list[int] | None = None,
             metrics["dup_of"] = f"{other:016x}"
             return GateResult(False, "duplicate", h, metrics)
     return GateResult(True, "", h, metrics)
+
+
+# --- tiling test and near-duplicate signature (issue 21) -------------------------------------
+SEAM_RATIO_MAX = 1.6   # wrap-around jump / typical neighbour jump; a true tile is ~1
+
+
+def seam_ratio(img: Image.Image | np.ndarray) -> float:
+    """How much the wrap-around seam (last column next to the first, last row next to the first)
+    jumps compared with neighbouring pixels inside the image; the worse of the two axes.
+    A tile that repeats seamlessly scores about 1; a photo or a gradient scores far higher."""
+    a = np.asarray(img, np.float32)
+    if a.ndim == 2:
+        a = a[..., None]
+    inside_x = np.abs(np.diff(a, axis=1)).mean()
+    inside_y = np.abs(np.diff(a, axis=0)).mean()
+    seam_x = np.abs(a[:, 0] - a[:, -1]).mean()
+    seam_y = np.abs(a[0] - a[-1]).mean()
+    rx = seam_x / max(inside_x, 0.5)
+    ry = seam_y / max(inside_y, 0.5)
+    return float(max(rx, ry))
+
+
+def tiles_seamlessly(img: Image.Image | np.ndarray, limit: float = SEAM_RATIO_MAX) -> bool:
+    return seam_ratio(img) <= limit
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the near-duplicate check compares: pHash, a colour histogram and a small grey thumbnail."""
+    phash: int
+    hist: tuple[float, ...]          # 4x4x4 RGB histogram, sums to 1
+    thumb: bytes                     # 32x32 grey, uint8
+
+    def to_dict(self) -> dict:
+        import base64
+
+        return {"phash": f"{self.phash:016x}", "hist": [round(x, 5) for x in self.hist],
+                "thumb": base64.b64encode(self.thumb).decode("ascii")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Signature":
+        import base64
+
+        return cls(int(d["phash"], 16), tuple(float(x) for x in d["hist"]), base64.b64decode(d["thumb"]))
+
+
+def signature(img: Image.Image) -> Signature:
+    rgb = img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+    # soft binning (each channel value shares its weight between the two nearest of 4 bin centres),
+    # so two beiges either side of a bin edge still compare as the same colour
+    x = np.asarray(rgb, np.float64).reshape(-1, 3) / 255.0 * 3.0
+    lo = np.clip(np.floor(x), 0, 2).astype(np.int64)
+    fr = x - lo
+    hist = np.zeros(64, np.float64)
+    for corner in range(8):
+        bits = [(corner >> k) & 1 for k in range(3)]
+        idx = np.zeros(len(x), np.int64)
+        wgt = np.ones(len(x), np.float64)
+        for c in range(3):
+            idx = idx * 4 + lo[:, c] + bits[c]
+            wgt *= fr[:, c] if bits[c] else 1.0 - fr[:, c]
+        hist += np.bincount(idx, weights=wgt, minlength=64)
+    hist /= hist.sum()
+    thumb = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.BILINEAR), np.uint8)
+    return Signature(phash(img), tuple(round(float(x), 5) for x in hist), thumb.tobytes())
+
+
+def ssim_small(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two small grey images (7x7 Gaussian windows, the usual constants)."""
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda x: cv2.GaussianBlur(x, (7, 7), 1.5)  # noqa: E731
+    ma, mb = blur(a), blur(b)
+    va, vb, cov = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+@dataclass(frozen=True)
+class DupConfig:
+    phash_bits: int = 5              # pHash this close: duplicate
+    hist_min: float = 0.85           # colour histogram intersection at least this ...
+    ssim_min: float = 0.75           # ... and structure this similar: duplicate (catches plain look-alikes)
+
+
+def near_duplicate(sig: Signature, seen: list[Signature], cfg: DupConfig | None = None) -> dict | None:
+    """The first earlier signature this one nearly repeats, with the measures; None when new."""
+    cfg = cfg or DupConfig()
+    t = np.frombuffer(sig.thumb, np.uint8).reshape(32, 32)
+    h = np.asarray(sig.hist)
+    for other in seen:
+        bits = hamming(sig.phash, other.phash)
+        if bits <= cfg.phash_bits:
+            return {"by": "phash", "bits": bits, "of": f"{other.phash:016x}"}
+        inter = float(np.minimum(h, np.asarray(other.hist)).sum())
+        if inter < cfg.hist_min:
+            continue
+        s = ssim_small(t, np.frombuffer(other.thumb, np.uint8).reshape(32, 32))
+        if s >= cfg.ssim_min:
+            return {"by": "colour+structure", "hist": round(inter, 3), "ssim": round(s, 3),
+                    "of": f"{other.phash:016x}"}
+    return None

@@ -118,6 +118,19 @@ class BatchStore:
         self._tx(run)
         return self.get(batch_id)
 
+    def add_item(self, batch_id: str, prompt: dict, seed: int) -> BatchItem:
+        """Append one pending item (a new prompt replacing a rejected one) and return it."""
+        def run(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT COALESCE(MAX(idx), -1) FROM stock_items WHERE batch_id = ?",
+                               (batch_id,)).fetchone()
+            idx = int(row[0]) + 1
+            conn.execute("INSERT INTO stock_items (batch_id, idx, prompt, seed) VALUES (?,?,?,?)",
+                         (batch_id, idx, json.dumps(prompt, ensure_ascii=False), int(seed)))
+            return idx
+
+        idx = int(self._tx(run))
+        return BatchItem(batch_id, idx, prompt, int(seed))
+
     def set_status(self, batch_id: str, status: str) -> None:
         self._tx(lambda c: c.execute("UPDATE stock_batches SET status = ? WHERE id = ?", (status, batch_id)))
 

@@ -18,6 +18,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from studio.text.glossary import HANGUL
 
@@ -134,3 +135,130 @@ def write_csv(platform: str, rows: list[tuple[str, StockMeta]]) -> bytes:
     for filename, meta in rows:
         writer.writerow(platform_row(platform, filename, meta))
     return buf.getvalue().encode(p.encoding)
+
+
+# --- metadata from what was drawn (issue 21) ---------------------------------------------------
+# Adobe Stock category numbers, from the contributor guide's category list
+# (helpx.adobe.com/stock/contributor/help/categories... see the issue-21 report for the source):
+# 1 Animals, 2 Buildings and Architecture, 3 Business, 4 Drinks, 5 The Environment, 6 States of Mind,
+# 7 Food, 8 Graphic Resources, 9 Hobbies and Leisure, 10 Industry, 11 Landscapes, 12 Lifestyle,
+# 13 People, 14 Plants and Flowers, 15 Culture and Religion, 16 Science, 17 Social Issues,
+# 18 Sports, 19 Technology, 20 Transport, 21 Travel.
+CAT_GRAPHIC_RESOURCES = 8
+CONTENT_CATEGORY: dict[str, int] = {
+    "coffee": 4, "latte": 4, "espresso": 4, "tea": 4, "juice": 4, "cocktail": 4, "wine": 4, "drink": 4,
+    "bread": 7, "cake": 7, "dessert": 7, "croissant": 7, "pasta": 7, "pizza": 7, "food": 7, "salad": 7,
+    "flower": 14, "flowers": 14, "bouquet": 14, "plant": 14, "leaf": 14, "blossom": 14,
+    "beach": 11, "mountain": 11, "sea": 11, "sky": 11, "landscape": 11, "forest": 11,
+    "hanok": 2, "building": 2, "interior": 2, "architecture": 2, "palace": 2,
+    "gym": 18, "fitness": 18, "yoga": 18, "workout": 18,
+    "salon": 12, "hair": 12, "nail": 12, "cosmetic": 12, "makeup": 12, "fashion": 12,
+    "dog": 1, "cat": 1, "bird": 1,
+}
+
+# what each lite family / motif is called (English title noun, Korean title noun, keywords)
+KIND_WORDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "marble": ("marble texture", "대리석 질감", ("marble", "stone", "texture", "veined", "surface")),
+    "terrazzo": ("terrazzo texture", "테라조 질감", ("terrazzo", "speckled", "chips", "texture", "surface")),
+    "watercolor": ("watercolour wash background", "수채화 번짐 배경",
+                   ("watercolor", "watercolour", "wash", "paint", "artistic", "paper")),
+    "concrete": ("concrete wall texture", "콘크리트 벽 질감", ("concrete", "cement", "wall", "grunge", "texture")),
+    "wood": ("wood plank texture", "나무 판자 질감", ("wood", "wooden", "planks", "grain", "timber", "texture")),
+    "linen": ("linen fabric texture", "린넨 천 질감", ("linen", "fabric", "textile", "weave", "cloth", "texture")),
+    "bokeh": ("bokeh lights background", "보케 빛망울 배경", ("bokeh", "lights", "defocused", "glow", "festive")),
+    "gradient": ("soft mesh gradient background", "부드러운 그라데이션 배경",
+                 ("gradient", "mesh gradient", "smooth", "blurred", "wallpaper")),
+}
+MOTIF_WORDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "dots": ("polka dot pattern", "물방울 무늬 패턴", ("polka dot", "dots", "circles", "retro")),
+    "stripes": ("striped pattern", "줄무늬 패턴", ("stripes", "striped", "lines")),
+    "chevron": ("chevron pattern", "쉐브론 패턴", ("chevron", "zigzag", "geometric")),
+    "waves": ("wavy line pattern", "물결 무늬 패턴", ("waves", "wavy", "lines")),
+    "gingham": ("gingham check pattern", "깅엄 체크 패턴", ("gingham", "check", "plaid", "picnic")),
+    "hexagon": ("hexagon pattern", "육각형 패턴", ("hexagon", "honeycomb", "geometric")),
+    "scales": ("seigaiha wave scale pattern", "청해파 비늘 패턴", ("seigaiha", "scales", "japanese style")),
+}
+# named colours for titles: (English, Korean, RGB)
+COLOUR_NAMES: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
+    ("white", "흰색", (245, 245, 242)), ("cream", "크림색", (243, 232, 210)), ("beige", "베이지", (216, 200, 172)),
+    ("light grey", "연회색", (200, 200, 200)), ("grey", "회색", (128, 128, 128)), ("charcoal", "먹색", (50, 50, 52)),
+    ("black", "검정", (15, 15, 15)), ("brown", "갈색", (120, 75, 45)), ("dark brown", "진갈색", (62, 38, 24)),
+    ("tan", "황갈색", (190, 140, 95)), ("gold", "금색", (205, 165, 90)), ("yellow", "노란색", (250, 210, 90)),
+    ("orange", "주황색", (240, 140, 60)), ("coral", "코랄", (235, 120, 110)), ("red", "빨간색", (185, 35, 45)),
+    ("pink", "분홍색", (240, 180, 200)), ("blush", "연분홍", (248, 220, 228)), ("burgundy", "버건디", (110, 30, 50)),
+    ("purple", "보라색", (120, 60, 130)), ("lavender", "라벤더", (215, 200, 240)), ("navy", "남색", (20, 40, 85)),
+    ("blue", "파란색", (40, 100, 160)), ("sky blue", "하늘색", (150, 200, 235)), ("teal", "청록색", (35, 140, 135)),
+    ("mint", "민트색", (190, 235, 220)), ("green", "초록색", (70, 130, 80)), ("sage", "세이지", (175, 195, 160)),
+    ("olive", "올리브색", (110, 115, 60)), ("dark green", "진초록", (25, 60, 45)),
+)
+
+
+def dominant_colours(img: Any, k: int = 3) -> list[tuple[str, str]]:
+    """The image's main colours by name (English, Korean), most covered first."""
+    import numpy as np
+
+    arr = np.asarray(img.convert("RGB").resize((48, 48)), np.float32).reshape(-1, 3)
+    refs = np.array([c[2] for c in COLOUR_NAMES], np.float32)
+    d = ((arr[:, None, :] - refs[None]) ** 2).sum(-1)
+    counts = np.bincount(d.argmin(1), minlength=len(COLOUR_NAMES))
+    order = [int(i) for i in np.argsort(-counts) if counts[i] >= 0.06 * len(arr)]
+    return [(COLOUR_NAMES[i][0], COLOUR_NAMES[i][1]) for i in order[:k]] or \
+        [(COLOUR_NAMES[int(counts.argmax())][0], COLOUR_NAMES[int(counts.argmax())][1])]
+
+
+def _and(words: list[str], ko: bool = False) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return (", ".join(words[:-1]) + (" and " if not ko else "·") + words[-1]) if not ko else "·".join(words)
+
+
+def meta_from_drawn(drawn: dict, colours: list[tuple[str, str]], tiles: bool) -> StockMeta:
+    """Title, keywords and category from what the lite engine drew and what the image shows:
+    the kind (family/motif), its main colours, and "seamless" only when the tiling test passed."""
+    family, motif = drawn.get("family", "gradient"), drawn.get("motif")
+    if family == "pattern" and motif in MOTIF_WORDS:
+        noun_en, noun_ko, kw = MOTIF_WORDS[motif]
+        kw = kw + ("pattern", "geometric pattern", "repeat")
+    else:
+        noun_en, noun_ko, kw = KIND_WORDS.get(family, KIND_WORDS["gradient"])
+    cols_en = [c[0] for c in colours]
+    cols_ko = [c[1] for c in colours]
+    lead = "Seamless " if tiles else ""
+    title_en = f"{lead}{noun_en} in {_and(cols_en[:2])}"
+    title_en = title_en[:1].upper() + title_en[1:]
+    title_ko = f"{'·'.join(cols_ko[:2])} {noun_ko}" + (" (심리스, 이어 붙이기 가능)" if tiles else "")
+    keywords_en = list(kw) + cols_en + (["seamless", "tileable", "repeating"] if tiles else []) + \
+        ["background", "backdrop", "graphic resource", "design element", "abstract", "wallpaper", "copy space",
+         "template", "decorative", "surface"]
+    ko_extra = ["배경", "배경화면", "그래픽 소스", "디자인 소스"] + (["심리스", "패턴 타일"] if tiles else [])
+    keywords_ko = [noun_ko] + cols_ko + ko_extra
+    desc = f"{title_ko}. AI 없이 코드로 그린 그래픽 소스입니다."
+    return StockMeta(clip_title(title_en, 70, False), clip_title(title_ko, 50, True), desc,
+                     _uniq(keywords_en, 49), _uniq(keywords_ko, 30), CAT_GRAPHIC_RESOURCES)
+
+
+def category_for(words: list[str], default: int = CAT_GRAPHIC_RESOURCES) -> int:
+    """The Adobe category of the first content word that has one (prompt order = importance)."""
+    for w in words:
+        for token in str(w).lower().split():
+            if token in CONTENT_CATEGORY:
+                return CONTENT_CATEGORY[token]
+    return default
+
+
+def unique_title(title: str, used: set[str], extras: list[str], limit: int, commas: bool) -> str:
+    """`title`, or it with the first distinguishing extra that makes it new in the batch (then a number)."""
+    cand = clip_title(title, limit, commas)
+    for extra in [""] + list(extras):
+        c = clip_title(f"{title} {extra}".strip(), limit, commas) if extra else cand
+        if c.lower() not in used:
+            used.add(c.lower())
+            return c
+    n = 2
+    while True:
+        suffix = f" {n}"
+        c = clip_title(title, limit - len(suffix), commas) + suffix
+        if c.lower() not in used:
+            used.add(c.lower())
+            return c
+        n += 1

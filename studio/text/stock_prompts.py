@@ -206,10 +206,19 @@ def keyword_prompts(keywords: str, count: int, seed: int, templates: StockTempla
             en_words.append(w)
     en_words = _uniq(en_words)
     if not en_words:
-        raise InputError("stock.keywords_untranslatable", words=", ".join(unknown or words))
+        # nothing translatable: never refuse to start; the words stay in the Korean tags (and are
+        # reported) and the batch makes background textures
+        en_words = ["background texture"]
     ko_words = [w for w in words if HANGUL.search(w)] or en_words
     common = templates.common
     rng = random.Random(seed)
+
+    from studio.engines.lite_t2i import FAMILY_WORDS, _find
+
+    # words naming a kind of asset (watercolor, bokeh, pattern, marble...): each leads in turn, so
+    # one kind can't crowd out the others (the first kind word of a prompt decides what lite draws)
+    kinds = [w for w in en_words if _find(w, FAMILY_WORDS)]
+    plain = [w for w in en_words if w not in kinds]
 
     def make(i: int) -> StockPrompt:
         # rotate which keyword leads and how many join it, then vary the look
@@ -217,6 +226,9 @@ def keyword_prompts(keywords: str, count: int, seed: int, templates: StockTempla
         lead = i % k
         take = 1 + rng.randrange(k)
         chosen = [en_words[(lead + j) % k] for j in range(take)]
+        if kinds and plain:
+            kind = kinds[i % len(kinds)]
+            chosen = [kind] + [w for w in chosen if w not in kinds]
         style, light, comp = rng.choice(common.styles), rng.choice(common.lighting), rng.choice(common.composition)
         col = rng.choice(common.colors)
         en = f"{', '.join(chosen)}, {style[0]}, {light[0]}, {col[0]}, {comp[0]}"
@@ -373,3 +385,32 @@ def build_prompts(mode: str, count: int, *, seed: int = 0, industry: str = "back
     if len(prompts) < count:
         notices.append(Notice("stock.few_prompts", {"n": len(prompts), "count": count}))
     return PromptPlan(prompts, notices, mode)
+
+
+# words the lite engine can honour (kinds, motifs, colours, moods) or that describe any asset
+_LITE_GENERIC = {"texture", "pattern", "seamless", "background", "backdrop", "art", "abstract", "design",
+                 "graphic", "wallpaper", "surface", "paper", "solid", "korean", "traditional", "illustration",
+                 "minimal", "vintage", "modern", "soft", "style", "tone", "color", "colour", "light", "lights"}
+
+
+def lite_unfit_words(keywords: str, glossary: Glossary | None = None) -> list[str]:
+    """The owner's words naming a photo subject the lite engine can't draw (a latte, a beach), in
+    the owner's spelling; kinds, motifs, colours and moods it can honour are not listed."""
+    from studio.engines.lite_t2i import FAMILY_WORDS, MOTIFS, PALETTE_WORDS
+
+    vocab = set(_LITE_GENERIC)
+    for table in (FAMILY_WORDS, MOTIFS, PALETTE_WORDS):
+        for words in table.values():
+            for w in words:
+                vocab.update(w.split())
+    vocab -= {"latte", "coffee", "cafe", "beach", "bread", "bakery", "flower", "fruit", "tea", "juice", "sea",
+              "wedding", "beauty", "cosmetic", "salon", "clinic", "spa", "medical", "kids", "plant", "leaf",
+              "chocolate", "espresso", "lemon", "cherry", "blossom", "rose", "maple", "forest", "ocean", "water"}
+    glossary = glossary or Glossary.load()
+    out: list[str] = []
+    for w in split_keywords(keywords):
+        en = " ".join(glossary.translate(w).phrases) if HANGUL.search(w) else w
+        tokens = re.findall(r"[a-z]+", en.lower())
+        if tokens and any(t not in vocab for t in tokens):
+            out.append(w)
+    return out

@@ -99,6 +99,20 @@ class Produced:
     upscale: str = "none"
     metrics: dict = field(default_factory=dict)
     notices: list[dict] = field(default_factory=list)   # [{"key":..., "fields":...}]
+    drawn: dict = field(default_factory=dict)            # what the lite engine drew (family, motif, palette)
+    tiles: bool = False                                  # the tiling test passed
+    seam: float = 0.0                                    # its measure (wrap-around jump / inside jump)
+    colours: list = field(default_factory=list)          # main colours by name [(en, ko)]
+    signature: dict = field(default_factory=dict)        # near-duplicate signature (pHash, colours, thumb)
+
+
+class Seen(list):
+    """The batch's accepted signatures, and the titles already used (both CSVs)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.titles_en: set[str] = set()
+        self.titles_ko: set[str] = set()
 
 
 @dataclass
@@ -151,8 +165,13 @@ class EngineChain:
                 result = call_text2image(engine, job, None, cancel)
                 if not result.images:
                     raise RuntimeError("engine returned no image")
-                notices = [{"key": n.key, "fields": dict(n.fields)} for n in result.notices]
-                return result.images[0].convert("RGB"), name, notices
+                notices = [n.as_record() for n in result.notices]
+                first = result.images[0]
+                drawn = first.info.get("drawn")
+                img = first.convert("RGB")
+                if drawn:
+                    img.info["drawn"] = dict(drawn)
+                return img, name, notices
             except CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any backend failure passes the work on
@@ -196,8 +215,12 @@ def produce_item(chain: EngineChain, item: BatchItem, request: StockRequest, ups
     engine = ""
     notices: list[dict] = []
     seed = item.seed
+    width, height = request.width, request.height
+    if chain.current == "lite" and request.min_short:
+        # the lite engine draws at the target size itself: crisp at 100 %, nothing upscaled
+        width, height = post.target_size((width, height), request.min_short)
     for seed in seeds:
-        job = Text2ImageJob(prompt=prompt["prompt_en"], width=request.width, height=request.height, seed=seed,
+        job = Text2ImageJob(prompt=prompt["prompt_en"], width=width, height=height, seed=seed,
                             steps=request.steps)
         try:
             img, engine, notes = chain.generate(job, cancel)
@@ -213,21 +236,58 @@ def produce_item(chain: EngineChain, item: BatchItem, request: StockRequest, ups
     if not gate.ok or img is None:
         return Produced(item.idx, False, engine=engine, seed=seed, reason=gate.reason, metrics=gate.metrics,
                         notices=notices + chain.notices[:])
+    drawn = dict(img.info.get("drawn") or {})
+    seam = post.seam_ratio(img)
+    sig = post.signature(img)
+    from studio.text.stock_meta import dominant_colours
+
+    colours = [list(c) for c in dominant_colours(img)]
     method = "none"
     if request.min_short:
         img, method = post.upscale(img, request.min_short, upscaler)
     data, suffix = post.encode(img, request.fmt, request.quality)
     return Produced(item.idx, True, engine=engine, seed=seed, data=data, suffix=suffix, size=img.size,
-                    phash=gate.phash, upscale=method, metrics=gate.metrics, notices=notices + chain.notices[:])
+                    phash=gate.phash, upscale=method, metrics=gate.metrics, notices=notices + chain.notices[:],
+                    drawn=drawn, tiles=seam <= post.SEAM_RATIO_MAX, seam=round(seam, 3), colours=colours,
+                    signature=sig.to_dict())
 
 
-def _seen_hashes(services: Any, batch_id: str) -> list[int]:
-    out: list[int] = []
+def _seen_hashes(services: Any, batch_id: str) -> Seen:
+    """The accepted images' near-duplicate signatures and titles (a resumed batch keeps both)."""
+    out = Seen()
     for rec in _batch_records(services, batch_id):
-        h = rec.settings.get("phash")
-        if h:
-            out.append(int(h, 16))
+        sig = rec.settings.get("signature")
+        if sig:
+            out.append(post.Signature.from_dict(sig))
+        elif rec.settings.get("phash"):
+            out.append(post.Signature(int(rec.settings["phash"], 16), tuple([1.0] + [0.0] * 63), bytes(1024)))
+        meta = rec.settings.get("meta") or {}
+        out.titles_en.add(str(meta.get("title_en", "")).lower())
+        out.titles_ko.add(str(meta.get("title_ko", "")).lower())
     return out
+
+
+def item_meta(item: BatchItem, produced: Produced, request: StockRequest, seen: Seen) -> StockMeta:
+    """Metadata from what was made: the lite engine's drawing (kind, colours, tiling test), else the
+    prompt actually used; the category follows the content; titles unique in the batch."""
+    from studio.text.stock_meta import (CAT_GRAPHIC_RESOURCES, category_for, meta_from_drawn,
+                                        unique_title)
+
+    colours = [tuple(c) for c in produced.colours]
+    if produced.drawn and produced.engine == "lite":
+        meta = meta_from_drawn(produced.drawn, colours, produced.tiles)
+    else:
+        meta = build_meta(item.prompt, request.industry)
+        if not produced.tiles:
+            meta.keywords_en = [k for k in meta.keywords_en if "seamless" not in k.lower()]
+            meta.title_en = " ".join(w for w in meta.title_en.split() if w.lower() != "seamless") or meta.title_en
+        words = [p.strip() for p in str(item.prompt.get("prompt_en", "")).split(",")]
+        meta.category = category_for(words[:1] + list(item.prompt.get("tags_en", [])), CAT_GRAPHIC_RESOURCES)
+    extras_en = [f"with {c[0]}" for c in colours[2:]] + [f"{k}" for k in meta.keywords_en[3:8]]
+    extras_ko = [c[1] for c in colours[2:]] + list(meta.keywords_ko[1:6])
+    meta.title_en = unique_title(meta.title_en, seen.titles_en, extras_en, 70, False)
+    meta.title_ko = unique_title(meta.title_ko or meta.title_en, seen.titles_ko, extras_ko, 50, True)
+    return meta
 
 
 def _batch_records(services: Any, batch_id: str) -> list[Record]:
@@ -245,13 +305,19 @@ def commit_item(services: Any, batches: BatchStore, batch: Batch, item: BatchIte
         state = FAILED if produced.reason.startswith("stock.") else REJECTED
         batches.mark(batch.id, item.idx, state, engine=produced.engine, reason=produced.reason)
         return None
-    for other in seen:
-        if post.hamming(produced.phash, other) <= post.GateConfig().dup_bits:
-            batches.mark(batch.id, item.idx, REJECTED, engine=produced.engine, reason="duplicate")
-            return None
-    meta = build_meta(item.prompt, request.industry)
+    if not isinstance(seen, Seen):
+        seen = Seen(seen)
+    sig = post.Signature.from_dict(produced.signature) if produced.signature else \
+        post.Signature(produced.phash, tuple([1.0] + [0.0] * 63), bytes(1024))
+    dup = post.near_duplicate(sig, list(seen))
+    if dup is not None:
+        log.info("stock item %d is a near-duplicate: %s", item.idx, dup)
+        batches.mark(batch.id, item.idx, REJECTED, engine=produced.engine, reason="duplicate")
+        return None
+    meta = item_meta(item, produced, request, seen)
     settings = {
         "batch_id": batch.id, "batch_item": item.idx, "phash": f"{produced.phash:016x}",
+        "signature": produced.signature, "drawn": produced.drawn, "tiles": produced.tiles, "seam": produced.seam,
         "engine_used": produced.engine, "upscale": produced.upscale, "size": list(produced.size),
         "format": request.fmt, "quality": request.quality, "mode": request.mode, "meta": meta.to_dict(),
         "gate": produced.metrics, "notices": produced.notices, "chain": list(request.chain),
@@ -275,7 +341,7 @@ def commit_item(services: Any, batches: BatchStore, batch: Batch, item: BatchIte
         data = buf.getvalue()
     saved = services.store.save_file(data, produced.suffix, rec, stem=stem)
     batches.mark(batch.id, item.idx, DONE, record_id=saved.id, engine=produced.engine)
-    seen.append(produced.phash)
+    seen.append(sig)
     return saved
 
 
@@ -294,7 +360,15 @@ def plan_batch(request: StockRequest, services: Any, *, llm: Any = None) -> Batc
     if not plan.prompts:
         raise InputError("stock.no_prompts")
     items = [(p.to_dict(), int(request.seed) * 1000 + i) for i, p in enumerate(plan.prompts)]
-    notices = [{"key": n.key, "fields": dict(n.fields)} for n in plan.notices]
+    notices = [n.as_record() for n in plan.notices]
+    first = resolve_chain(request.chain, lambda: services.engines.choice("text2image").name)[0]
+    if first == "lite" and request.mode != "random" and request.keywords.strip():
+        # said BEFORE anything is made: what the lite engine can't draw, and what it makes instead
+        from studio.text.stock_prompts import lite_unfit_words
+
+        unfit = lite_unfit_words(request.keywords)
+        if unfit:
+            notices.insert(0, Notice("stock.lite_cannot_draw", {"words": ", ".join(unfit)}).as_record())
     data = request.to_dict() | {"mode_used": plan.mode_used}
     with batch_store(services) as bs:
         return bs.create(data, items, notices)
@@ -316,7 +390,8 @@ def summarize(services: Any, batch_id: str) -> Summary:
     done = [i for i in items if i.state == DONE]
     rejected = [{"item": i.idx, "reason": i.reason, "engine": i.engine} for i in items if i.state == REJECTED]
     failed = sum(1 for i in items if i.state == FAILED)
-    return Summary(batch.id, len(items), len(done), rejected, failed, batch.status, _notice_objs(batch.notices),
+    total = min(len(items), int(batch.request.get("count", len(items)) or len(items)))
+    return Summary(batch.id, total, len(done), rejected, failed, batch.status, _notice_objs(batch.notices),
                    [i.record_id for i in done if i.record_id is not None])
 
 
@@ -340,20 +415,33 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
         seen = _seen_hashes(services, batch.id)
         progress(finished, total, "stock")
         status = "done"
+        refill = Refill(services, request, [i.prompt for i in items],
+                        sum(1 for i in items if i.state == REJECTED))
+        queue = list(pending)
         try:
-            for item in pending:
+            while queue:
+                item = queue.pop(0)
                 if cancel is not None and cancel.cancelled:
                     status = "cancelled"
                     break
                 produced = produce_item(chain, item, request, upscaler, cancel)
                 saved = commit_item(services, bs, batch, item, produced, seen, request)
                 finished += 1
-                progress(finished, total, "stock")
                 if saved is not None and on_image is not None:
                     on_image(saved)
                 if produced.reason == "stock.all_engines_failed":
                     status = "failed"
                     break
+                if saved is None and not produced.reason.startswith("stock."):
+                    # rejected (gate or near-duplicate): a NEW prompt takes its place
+                    new = refill.next_item(bs, batch.id)
+                    if new is not None:
+                        queue.append(new)
+                        total += 1
+                progress(finished, total, "stock")
+            if refill.exhausted:
+                bs.add_notices(batch.id, [Notice("stock.refill_exhausted",
+                                                 {"tried": refill.used}).as_record()])
         except CancelledError:
             status = "cancelled"
         finally:
@@ -361,6 +449,55 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
                 bs.add_notices(batch.id, chain.notices)
             bs.set_status(batch.id, status)
     return summarize(services, batch.id)
+
+
+class Refill:
+    """New prompts for rejected items: the batch's own mode asked for more prompts (no LLM call:
+    keyword or random mode), skipping every prompt the batch already holds. At most `budget`
+    replacements per batch (default: as many as the count asked for), then the batch says so."""
+
+    def __init__(self, services: Any, request: StockRequest, prompts: list[dict], used: int = 0,
+                 budget: int | None = None) -> None:
+        from studio.text.stock_prompts import norm_key
+
+        self.services = services
+        self.request = request
+        self.keys = {norm_key(p.get("prompt_en", "")) for p in prompts}
+        self.used = used
+        self.budget = int(request.count) if budget is None else budget
+        self.exhausted = False
+        self._pool: list = []
+        self._round = 0
+
+    def _more(self) -> None:
+        from studio.text.stock_prompts import build_prompts
+
+        mode = "keyword" if self.request.keywords.strip() else "random"
+        n = int(self.request.count) * 2 + 8
+        self._round += 1
+        plan = build_prompts(mode, n, seed=int(self.request.seed) + 7919 * self._round,
+                             industry=self.request.industry, keywords=self.request.keywords,
+                             presets_dir=self.services.settings.presets_dir)
+        self._pool.extend(plan.prompts)
+
+    def next_item(self, bs: BatchStore, batch_id: str) -> BatchItem | None:
+        from studio.text.stock_prompts import norm_key
+
+        if self.used >= self.budget:
+            self.exhausted = True
+            return None
+        for _ in range(3):
+            while self._pool:
+                p = self._pool.pop(0)
+                key = norm_key(p.prompt_en)
+                if key and key not in self.keys:
+                    self.keys.add(key)
+                    self.used += 1
+                    d = p.to_dict() | {"refill": True}
+                    return bs.add_item(batch_id, d, int(self.request.seed) * 1000 + 500_000 + self.used)
+            self._more()
+        self.exhausted = True
+        return None
 
 
 def resume_latest(services: Any, **kwargs: Any) -> Summary | None:

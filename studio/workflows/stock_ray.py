@@ -81,9 +81,22 @@ def connect(address: str | None) -> Any:
     if not ray.is_initialized():
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise StudioError("stock.ray_failed", address=address, err=str(exc)[:200]) from exc
+        except Exception as exc:  # noqa: BLE001 - every way of not getting in becomes one plain message
+            raise connect_error(address, exc) from exc
     return ray
+
+
+def connect_error(address: str | None, exc: BaseException) -> StudioError:
+    """The owner's message for a failed `ray.init`: a wrong/missing auth token (Ray ≥ 2.52 token
+    auth, `InvalidAuthToken`/"Unauthenticated"), a refused connection, else the generic one."""
+    text = f"{type(exc).__name__}: {exc}"
+    low = text.lower()
+    if "invalidauthtoken" in low or "auth token" in low or "unauthenticated" in low or "authentication" in low:
+        return StudioError("stock.ray_auth", address=address or "auto")
+    if isinstance(exc, ConnectionRefusedError) or "connection refused" in low or "failed to connect" in low \
+            or "unable to connect" in low or "could not find any running ray instance" in low:
+        return StudioError("stock.ray_refused", address=address or "auto")
+    return StudioError("stock.ray_failed", address=address, err=text[:200])
 
 
 class RayPool:
