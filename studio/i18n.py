@@ -853,6 +853,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "workflow.others_left_out": ("다른 사람 {n}명은 광고에서 뺐습니다. 모두 남기려면 '사진 속 사람 모두 남기기'를 켜세요.",
                                  "{n} other people were left out of the ad. To keep them all, tick 'Keep everyone in the photo'."),
     "workflow.all_people_kept": ("사진 속 {n}명을 모두 남겼습니다.", "All {n} people in the photo were kept."),
+    # --- issue 19 ---
+    "engine.rollback.memory": ("메모리가 부족했습니다. 다른 프로그램을 닫거나 더 가벼운 엔진을 쓰세요.",
+                               "there was not enough memory. Close other programs or use a lighter engine."),
+    "engine.rollback.corrupt": ("모델 파일이 손상된 것 같습니다. 모델 탭에서 다시 내려받으세요.",
+                                "a model file seems damaged. Download it again from the Models tab."),
+    "engine.rollback.failed": ("불러오는 중 문제가 생겼습니다. 자세한 내용은 기록(log)에 남겼습니다.",
+                               "something went wrong while loading; the details are in the log."),
 }
 
 
