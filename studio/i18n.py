@@ -858,6 +858,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                                "there was not enough memory. Close other programs or use a lighter engine."),
     "engine.rollback.corrupt": ("모델 파일이 손상된 것 같습니다. 모델 탭에서 다시 내려받으세요.",
                                 "a model file seems damaged. Download it again from the Models tab."),
+    "workflow.unknown": ("알 수 없는 작업입니다: {workflow} (가능한 작업: {names})",
+                         "Unknown workflow: {workflow} (known: {names})"),
     "engine.rollback.failed": ("불러오는 중 문제가 생겼습니다. 자세한 내용은 기록(log)에 남겼습니다.",
                                "something went wrong while loading; the details are in the log."),
 }

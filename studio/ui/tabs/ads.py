@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from studio.errors import InputError
 from studio.i18n import Ref, t
 from studio.runtime.jobs import CancelToken
-from studio.schema import AdRequest, AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
+from studio.schema import AdRequest, GenerationOptions
 from studio.services import Services
 from studio.ui.common import esc, form_handler, guarded, upload_image
 from studio.ui.tabs.engines_panel import engine_choices, switch_engine_note
@@ -144,14 +144,11 @@ def build_request(spec: TabSpec, form: AdForm, loaded: Any, lang: str) -> AdRequ
                   prompt_ko=limit(form.prompt_ko, "prompt_ko"),
                   prompt_en=limit(form.prompt_en, "prompt_en") or None, sns_size=form.sns, options=options)
     box = parse_box(form.box, lang) if spec.product else None
-    if spec.workflow == "person":
-        return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair),
-                             keep_all_people=bool(form.all_people))
-    if spec.workflow == "product":
-        return ProductRequest(**common, alpha=loaded.alpha, product_box=box, shadow=bool(form.shadow),
-                              reflection=bool(form.reflection))
-    return AdvancedRequest(**common, face_index=face_index, include_hair=bool(form.hair), product_box=box,
-                           alpha=loaded.alpha, keep_all_people=bool(form.all_people))
+    from studio.workflows.registry import workflow
+
+    return workflow(spec.workflow).make_request(
+        **common, face_index=face_index, include_hair=bool(form.hair), keep_all_people=bool(form.all_people),
+        alpha=loaded.alpha, product_box=box, shadow=bool(form.shadow), reflection=bool(form.reflection))
 
 
 def saved_note(records: Any, lang: str) -> str | None:
@@ -226,8 +223,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 with gr.Row():
                     hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces)
                     all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces)
-                    shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
-                    reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
+                    shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=spec.product and not spec.faces)
+                    reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=spec.product and not spec.faces)
         with gr.Column(scale=5):
             results = gr.Gallery(label=t("ads.results", lang), columns=2, height=440, buttons=["download"],
                                  elem_id=f"{wf}-results")
@@ -249,7 +246,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
     def _keep_preview(loaded, face_index: int, box, all_people: bool = False):
         """Exactly the keep mask the generation will use (one function computes it for both)."""
-        from studio.workflows.common import preview_keep
+        from studio.workflows.registry import preview_keep, workflow
 
         img = loaded.image
         if spec.faces:
@@ -257,13 +254,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             if not found:
                 return [], np.zeros((img.height, img.width), np.uint8)
             face_index = min(face_index, len(found) - 1)
-        if wf == "person":
-            req = PersonRequest(image=img, face_index=face_index, keep_all_people=all_people)
-        elif wf == "product":
-            req = ProductRequest(image=img, alpha=loaded.alpha, product_box=box)
-        else:
-            req = AdvancedRequest(image=img, face_index=face_index, product_box=box, alpha=loaded.alpha,
-                                  keep_all_people=all_people)
+        req = workflow(wf).make_request(image=img, face_index=face_index, keep_all_people=all_people,
+                                        alpha=loaded.alpha, product_box=box)
         return preview_keep(req, services)
 
     @guarded(lang)
@@ -322,7 +314,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         from studio.workflows.prompting import prompt_for
 
         req = AdRequest(image=Image.new("RGB", (256, 256)), industry=industry_id, style=style_id, prompt_ko=text_ko)
-        subject = {"person": "person", "product": "product", "advanced": "mixed"}[wf]
+        from studio.workflows.registry import workflow
+
+        subject = workflow(wf).subject
         return prompt_for(req, services, services.engines.get("inpaint"), subject=subject).prompt_en
 
     @guarded(lang)
@@ -332,12 +326,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         form = AdForm(**values)
         loaded = _load(form.upload)
         req = build_request(spec, form, loaded, lang)
-        if wf == "person":
-            from studio.workflows.person import run
-        elif wf == "product":
-            from studio.workflows.product import run
-        else:
-            from studio.workflows.advanced import run
+        from studio.workflows.registry import workflow
+
+        run = workflow(wf).runner()
         token: CancelToken = services.jobs.token(_session_key(request, wf))
 
         def report(step: int, total: int, desc: str = "") -> None:
