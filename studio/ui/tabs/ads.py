@@ -294,7 +294,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             progress((done, max(total, 1)), desc=t("rembg.download.progress", lang, model=desc))
 
         path = rembg_models.download(services.settings.models_dir, rembg_models.DEFAULT, progress=report)
-        services._vision = None   # the next cut-out uses the new model
+        services.reload_vision()   # the next cut-out uses the new model
         return esc(t("rembg.download.done", lang, model=rembg_models.DEFAULT, path=str(path)))
 
     @guarded(lang)
