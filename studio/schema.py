@@ -103,6 +103,11 @@ class Notice:
         """How a history row keeps it: key + fields, re-translated whenever it is shown."""
         return {"key": self.key, "fields": dict(self.fields)}
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Notice":
+        """Back from a history row / batch file (`as_record`'s inverse)."""
+        return cls(str(record["key"]), dict(record.get("fields") or {}))
+
     def text(self, lang: str) -> str:
         from studio.i18n import t
 

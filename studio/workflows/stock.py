@@ -151,7 +151,7 @@ class EngineChain:
                 result = call_text2image(engine, job, None, cancel)
                 if not result.images:
                     raise RuntimeError("engine returned no image")
-                notices = [{"key": n.key, "fields": dict(n.fields)} for n in result.notices]
+                notices = [n.as_record() for n in result.notices]
                 return result.images[0].convert("RGB"), name, notices
             except CancelledError:
                 raise
@@ -159,8 +159,8 @@ class EngineChain:
                 nxt = self.names[self.pos + 1] if self.pos + 1 < len(self.names) else None
                 detail = exc.message("en") if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
                 log.warning("stock: engine %s failed (%s); next: %s", name, detail[:300], nxt)
-                self.notices.append({"key": "stock.engine_failed" if nxt else "stock.engine_failed_last",
-                                     "fields": {"engine": name, "next": nxt or "-"}})
+                self.notices.append(Notice("stock.engine_failed" if nxt else "stock.engine_failed_last",
+                                           {"engine": name, "next": nxt or "-"}).as_record())
                 if self._release is not None:
                     try:
                         self._release(name)
@@ -294,7 +294,7 @@ def plan_batch(request: StockRequest, services: Any, *, llm: Any = None) -> Batc
     if not plan.prompts:
         raise InputError("stock.no_prompts")
     items = [(p.to_dict(), int(request.seed) * 1000 + i) for i, p in enumerate(plan.prompts)]
-    notices = [{"key": n.key, "fields": dict(n.fields)} for n in plan.notices]
+    notices = [n.as_record() for n in plan.notices]
     data = request.to_dict() | {"mode_used": plan.mode_used}
     with batch_store(services) as bs:
         return bs.create(data, items, notices)
@@ -303,7 +303,7 @@ def plan_batch(request: StockRequest, services: Any, *, llm: Any = None) -> Batc
 def _notice_objs(raw: list[dict]) -> list[Notice]:
     out: list[Notice] = []
     for n in raw:
-        notice = Notice(n["key"], dict(n.get("fields", {})))
+        notice = Notice.from_record(n)
         if notice not in out:
             out.append(notice)
     return out
