@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -104,6 +104,9 @@ class ModelEntry(_Item):
     note_ko: str = ""
     note_en: str = ""
     source: Literal["hf", "rembg"] = "hf"   # rembg: fetched by rembg's own session code (runtime.rembg_models)
+    # ControlNets: the model card's recommended pose settings (conditioning_scale, guidance_end, guidance,
+    # guidance_min, guidance_max); the one home of these numbers (engine, sliders and form read them)
+    pose_defaults: dict[str, float] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,3 +183,14 @@ def _pick(items: list, id_: str):
             return item
     log.warning("unknown preset id %r; using default %r", id_, items[0].id)
     return items[0]
+
+
+POSE_CONTROLNET = "controlnet_union_pro2"
+
+
+@lru_cache(maxsize=4)
+def pose_defaults(presets_dir: Path | None = None) -> dict[str, float]:
+    """The pose ControlNet's model-card settings, from the catalogue (presets/models.json)."""
+    from studio.config import REPO_ROOT
+
+    return dict(Presets(presets_dir or REPO_ROOT / "presets").model(POSE_CONTROLNET).pose_defaults)

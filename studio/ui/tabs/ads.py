@@ -105,9 +105,9 @@ class AdForm:
     box: str = ""
     steps: float = 28
     guidance: float = 30
-    cn_scale: float = 0.9
+    cn_scale: float | None = None   # None: the model card's value (catalogue)
     cn_start: float = 0.0
-    cn_end: float = 0.65
+    cn_end: float | None = None
     feather: float = 12
     dilate: float = 8
     seed: Any = -1
@@ -167,6 +167,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     lang = services.lang
     presets = services.presets
     wf = spec.workflow
+    from studio.presets import pose_defaults
+
+    card = pose_defaults()  # the pose ControlNet's model-card values (presets/models.json)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
@@ -213,9 +216,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     steps = gr.Slider(1, 50, value=28, step=1, label=t("ads.steps", lang))
                     guidance = gr.Slider(1, 60, value=30, step=0.5, label=t("ads.guidance", lang))
                 with gr.Row(visible=spec.pose):
-                    cn_scale = gr.Slider(0, 1.5, value=0.9, step=0.05, label=t("ads.cn_scale", lang))
+                    cn_scale = gr.Slider(0, 1.5, value=card["conditioning_scale"], step=0.05, label=t("ads.cn_scale", lang))
                     cn_start = gr.Slider(0, 1, value=0.0, step=0.05, label=t("ads.cn_start", lang))
-                    cn_end = gr.Slider(0, 1, value=0.65, step=0.05, label=t("ads.cn_end", lang))
+                    cn_end = gr.Slider(0, 1, value=card["guidance_end"], step=0.05, label=t("ads.cn_end", lang))
                 with gr.Row():
                     feather = gr.Slider(0, 64, value=12, step=1, label=t("ads.feather", lang))
                     dilate = gr.Slider(0, 64, value=8, step=1, label=t("ads.dilate", lang))
