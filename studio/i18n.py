@@ -949,6 +949,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
                           "The Ray cluster ({address}) refused the connection. Check that it is running (ray start --head) and that the address and port are right. Without --ray-address the batch runs on this computer."),
     "stock.ray_auth": ("Ray 클러스터({address})가 인증 토큰이 맞지 않다며 거절했습니다. 이 컴퓨터에 다른 클러스터가 켜져 있거나 토큰이 다릅니다. README의 'Ray 클러스터 시작' 절처럼 같은 RAY_AUTH_TOKEN으로 시작하고 연결하세요.",
                        "The Ray cluster ({address}) rejected the auth token: another cluster runs on this machine or the token differs. Start and connect with the same RAY_AUTH_TOKEN as the README's 'Starting a Ray cluster' section shows."),
+    # --- issue 19 ---
+    "engine.rollback.memory": ("메모리가 부족했습니다. 다른 프로그램을 닫거나 더 가벼운 엔진을 쓰세요.",
+                               "there was not enough memory. Close other programs or use a lighter engine."),
+    "engine.rollback.corrupt": ("모델 파일이 손상된 것 같습니다. 모델 탭에서 다시 내려받으세요.",
+                                "a model file seems damaged. Download it again from the Models tab."),
+    "workflow.unknown": ("알 수 없는 작업입니다: {workflow} (가능한 작업: {names})",
+                         "Unknown workflow: {workflow} (known: {names})"),
+    "engine.rollback.failed": ("불러오는 중 문제가 생겼습니다. 자세한 내용은 기록(log)에 남겼습니다.",
+                               "something went wrong while loading; the details are in the log."),
 }
 
 

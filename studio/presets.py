@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -114,6 +114,9 @@ class ModelEntry(_Item):
     wheel_path: str = ""        # mediapipe-wheel: the file's path inside the pinned wheel
     sha256: str = ""            # mediapipe-wheel: checked after every extraction
     size_bytes: int = 0
+    # ControlNets: the model card's recommended pose settings (conditioning_scale, guidance_end, guidance,
+    # guidance_min, guidance_max); the one home of these numbers (engine, sliders and form read them)
+    pose_defaults: dict[str, float] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,3 +193,14 @@ def _pick(items: list, id_: str):
             return item
     log.warning("unknown preset id %r; using default %r", id_, items[0].id)
     return items[0]
+
+
+POSE_CONTROLNET = "controlnet_union_pro2"
+
+
+@lru_cache(maxsize=4)
+def pose_defaults(presets_dir: Path | None = None) -> dict[str, float]:
+    """The pose ControlNet's model-card settings, from the catalogue (presets/models.json)."""
+    from studio.config import REPO_ROOT
+
+    return dict(Presets(presets_dir or REPO_ROOT / "presets").model(POSE_CONTROLNET).pose_defaults)

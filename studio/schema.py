@@ -20,9 +20,9 @@ class GenerationOptions:
 
     steps: int = 28
     guidance: float = 30.0
-    controlnet_scale: float | None = None  # None: the ControlNet's model-card value (pose: 0.9)
+    controlnet_scale: float | None = None  # None: the ControlNet's model-card value (catalogue)
     control_start: float = 0.0
-    control_end: float | None = None       # None: the ControlNet's model-card value (pose: 0.65)
+    control_end: float | None = None       # None: the ControlNet's model-card value (catalogue)
     mask_dilate: int = 8
     mask_feather: int = 12
     seed: int = -1                      # -1: a random seed per run (recorded in the history)
@@ -36,15 +36,19 @@ class GenerationOptions:
                 return default
             return default if f != f else min(hi, max(lo, f))
 
+        from studio.presets import pose_defaults
+
         d = GenerationOptions()
+        card = pose_defaults()
         return GenerationOptions(
             steps=int(clamp(self.steps, 1, 100, d.steps)),
             guidance=clamp(self.guidance, 0.0, 100.0, d.guidance),
             controlnet_scale=None if self.controlnet_scale is None
-            else clamp(self.controlnet_scale, 0.0, 2.0, 0.9),
+            else clamp(self.controlnet_scale, 0.0, 2.0, card["conditioning_scale"]),
             control_start=clamp(self.control_start, 0.0, 1.0, d.control_start),
             control_end=None if self.control_end is None
-            else max(clamp(self.control_start, 0.0, 1.0, d.control_start), clamp(self.control_end, 0.0, 1.0, 0.65)),
+            else max(clamp(self.control_start, 0.0, 1.0, d.control_start),
+                     clamp(self.control_end, 0.0, 1.0, card["guidance_end"])),
             mask_dilate=int(clamp(self.mask_dilate, 0, 128, d.mask_dilate)),
             mask_feather=int(clamp(self.mask_feather, 0, 128, d.mask_feather)),
             seed=int(clamp(self.seed, -1, 2**31 - 1, d.seed)),
@@ -108,6 +112,11 @@ class Notice:
     def as_record(self) -> dict[str, Any]:
         """How a history row keeps it: key + fields, re-translated whenever it is shown."""
         return {"key": self.key, "fields": dict(self.fields)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Notice":
+        """Back from a history row / batch file (`as_record`'s inverse)."""
+        return cls(str(record["key"]), dict(record.get("fields") or {}))
 
     def text(self, lang: str) -> str:
         from studio.i18n import t

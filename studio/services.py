@@ -45,6 +45,10 @@ class Services:
             self._llm = LLMClient.from_settings(self.settings)
         return self._llm
 
+    def reload_vision(self) -> None:
+        """Forget the vision kit, so the next cut-out picks up newly downloaded models."""
+        self._vision = None
+
     @property
     def vision(self) -> Any:
         """The vision toolkit (`studio.vision.toolkit.VisionKit`), created on first use."""

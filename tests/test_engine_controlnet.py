@@ -83,14 +83,19 @@ def test_pose_defaults_come_from_the_model_card(engine) -> None:
 
 
 def test_pro2_style_controlnet_without_modes_gets_no_mode(models_dir: Path) -> None:
-    from studio.engines.flux_fill import PRO2_DEFAULTS, control_defaults
+    from studio.engines.flux_fill import control_defaults
     from studio.engines.tiny import build_controlnet
+    from studio.presets import pose_defaults
 
     net = build_controlnet(num_mode=None)  # Union Pro 2.0: "mode embedding removed"
-    assert not net.union and control_defaults(net) is PRO2_DEFAULTS and PRO2_DEFAULTS.pose_mode is None
-    assert (PRO2_DEFAULTS.scale, PRO2_DEFAULTS.end, PRO2_DEFAULTS.guidance) == (0.9, 0.65, 3.5)
-    lo, hi = PRO2_DEFAULTS.guidance_range
-    assert lo <= PRO2_DEFAULTS.guidance <= hi
+    d = control_defaults(net)
+    assert not net.union and d.pose_mode is None
+    # the model card's pose values, read from the catalogue (presets/models.json), the one home
+    assert (d.scale, d.end, d.guidance) == (0.9, 0.65, 3.5)
+    card = pose_defaults()
+    assert (card["conditioning_scale"], card["guidance_end"]) == (d.scale, d.end)
+    lo, hi = d.guidance_range
+    assert lo <= d.guidance <= hi
 
 
 def test_sequential_offload_offloads_the_controlnet_too(models_dir: Path) -> None:

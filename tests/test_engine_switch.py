@@ -108,7 +108,7 @@ def test_failing_load_rolls_back_with_a_notice(settings: Settings) -> None:
     assert "flux-fill" in ko  # why: the missing folder, in the owner's language
     assert "could not load" in en
     assert provider.peek("inpaint", "flux") is None
-    assert provider.manager.resident is None  # the failed engine holds nothing
+    assert provider.manager.resident == tiny.key  # the failed engine holds nothing; the previous is back
     again = provider.get("inpaint")
     assert again.name == "tiny"
     assert again.inpaint(_inpaint_job()).images[0].size == (SIZE, SIZE)
@@ -160,3 +160,64 @@ def test_runtime_never_imports_engines(module: str) -> None:
     names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [n for n in names if n.startswith("studio.engines")]
+
+
+def _corrupt_flux_copy(settings: Settings) -> None:
+    """The tiny set in the real layout under models/flux-fill/, its transformer file cut short."""
+    import shutil
+
+    from studio.engines.tiny import tiny_models_dir
+
+    src = tiny_models_dir(settings) / "flux-fill"
+    shutil.copytree(src, settings.models_dir / "flux-fill")
+    files = sorted((settings.models_dir / "flux-fill" / "transformer").glob("*.safetensors"))
+    assert files
+    for f in files:
+        f.write_bytes(f.read_bytes()[:100])
+
+
+@pytest.mark.parametrize("fault", ["memory", "runtime", "corrupt"])
+def test_any_load_failure_rolls_back_to_the_working_engine(settings: Settings, monkeypatch, fault: str) -> None:
+    import studio.engines.flux_fill as flux_fill
+
+    provider = EngineProvider(settings.with_(engine="tiny"), manager=ModelManager(vram_gb=24.0))
+    tiny = provider.get("inpaint")
+    tiny.inpaint(_inpaint_job())
+    plan_before = tiny.plan
+    assert tiny.loaded and plan_before is not None
+    built: list = []
+    real_create = flux_fill.create_engine
+
+    def create(s: Settings):
+        engine = real_create(s)
+        built.append(engine)
+        if fault != "corrupt":
+            def broken_load() -> None:
+                raise MemoryError() if fault == "memory" else RuntimeError("injected failure")
+            engine.load = broken_load
+        return engine
+
+    monkeypatch.setattr(flux_fill, "create_engine", create)
+    if fault == "corrupt":
+        _corrupt_flux_copy(provider.settings)
+
+    choice = provider.select("inpaint", "flux", load=True)
+
+    assert built, "the flux engine was really built and tried"
+    assert choice.name == "tiny" and provider.active_name("inpaint") == "tiny"
+    assert provider.peek("inpaint", "flux") is None           # the broken engine is not cached
+    assert provider.manager.resident in (None, tiny.key)      # it holds nothing
+    ko = choice.reason("ko")
+    assert choice.reason_key == "engine.notice.rollback" and "되돌렸" in ko
+    why = choice.reason_fields["why"]
+    assert any("\uac00" <= ch <= "\ud7a3" for ch in why)       # the reason is Korean words...
+    assert "Error" not in why and "injected" not in why          # ...not an exception name
+    from studio.i18n import t
+    if fault == "corrupt":  # the loader names the damaged file and what to download again
+        assert "손상" in why and "diffusion_pytorch_model.safetensors" in why
+    else:
+        assert why == t({"memory": "engine.rollback.memory", "runtime": "engine.rollback.failed"}[fault], "ko")
+    again = provider.get("inpaint")
+    assert again is tiny and tiny.plan == plan_before          # the same engine, with its memory plan
+    assert tiny.loaded                                          # resident again, as before the switch
+    assert again.inpaint(_inpaint_job()).images[0].size == (SIZE, SIZE)

@@ -15,7 +15,7 @@ from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, Pro
 from studio.services import build_services
 from studio.vision import masks
 from studio.vision.io import load_image
-from studio.workflows import advanced, common, person, product
+from studio.workflows import advanced, common, person, product, registry
 
 FAST = GenerationOptions(steps=2, seed=3, num_images=1)
 
@@ -37,13 +37,13 @@ def test_preview_mask_is_the_generation_mask(settings: Settings, engine: str) ->
              (advanced, AdvancedRequest(image=astro, product_box=(330, 330, 500, 500), sns_size="ig_square",
                                         options=FAST))]
     for module, req in cases:
-        faces, shown = common.preview_keep(req, svc)
+        faces, shown = registry.preview_keep(req, svc)
         res = module.run(req, svc)
         assert res.source_keep is not None and np.array_equal(shown, res.source_keep), module.__name__
         assert len(faces) == len(res.faces) and shown.max() == 255
         if res.layout == "cutout":
             # ...and that upload mask, carried into the frame, is exactly what the ad kept
-            plan = common.preview_plan(req, svc)
+            plan = registry.preview_plan(req, svc)
             sns = svc.presets.sns(req.sns_size)
             framing = common.frame(req.image, (sns.width, sns.height), plan.focus, margin=plan.margin,
                                    anchors=plan.anchors)
@@ -251,7 +251,7 @@ def test_lite_plan_applies_soft_edges_and_keeps_the_interior(lite) -> None:
     photo = _photo("dog")
     img = photo.image()
     req = ProductRequest(image=img, product_box=photo.box(img.size), options=FAST)
-    plan = common.preview_plan(req, lite)
+    plan = registry.preview_plan(req, lite)
     assert plan.soft_alpha                                # Lite composites: it gets soft edges
     sns = lite.presets.sns(req.sns_size)
     framing = common.frame(img, (sns.width, sns.height), plan.focus, margin=plan.margin, anchors=plan.anchors)

@@ -93,10 +93,10 @@ def _strength(value: float) -> float:
 def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
     from PIL import Image
 
-    from studio.schema import AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
+    from studio.schema import GenerationOptions
     from studio.services import build_services
     from studio.vision.io import load_image
-    from studio.workflows import advanced, person, product
+    from studio.workflows.registry import workflow
 
     size = _size(args.size)
     box = _box(args.box)
@@ -111,17 +111,10 @@ def make_ad(settings: Settings, args: argparse.Namespace) -> dict:
                       detail_strength=_strength(getattr(args, "detail_strength", 0.6)))
         common = dict(image=loaded.image, industry=args.industry, style=args.style, prompt_ko=args.scene,
                       sns_size=sns_id, options=GenerationOptions(seed=args.seed, num_images=1))
-        if args.mode == "person":
-            req = PersonRequest(**common, face_index=max(0, args.face - 1), keep_all_people=args.all_people,
-                                **detail)
-            res = person.run(req, services)
-        elif args.mode == "product":
-            req = ProductRequest(**common, product_box=box, alpha=loaded.alpha, strokes=strokes)
-            res = product.run(req, services)
-        else:
-            req = AdvancedRequest(**common, face_index=max(0, args.face - 1), product_box=box, alpha=loaded.alpha,
-                                  strokes=strokes, keep_all_people=args.all_people, **detail)
-            res = advanced.run(req, services)
+        spec = workflow(args.mode)
+        req = spec.make_request(**common, face_index=max(0, args.face - 1), keep_all_people=args.all_people,
+                                product_box=box, alpha=loaded.alpha, strokes=strokes, **detail)
+        res = spec.runner()(req, services)
         path = res.records[0].path
         out = {"ad": str(path), "layout": res.layout,
                "confidence": None if res.confidence is None else round(float(res.confidence), 3),

@@ -40,29 +40,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from studio.engines.motion import EndCard
-    from studio.render.overlay import OverlaySpec
     from studio.services import build_services
     from studio.vision.io import load_image
-    from studio.workflows.video import VideoRequest
-    from studio.workflows.video import run as run_video
+    from studio.workflows.registry import workflow
 
     image = load_image(args.image).image
     more = [load_image(p).image for p in args.more]
-    overlay = None
-    if any((args.headline, args.sub_copy, args.cta, args.badge)):
-        overlay = OverlaySpec(headline=args.headline, sub_copy=args.sub_copy, cta=args.cta, layout=args.layout,
-                              badge_text=args.badge.replace("\\n", "\n"))
-    end_card = None
-    if args.shop.strip():
-        logo = load_image(args.logo, min_side=16).image if args.logo else None
-        end_card = EndCard(shop_name=args.shop.strip(), tagline=args.tagline, logo=logo)
+    logo = load_image(args.logo, min_side=16).image if args.logo and args.shop.strip() else None
     services = build_services(settings)
     try:
-        req = VideoRequest(image=image, seconds=args.seconds, size=args.size, style=args.style,
-                           engine=args.video_engine, prompt_ko=args.prompt, overlay=overlay, more_images=more,
-                           end_card=end_card, music=args.music, seed=args.seed, scale=args.scale)
-        outcome = run_video(req, services)
+        spec = workflow("video")
+        req = spec.make_request(image=image, seconds=args.seconds, size=args.size, style=args.style,
+                                engine=args.video_engine, prompt_ko=args.prompt, headline=args.headline,
+                                sub_copy=args.sub_copy, cta=args.cta, badge=args.badge, layout=args.layout,
+                                shop=args.shop, tagline=args.tagline, logo=logo, music=args.music,
+                                more_images=more, keep_region=False, seed=args.seed, scale=args.scale)
+        outcome = spec.runner()(req, services)
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(outcome.path, args.out)

@@ -58,8 +58,8 @@ Attempt = Callable[["MemoryPlan", int, int], T]
 
 
 def notice_dict(notice: Notice) -> dict:
-    """A notice as the history row records it (key + fields, plus both texts for reading the DB)."""
-    return {"key": notice.key, "fields": dict(notice.fields), "ko": notice.text("ko"), "en": notice.text("en")}
+    """A notice as the history row records it: `Notice.as_record` (one format for ads, clips, stock)."""
+    return notice.as_record()
 
 
 class DiffusersEngine:

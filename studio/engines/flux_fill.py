@@ -61,17 +61,22 @@ class ControlDefaults:
     pose_mode: int | None    # Union control mode for pose (None: the net has no mode embedding)
 
 
-# Shakker-Labs FLUX.1-dev-ControlNet-Union-Pro-2.0 model card: pose (DWPose) conditioning scale
-# 0.9, control guidance end 0.65; trained with guidance uniformly sampled in [1, 7]; "removed mode
-# embedding" (config num_mode null, so no control_mode). InstantX FLUX.1-dev-Controlnet-Union:
-# config num_mode 10, pose = mode 4; its card gives no pose scale/end, so Pro 2.0's are used.
-PRO2_DEFAULTS = ControlDefaults(scale=0.9, end=0.65, guidance=3.5, guidance_range=(1.0, 7.0), pose_mode=None)
-INSTANTX_DEFAULTS = ControlDefaults(scale=0.9, end=0.65, guidance=3.5, guidance_range=(1.0, 7.0), pose_mode=4)
+# Shakker-Labs FLUX.1-dev-ControlNet-Union-Pro-2.0 model card: pose (DWPose) conditioning scale and
+# control guidance end, and its training guidance range, live in the catalogue (presets/models.json,
+# `pose_defaults` of controlnet_union_pro2); "removed mode embedding" (config num_mode null, so no
+# control_mode). InstantX FLUX.1-dev-Controlnet-Union: config num_mode 10, pose = mode 4; its card gives
+# no pose scale/end, so Pro 2.0's are used.
+def _card_defaults(pose_mode: int | None) -> ControlDefaults:
+    from studio.presets import pose_defaults
+
+    c = pose_defaults()
+    return ControlDefaults(scale=c["conditioning_scale"], end=c["guidance_end"], guidance=c["guidance"],
+                           guidance_range=(c["guidance_min"], c["guidance_max"]), pose_mode=pose_mode)
 
 
 def control_defaults(controlnet: Any) -> ControlDefaults:
     union = bool(getattr(controlnet, "union", False))
-    return INSTANTX_DEFAULTS if union else PRO2_DEFAULTS
+    return _card_defaults(4 if union else None)
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:

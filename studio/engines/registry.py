@@ -263,6 +263,20 @@ def choose(task: str, settings: Settings) -> EngineChoice:
     return auto_choice(task, settings)
 
 
+def load_failure_reason(exc: BaseException, lang: str) -> str:
+    """Why an engine could not load, in the owner's words (no exception names, no jargon)."""
+    if isinstance(exc, StudioError):
+        return exc.message(lang)
+    if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower():
+        return t("engine.rollback.memory", lang)
+    names = " ".join(c.__name__ for c in type(exc).__mro__).lower()
+    text = str(exc).lower()
+    if any(w in names for w in ("safetensor", "unpickling", "eoferror")) or any(
+            w in text for w in ("header", "corrupt", "invalid load key", "deserializ", "incomplete")):
+        return t("engine.rollback.corrupt", lang)
+    return t("engine.rollback.failed", lang)
+
+
 class EngineProvider:
     """Per task: the chosen engine, built on first use and cached; the owner may switch at runtime.
 
@@ -293,7 +307,9 @@ class EngineProvider:
 
     def select(self, task: str, name: str, *, load: bool = False) -> EngineChoice:
         """The owner switches the task's engine ("auto" re-decides). With `load`, a heavy engine
-        loads now; if it cannot, the previous engine stays, and the returned choice says why."""
+        loads now; if it cannot, for any reason (missing or corrupt weights, out of memory, a bug),
+        the previous engine stays active with its memory plan, the broken one is not kept, and the
+        returned choice is the rollback notice (Korean first) the owner sees (IOPaint habit)."""
         with self._lock:
             previous = self._choices.get(task) or self.choice(task)
             if name == "auto":
@@ -308,25 +324,52 @@ class EngineProvider:
                     new = EngineChoice(auto.name, "engine.reason.commercial_only", fields, task)
                 else:
                     new = EngineChoice(name, "engine.reason.selected", {"engine": name}, task)
-            if previous.name != new.name:
-                self.release(task, previous.name)
-            self._choices[task] = new
             if not (load and spec_for(task, new.name).heavy):
+                if previous.name != new.name:
+                    self.release(task, previous.name)
+                self._choices[task] = new
                 return new
+            old = self.peek(task, previous.name)
+            old_plan = getattr(old, "plan", None)
+            old_loaded = bool(getattr(old, "loaded", False))
+            cached_before = (task, new.name) in self._engines
             try:
                 engine = self.get(task, new.name)
                 load_fn = getattr(engine, "load", None)
                 if callable(load_fn):
                     load_fn()
-            except StudioError as exc:
-                log.warning("engine %s/%s failed to load (%s); rolling back to %s", task, new.name, exc.key,
-                            previous.name)
-                self.release(task, new.name)
-                fields = {"engine": new.name, "previous": previous.name, "why": exc.message(self.settings.lang)}
-                rolled = EngineChoice(previous.name, "engine.notice.rollback", fields, task)
-                self._choices[task] = rolled
-                return rolled
+            except BaseException as exc:  # noqa: BLE001 - any failure rolls back (MemoryError included)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                return self._roll_back(task, new, previous, exc, old, old_plan, old_loaded,
+                                       drop_new=previous.name != new.name or not cached_before)
+            if previous.name != new.name:
+                self.release(task, previous.name)
+            self._choices[task] = new
             return new
+
+    def _roll_back(self, task: str, new: EngineChoice, previous: EngineChoice, exc: BaseException,
+                   old: Any, old_plan: Any, old_loaded: bool, *, drop_new: bool) -> EngineChoice:
+        log.warning("engine %s/%s failed to load (%r); rolling back to %s", task, new.name, exc, previous.name)
+        if drop_new:
+            try:
+                self.release(task, new.name)  # the broken engine is not cached, and holds nothing
+            except Exception:  # noqa: BLE001 - the rollback itself must not fail
+                log.exception("closing the failed engine %s/%s", task, new.name)
+                self._engines.pop((task, new.name), None)
+        self._choices[task] = previous
+        if old is not None:
+            if old_plan is not None:
+                old.plan = old_plan  # the memory plan it had (a ladder step down is kept)
+            if old_loaded and callable(getattr(old, "load", None)):
+                try:
+                    old.load()  # resident again, as before the switch
+                except Exception:  # noqa: BLE001 - it reloads lazily on its next job
+                    log.exception("reloading the previous engine %s/%s", task, previous.name)
+        fields = {"engine": new.name, "previous": previous.name, "why": load_failure_reason(exc, self.settings.lang)}
+        rolled = EngineChoice(previous.name, "engine.notice.rollback", fields, task)
+        self._choices[task] = rolled
+        return rolled
 
     def get(self, task: str = "inpaint", name: str | None = None) -> "Engine":
         name = name or self.choice(task).name

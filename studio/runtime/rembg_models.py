@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 RELEASE_PREFIX = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
 REMBG_DIR = "rembg"
 DEFAULT = "birefnet-general-lite"
-_LOCK = threading.Lock()
+# The one lock around rembg's process-wide state (U2NET_HOME, pooch): downloads here and session
+# building in studio.vision.matting both hold it, so neither sees the other's settings.
+REMBG_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def download(models_dir: Path | str, name: str = DEFAULT, progress: ProgressFn |
 
     cls = rembg_sessions[name]
     bar = _Progress(progress, name)
-    with _LOCK, _rembg_env(models_dir, bar, mirror):
+    with REMBG_LOCK, _rembg_env(models_dir, bar, mirror):
         try:
             path = Path(cls.download_models())
         except (OSError, ValueError, RuntimeError) as exc:   # requests/pooch errors derive from these

@@ -56,7 +56,6 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "person": ("u2net_human_seg", "birefnet-general", "birefnet-general-lite", "isnet-general-use", "u2net"),
 }
 GRABCUT_WORK_SIDE = 320
-_ENV_LOCK = threading.Lock()
 
 
 @dataclass
@@ -342,19 +341,28 @@ class Matter:
             if key in self._sessions:
                 return self._sessions[key]
             providers = onnx_providers(self.device)
-            with _ENV_LOCK:
-                os.environ["U2NET_HOME"] = str(self.home.resolve())
-                from rembg import new_session
-                from rembg.sessions import sessions as rembg_sessions
+            from studio.runtime.rembg_models import REMBG_LOCK
 
-                if custom is not None:
-                    sess = new_session("u2net_custom", model_path=str(custom), providers=providers)
-                else:
-                    cls = rembg_sessions[name]
-                    # never let rembg download: it must find the file itself, where we looked
-                    if cls.resolve_existing(REMBG_MODELS[name][0]) is None:
-                        raise WeightsError("vision.matting.missing", model=name)
-                    sess = new_session(name, providers=providers)
+            with REMBG_LOCK:
+                saved_home = os.environ.get("U2NET_HOME")
+                os.environ["U2NET_HOME"] = str(self.home.resolve())  # restored below: not left process-wide
+                try:
+                    from rembg import new_session
+                    from rembg.sessions import sessions as rembg_sessions
+
+                    if custom is not None:
+                        sess = new_session("u2net_custom", model_path=str(custom), providers=providers)
+                    else:
+                        cls = rembg_sessions[name]
+                        # never let rembg download: it must find the file itself, where we looked
+                        if cls.resolve_existing(REMBG_MODELS[name][0]) is None:
+                            raise WeightsError("vision.matting.missing", model=name)
+                        sess = new_session(name, providers=providers)
+                finally:
+                    if saved_home is None:
+                        os.environ.pop("U2NET_HOME", None)
+                    else:
+                        os.environ["U2NET_HOME"] = saved_home
             self._sessions[key] = sess
             return sess
 

@@ -304,20 +304,6 @@ def inpaint_engine(services: Services) -> Engine:
     return services.engines.get("inpaint")
 
 
-def preview_plan(req: AdRequest, services: Services) -> Plan:
-    """The plan (and so the keep mask) the generation of `req` will use, for the upload preview."""
-    from studio.schema import AdvancedRequest, PersonRequest
-
-    if isinstance(req, AdvancedRequest):
-        from studio.workflows.advanced import plan
-    elif isinstance(req, PersonRequest):
-        from studio.workflows.person import plan
-    else:
-        from studio.workflows.product import plan
-    sns = services.presets.sns(req.sns_size)
-    return make_plan(plan, req, services, inpaint_engine(services), (sns.width, sns.height))
-
-
 def make_plan(plan_fn: PlanFn, req: AdRequest, services: Services, engine: Engine,
               out_size: tuple[int, int]) -> Plan:
     """The workflow's plan, with what the engine decides about it: an engine that composites the
@@ -325,12 +311,6 @@ def make_plan(plan_fn: PlanFn, req: AdRequest, services: Services, engine: Engin
     p = plan_fn(req, services, engine, out_size)
     p.soft_alpha = not engine.caps.needs_weights and not engine.caps.changes_outfit
     return p
-
-
-def preview_keep(req: AdRequest, services: Services) -> tuple[list, np.ndarray]:
-    """(faces, keep mask on the upload) exactly as the generation of `req` will keep it."""
-    p = preview_plan(req, services)
-    return p.faces, p.preview()
 
 
 def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,

@@ -178,8 +178,8 @@ class EngineChain:
                 nxt = self.names[self.pos + 1] if self.pos + 1 < len(self.names) else None
                 detail = exc.message("en") if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
                 log.warning("stock: engine %s failed (%s); next: %s", name, detail[:300], nxt)
-                self.notices.append({"key": "stock.engine_failed" if nxt else "stock.engine_failed_last",
-                                     "fields": {"engine": name, "next": nxt or "-"}})
+                self.notices.append(Notice("stock.engine_failed" if nxt else "stock.engine_failed_last",
+                                           {"engine": name, "next": nxt or "-"}).as_record())
                 if self._release is not None:
                     try:
                         self._release(name)
@@ -377,7 +377,7 @@ def plan_batch(request: StockRequest, services: Any, *, llm: Any = None) -> Batc
 def _notice_objs(raw: list[dict]) -> list[Notice]:
     out: list[Notice] = []
     for n in raw:
-        notice = Notice(n["key"], dict(n.get("fields", {})))
+        notice = Notice.from_record(n)
         if notice not in out:
             out.append(notice)
     return out

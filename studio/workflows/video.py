@@ -207,3 +207,29 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
     timer.lap("store")
     return VideoOutcome(record=record, path=record.path, probe=info, engine=engine.name, notices=notices,
                         timings=timer.timings)
+
+
+def request_from_form(*, image: Image.Image, engine: str | None = None, seconds: float = 5, size: str = "9:16",
+                      style: str = "auto", prompt_ko: str = "", headline: str = "", sub_copy: str = "",
+                      cta: str = "", badge: str = "", layout: str = "bottom_bar", shop: str = "",
+                      tagline: str = "", logo: Image.Image | None = None, music: str | None = None,
+                      more_images: list | None = None, focus_box: tuple | None = None, keep_region: bool = True,
+                      parent_id: int | None = None, seed: int | None = None, scale: float = 1.0) -> "VideoRequest":
+    """The one builder of a clip request from form (or command-line) values: the overlay when any
+    of its texts is given, the end card when a shop name is. Minimal version (issue 19); issue 20
+    owns this function and may extend it."""
+    from studio.engines.motion import EndCard
+    from studio.render.overlay import OverlaySpec
+
+    overlay = None
+    if any(str(x or "").strip() for x in (headline, sub_copy, cta, badge)):
+        overlay = OverlaySpec(headline=(headline or "").strip(), sub_copy=(sub_copy or "").strip(),
+                              cta=(cta or "").strip(), badge_text=(badge or "").replace("\\n", "\n"), layout=layout)
+    end_card = None
+    if (shop or "").strip():
+        end_card = EndCard(shop_name=shop.strip(), tagline=(tagline or "").strip(), logo=logo)
+    extra = {} if seed is None else {"seed": seed}
+    return VideoRequest(image=image, seconds=float(seconds or 0), size=size, style=style, engine=engine,
+                        prompt_ko=prompt_ko or "", overlay=overlay, focus_box=focus_box, more_images=more_images or [],
+                        end_card=end_card, music=music, keep_region=bool(keep_region), parent_id=parent_id,
+                        scale=scale, **extra)

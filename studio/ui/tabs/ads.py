@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from studio.errors import InputError
 from studio.i18n import Ref, t
 from studio.runtime.jobs import CancelToken
-from studio.schema import AdRequest, AdvancedRequest, GenerationOptions, PersonRequest, ProductRequest
+from studio.schema import AdRequest, GenerationOptions
 from studio.services import Services
 from studio.ui.common import esc, form_handler, guarded, upload_image
 from studio.ui.tabs.engines_panel import engine_choices, switch_engine_note
@@ -106,9 +106,9 @@ class AdForm:
     brush: Any = None           # the touch-up brush (gr.ImageEditor value): green keeps, red removes
     steps: float = 28
     guidance: float = 30
-    cn_scale: float = 0.9
+    cn_scale: float | None = None   # None: the model card's value (catalogue)
     cn_start: float = 0.0
-    cn_end: float = 0.65
+    cn_end: float | None = None
     feather: float = 12
     dilate: float = 8
     seed: Any = -1
@@ -147,16 +147,13 @@ def build_request(spec: TabSpec, form: AdForm, loaded: Any, lang: str) -> AdRequ
                   prompt_ko=limit(form.prompt_ko, "prompt_ko"),
                   prompt_en=limit(form.prompt_en, "prompt_en") or None, sns_size=form.sns, options=options)
     box = parse_box(form.box, lang) if spec.product else None
+    from studio.workflows.registry import workflow
+
     strokes = brush_strokes(form.brush, loaded.image.size) if spec.product else None
-    if spec.workflow == "person":
-        return PersonRequest(**common, face_index=face_index, include_hair=bool(form.hair),
-                             keep_all_people=bool(form.all_people), **_detail(form))
-    if spec.workflow == "product":
-        return ProductRequest(**common, alpha=loaded.alpha, product_box=box, strokes=strokes, shadow=bool(form.shadow),
-                              reflection=bool(form.reflection))
-    return AdvancedRequest(**common, face_index=face_index, include_hair=bool(form.hair), product_box=box,
-                           alpha=loaded.alpha, strokes=strokes, keep_all_people=bool(form.all_people),
-                           **_detail(form))
+    return workflow(spec.workflow).make_request(
+        **common, face_index=face_index, include_hair=bool(form.hair), keep_all_people=bool(form.all_people),
+        alpha=loaded.alpha, product_box=box, shadow=bool(form.shadow), reflection=bool(form.reflection),
+        strokes=strokes, **_detail(form))
 
 
 def _detail(form: "AdForm") -> dict:
@@ -208,6 +205,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     lang = services.lang
     presets = services.presets
     wf = spec.workflow
+    from studio.presets import pose_defaults
+
+    card = pose_defaults()  # the pose ControlNet's model-card values (presets/models.json)
 
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
@@ -261,9 +261,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     steps = gr.Slider(1, 50, value=28, step=1, label=t("ads.steps", lang))
                     guidance = gr.Slider(1, 60, value=30, step=0.5, label=t("ads.guidance", lang))
                 with gr.Row(visible=spec.pose):
-                    cn_scale = gr.Slider(0, 1.5, value=0.9, step=0.05, label=t("ads.cn_scale", lang))
+                    cn_scale = gr.Slider(0, 1.5, value=card["conditioning_scale"], step=0.05, label=t("ads.cn_scale", lang))
                     cn_start = gr.Slider(0, 1, value=0.0, step=0.05, label=t("ads.cn_start", lang))
-                    cn_end = gr.Slider(0, 1, value=0.65, step=0.05, label=t("ads.cn_end", lang))
+                    cn_end = gr.Slider(0, 1, value=card["guidance_end"], step=0.05, label=t("ads.cn_end", lang))
                 with gr.Row():
                     feather = gr.Slider(0, 64, value=12, step=1, label=t("ads.feather", lang))
                     dilate = gr.Slider(0, 64, value=8, step=1, label=t("ads.dilate", lang))
@@ -271,8 +271,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 with gr.Row():
                     hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces)
                     all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces)
-                    shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
-                    reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
+                    shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=spec.product and not spec.faces)
+                    reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=spec.product and not spec.faces)
                 with gr.Row(visible=spec.faces):  # the detail pass (issue 24): AI engines only
                     detail = gr.Checkbox(value=True, label=t("ads.detail_pass", lang),
                                          info=t("ads.detail_pass_info", lang), elem_id=f"{wf}-detail_pass")
@@ -301,7 +301,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
     def _keep_preview(loaded, face_index: int, box, all_people: bool = False, strokes=None):
         """Exactly the keep mask the generation will use (one function computes it for both)."""
-        from studio.workflows.common import preview_keep
+        from studio.workflows.registry import preview_keep, workflow
 
         img = loaded.image
         if spec.faces:
@@ -309,13 +309,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             if not found:
                 return [], np.zeros((img.height, img.width), np.uint8)
             face_index = min(face_index, len(found) - 1)
-        if wf == "person":
-            req = PersonRequest(image=img, face_index=face_index, keep_all_people=all_people)
-        elif wf == "product":
-            req = ProductRequest(image=img, alpha=loaded.alpha, product_box=box, strokes=strokes)
-        else:
-            req = AdvancedRequest(image=img, face_index=face_index, product_box=box, alpha=loaded.alpha,
-                                  keep_all_people=all_people, strokes=strokes)
+        req = workflow(wf).make_request(image=img, face_index=face_index, keep_all_people=all_people,
+                                        alpha=loaded.alpha, product_box=box, strokes=strokes)
         return preview_keep(req, services)
 
     @guarded(lang)
@@ -355,7 +350,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             progress((done, max(total, 1)), desc=t("rembg.download.progress", lang, model=desc))
 
         path = rembg_models.download(services.settings.models_dir, rembg_models.DEFAULT, progress=report)
-        services._vision = None   # the next cut-out uses the new model
+        services.reload_vision()   # the next cut-out uses the new model
         return esc(t("rembg.download.done", lang, model=rembg_models.DEFAULT, path=str(path)))
 
     @guarded(lang)
@@ -375,7 +370,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         from studio.workflows.prompting import prompt_for
 
         req = AdRequest(image=Image.new("RGB", (256, 256)), industry=industry_id, style=style_id, prompt_ko=text_ko)
-        subject = {"person": "person", "product": "product", "advanced": "mixed"}[wf]
+        from studio.workflows.registry import workflow
+
+        subject = workflow(wf).subject
         return prompt_for(req, services, services.engines.get("inpaint"), subject=subject).prompt_en
 
     @guarded(lang)
@@ -385,12 +382,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         form = AdForm(**values)
         loaded = _load(form.upload)
         req = build_request(spec, form, loaded, lang)
-        if wf == "person":
-            from studio.workflows.person import run
-        elif wf == "product":
-            from studio.workflows.product import run
-        else:
-            from studio.workflows.advanced import run
+        from studio.workflows.registry import workflow
+
+        run = workflow(wf).runner()
         token: CancelToken = services.jobs.token(_session_key(request, wf))
 
         def report(step: int, total: int, desc: str = "") -> None:

@@ -82,7 +82,7 @@ def rembg_download(services: Services, entry, report) -> str:
 
     name = Path(entry.files[0]).stem
     path = rembg_models.download(services.settings.models_dir, name, progress=report)
-    services._vision = None   # the next cut-out picks the new model up
+    services.reload_vision()   # the next cut-out uses the new model
     return esc(t("rembg.download.done", services.lang, model=name, path=str(path)))
 
 

@@ -64,10 +64,8 @@ def make_request(services: Services, *, history_id: Any = None, upload: str | No
                  sub_copy: str = "", cta: str = "", badge: str = "", layout: str = "bottom_bar",
                  shop: str = "", tagline: str = "", logo: str | None = None, music: str | None = None,
                  keep: bool = True, scale: float = 1.0) -> Any:
-    from studio.engines.motion import EndCard
-    from studio.render.overlay import OverlaySpec
     from studio.vision.io import load_image
-    from studio.workflows.video import VideoRequest
+    from studio.workflows.registry import workflow
 
     focus = None
     parent = None
@@ -78,14 +76,7 @@ def make_request(services: Services, *, history_id: Any = None, upload: str | No
     else:
         raise InputError("video.no_image")
     more = [_record_image(services, rid)[0] for rid in (more_ids or []) if _given(rid)]
-    overlay = None
-    if any(str(x or "").strip() for x in (headline, sub_copy, cta, badge)):
-        overlay = OverlaySpec(headline=(headline or "").strip(), sub_copy=(sub_copy or "").strip(),
-                              cta=(cta or "").strip(), badge_text=(badge or "").replace("\\n", "\n"), layout=layout)
-    end_card = None
-    if (shop or "").strip():
-        logo_img = load_image(logo, min_side=16).image if _given(logo) else None
-        end_card = EndCard(shop_name=shop.strip(), tagline=(tagline or "").strip(), logo=logo_img)
+    logo_img = load_image(logo, min_side=16).image if _given(logo) and (shop or "").strip() else None
     from studio.engines.registry import spec_for, specs_for
 
     engine = next(s.name for s in specs_for("image2video") if s.auto and not s.needs_weights)  # motion
@@ -94,10 +85,11 @@ def make_request(services: Services, *, history_id: Any = None, upload: str | No
         choice = services.engines.choice("image2video")
         generative = [s.name for s in specs_for("image2video") if s.needs_weights]
         engine = choice.name if spec_for("image2video", choice.name).needs_weights else generative[0]
-    return VideoRequest(image=image, seconds=float(seconds or 0), size=size, style=style, engine=engine,
-                        prompt_ko=prompt_ko or "", overlay=overlay, focus_box=focus, more_images=more,
-                        end_card=end_card, music=music if _given(music) else None, keep_region=bool(keep),
-                        parent_id=parent, scale=scale)
+    return workflow("video").make_request(
+        image=image, seconds=seconds, size=size, style=style, engine=engine, prompt_ko=prompt_ko,
+        headline=headline, sub_copy=sub_copy, cta=cta, badge=badge, layout=layout, shop=shop, tagline=tagline,
+        logo=logo_img, music=music if _given(music) else None, more_images=more, focus_box=focus,
+        keep_region=keep, parent_id=parent, scale=scale)
 
 
 def make_clip(services: Services, progress: Callable[[int, int, str], None] | None = None,
