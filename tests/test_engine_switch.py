@@ -180,7 +180,8 @@ def _corrupt_flux_copy(settings: Settings) -> None:
 def test_any_load_failure_rolls_back_to_the_working_engine(settings: Settings, monkeypatch, fault: str) -> None:
     import studio.engines.flux_fill as flux_fill
 
-    provider = EngineProvider(settings.with_(engine="tiny"), manager=ModelManager(vram_gb=24.0))
+    # FLUX.1 Fill is non-commercial: the owner turned the commercial-only switch off to pick it
+    provider = EngineProvider(settings.with_(engine="tiny", commercial_only=False), manager=ModelManager(vram_gb=24.0))
     tiny = provider.get("inpaint")
     tiny.inpaint(_inpaint_job())
     plan_before = tiny.plan
