@@ -153,12 +153,14 @@ def test_frame_is_filled_and_the_subject_stays_inside(tmp_path, name) -> None:
     plain = _clip(tmp_path, "plain", img, mask, "zoom")
     for f in (0, len(plain) // 2, len(plain) - 1):
         frame = plain[f].astype(np.float32)
-        # filled: no bare (black or flat) band anywhere; every row carries picture
-        rows_lit = frame.mean(axis=(1, 2)) > 25
-        assert rows_lit.mean() > 0.99, f"{name} frame {f}: dark bands ({rows_lit.mean():.2f} of rows lit)"
-        # and most of the frame is the sharp photo (not a blurred fill): rows with fine detail
+        # filled: no bare (flat, letterbox-like) band anywhere; every row carries picture
+        bare = frame.std(axis=(1, 2)) < 2.0
+        assert bare.mean() < 0.01, f"{name} frame {f}: bare bands ({bare.mean():.2f} of rows)"
+        # and the sharp photo takes a large part of the frame: all of it when the subject fits a
+        # vertical crop (portrait), the designed layout's photo band when it is wider (landscape)
         detail = np.abs(np.diff(frame.mean(axis=2), axis=1)).mean(axis=1) > 1.5
-        assert detail.mean() > 0.55, f"{name} frame {f}: only {detail.mean():.2f} of rows show the photo"
+        need = 0.4 if name == "messi" else 0.9
+        assert detail.mean() > need, f"{name} frame {f}: only {detail.mean():.2f} of rows show the photo"
     first = where[0].mean(axis=2) > 128
     ys, xs = np.nonzero(first)
     inside = {"left": xs.min() >= 1, "right": xs.max() <= W - 2, "top": ys.min() >= 1}
