@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", type=Path, required=True, help="the ad image (PNG/JPEG/WebP)")
     parser.add_argument("--more", type=Path, nargs="*", default=[], help="showcase: more images, in order")
     parser.add_argument("--style", choices=STYLE_CHOICES, default="auto", help="camera motion (default auto)")
+    parser.add_argument("--strength", choices=("gentle", "normal", "strong"), default="normal",
+                        help="how much the camera moves (default normal: a 1.22x push-in)")
     parser.add_argument("--seconds", type=float, default=5.0, help="clip length, 1-15 s (default 5)")
     parser.add_argument("--size", choices=SIZE_CHOICES, default="9:16", help="clip size (default 9:16, 1080x1920)")
     parser.add_argument("--video-engine", default=None,
@@ -40,28 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from studio.engines.motion import EndCard
-    from studio.render.overlay import OverlaySpec
     from studio.services import build_services
-    from studio.vision.io import load_image
-    from studio.workflows.video import VideoRequest
+    from studio.workflows.video import request_from_form
     from studio.workflows.video import run as run_video
 
-    image = load_image(args.image).image
-    more = [load_image(p).image for p in args.more]
-    overlay = None
-    if any((args.headline, args.sub_copy, args.cta, args.badge)):
-        overlay = OverlaySpec(headline=args.headline, sub_copy=args.sub_copy, cta=args.cta, layout=args.layout,
-                              badge_text=args.badge.replace("\\n", "\n"))
-    end_card = None
-    if args.shop.strip():
-        logo = load_image(args.logo, min_side=16).image if args.logo else None
-        end_card = EndCard(shop_name=args.shop.strip(), tagline=args.tagline, logo=logo)
     services = build_services(settings)
     try:
-        req = VideoRequest(image=image, seconds=args.seconds, size=args.size, style=args.style,
-                           engine=args.video_engine, prompt_ko=args.prompt, overlay=overlay, more_images=more,
-                           end_card=end_card, music=args.music, seed=args.seed, scale=args.scale)
+        req = request_from_form(services, upload=args.image, more_paths=list(args.more), engine=args.video_engine,
+                                style=args.style, strength=args.strength, seconds=args.seconds, size=args.size,
+                                prompt_ko=args.prompt, headline=args.headline, sub_copy=args.sub_copy, cta=args.cta,
+                                badge=args.badge, layout=args.layout, shop=args.shop, tagline=args.tagline,
+                                logo=args.logo, music=args.music, seed=args.seed, scale=args.scale)
         outcome = run_video(req, services)
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)
