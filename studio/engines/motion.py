@@ -522,7 +522,7 @@ def _text_layers(base: np.ndarray, spec: "OverlaySpec", w: int, h: int, fonts: "
     plate alone, then the words, badge, call to action, logo and label, each over the plate."""
     import dataclasses
 
-    from studio.render.overlay import load_layouts, overlay_rgba
+    from studio.render.overlay import overlay_rgba
 
     image = Image.fromarray(base)
     sns = _SnsBox(w, h)
@@ -564,24 +564,14 @@ def _text_layers(base: np.ndarray, spec: "OverlaySpec", w: int, h: int, fonts: "
             region = component_at(block.ink_box) & ~claimed
             parts[key] = parts.get(key, np.zeros((h, w), bool)) | region
             claimed |= region
-    layout = load_layouts().get(res.layout)
-    pills = {b.role for b in layout.blocks if b.style == "pill"} if layout is not None else set()
     for block in res.blocks:
         if block.role not in ("headline", "sub_copy", "cta"):
             continue
-        if block.role in pills:  # the pill behind the words comes in with them
-            x0, y0, x1, y1 = block.ink_box
-            rect = np.zeros((h, w), bool)
-            rect[y0:y1, x0:x1] = True
-            region = rect & (changed > 0) & ~claimed
-        else:
-            full = np.zeros((h, w), np.uint8)
-            ox, oy = block.origin
-            mh, mw = block.mask.shape
-            full[oy:oy + mh, ox:ox + mw] = block.mask
-            k = max(3, int(round(block.font_size * 0.12)) * 2 + 1)
-            grown = cv2.dilate(full, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
-            region = grown & (changed > 0) & ~claimed
+        # everything this block drew (words, pill, shadow, outline) lies in its ink box
+        x0, y0, x1, y1 = block.ink_box
+        rect = np.zeros((h, w), bool)
+        rect[max(0, y0 - 1):y1 + 1, max(0, x0 - 1):x1 + 1] = True
+        region = rect & (changed > 0) & ~claimed
         parts[block.role] = region
         claimed |= region
     rest = (changed > 0) & ~claimed  # the logo and anything else: on from the first frame

@@ -550,7 +550,7 @@ class _Renderer:
         if working is not region:
             region[...] = working
         final = worst_contrast(colour, region, ring)
-        if final < AA_TEXT:
+        if final < AA_TEXT and forced is None:  # (a forced render is on a plain canvas, not shown)
             log.warning("block %s reached contrast %.2f only", block.role, final)
         diff = cv2.absdiff(np.ascontiguousarray(region), before)
         ix, iy, iw, ih = cv2.boundingRect(diff.reshape(diff.shape[0], -1))  # x in channel units

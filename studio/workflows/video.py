@@ -137,7 +137,7 @@ def motion_notices(req: VideoRequest, image: Image.Image, keep: np.ndarray | Non
             box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
     if not _cover_fits(image.size, box, width, height):
         out.append(Notice("video.designed_layout"))
-    elif image.width / image.height > width / height * 1.05:
+    elif image.width > image.height * 1.05:  # a landscape photo in the vertical frame
         out.append(Notice("video.cropped_to_subject" if box is not None else "video.cropped"))
     out.append(Notice("video.photo_kept"))
     return out
