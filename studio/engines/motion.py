@@ -79,6 +79,7 @@ class _Layer:
     anim: str = "none"        # none | fade | slide | pop
     start: float = 0.0        # seconds after the slide starts
     length: float = 0.45
+    flat: tuple[int, int, float] | None = None  # rows [r0, r1) of one colour at one opacity (a plate's core)
 
 
 @dataclass
@@ -545,6 +546,7 @@ def _text_layers(base: np.ndarray, spec: "OverlaySpec", w: int, h: int, fonts: "
     if (ap > 0.004).any():
         plate = _crop_rgba(cp, ap, ap > 0.004)
         plate.anim, plate.start = _SCHEDULE["plate"]
+        plate.flat = _flat_rows(plate)
         layers.append(plate)
     if not changed.any():
         return layers
@@ -597,6 +599,30 @@ def _crop_rgba(colour: np.ndarray, alpha: np.ndarray, region: np.ndarray) -> _La
     return _Layer(rgb=rgb, alpha=np.ascontiguousarray(a), x0=x0, y0=y0)
 
 
+def _flat_rows(layer: _Layer) -> tuple[int, int, float] | None:
+    """The longest run of rows where the layer is one colour at one opacity across its whole width
+    (a plate's core): blended with one `addWeighted` instead of a per-pixel blend."""
+    a, rgb = layer.alpha, layer.rgb
+    a0 = a[:, :1]
+    c0 = rgb[:, :1].astype(np.int16)
+    same = (np.abs(a - a0) < 1e-4).all(axis=1) & (np.abs(rgb.astype(np.int16) - c0) <= 0).all(axis=(1, 2))
+    same &= a[:, 0] > 0.004
+    best, run, start = (0, 0), 0, 0
+    vals = a[:, 0]
+    for i, ok in enumerate(same):
+        if ok and run and abs(vals[i] - vals[i - 1]) < 1e-4 and (rgb[i, 0] == rgb[i - 1, 0]).all():
+            run += 1
+        elif ok:
+            run, start = 1, i
+        else:
+            run = 0
+        if run > best[1] - best[0]:
+            best = (start, start + run)
+    if best[1] - best[0] < 8:
+        return None
+    return best[0], best[1], float(vals[best[0]])
+
+
 def _over(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x0: int, y0: int, opacity: float = 1.0) -> None:
     """frame = frame (1 - a) + rgb a with a = alpha (float 0..1) * opacity, clipped to the frame, in place."""
     h, w = frame.shape[:2]
@@ -615,6 +641,20 @@ def _over(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x0: int, y0: in
 
 
 def _draw_layer(frame: np.ndarray, layer: _Layer, t: float) -> None:
+    if layer.anim == "none" and layer.flat is not None:
+        r0, r1, a0 = layer.flat
+        h, w = frame.shape[:2]
+        lh, lw = layer.alpha.shape
+        x0, x1 = max(0, layer.x0), min(w, layer.x0 + lw)
+        y0, y1 = max(0, layer.y0 + r0), min(h, layer.y0 + r1)
+        if x1 > x0 and y1 > y0:
+            roi = frame[y0:y1, x0:x1]
+            solid = np.empty_like(roi)
+            solid[...] = layer.rgb[r0, 0]
+            roi[...] = cv2.addWeighted(roi, 1.0 - a0, solid, a0, 0.0)
+        _over(frame, layer.rgb[:r0], layer.alpha[:r0], layer.x0, layer.y0)
+        _over(frame, layer.rgb[r1:], layer.alpha[r1:], layer.x0, layer.y0 + r1)
+        return
     if layer.anim == "none":
         _over(frame, layer.rgb, layer.alpha, layer.x0, layer.y0)
         return
