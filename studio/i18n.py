@@ -739,8 +739,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "The clip '{name}' cannot be read. Please make it again."),
     "video.no_parallax": ("주제(상품·인물) 영역을 찾지 못해 입체(패럴랙스) 대신 줌 효과로 만들었습니다.",
                           "No subject region was found, so the clip uses a zoom instead of parallax."),
-    "video.subject_found": ("주제 영역을 찾아 배경과 따로 움직였습니다 ({backend}).",
-                            "The subject was cut out and moves apart from the background ({backend})."),
+    "video.subject_found": ("주제 영역을 찾아 배경과 따로 움직였습니다.",
+                            "The subject was cut out and moves apart from the background."),
     "video.music_short": ("음악이 영상보다 짧아 끝부분은 조용합니다.",
                           "The music is shorter than the clip; the end is silent."),
     "video.ai_frames": ("AI 영상은 {frames}프레임({w}x{h})으로 만든 뒤 {fps}fps 영상으로 맞췄습니다.",
@@ -958,6 +958,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
                          "Unknown workflow: {workflow} (known: {names})"),
     "engine.rollback.failed": ("불러오는 중 문제가 생겼습니다. 자세한 내용은 기록(log)에 남겼습니다.",
                                "something went wrong while loading; the details are in the log."),
+    # --- issue 20 ---
+    "video.moved.zoom": ("사진을 천천히 당겨 주인공에게 다가갑니다.", "The camera slowly pushes in toward the subject."),
+    "video.moved.zoom_out": ("주인공에서 시작해 사진 전체로 천천히 물러납니다.", "The camera starts on the subject and slowly pulls back."),
+    "video.moved.pan": ("사진을 옆으로 천천히 훑어 지나갑니다.", "The camera slowly travels sideways across the photo."),
+    "video.moved.parallax": ("주인공(상품·인물)을 오려 배경보다 앞으로 나오게 움직이고, 뒤에 생긴 빈자리는 주변 배경으로 메웠습니다.",
+                             "The subject (product or person) was cut out and moves ahead of the background; the gap behind it was filled from the surroundings."),
+    "video.designed_layout": ("사진이 세로 화면보다 넓어 주인공이 잘리지 않게 사진을 크게 가운데 두고, 위아래는 같은 사진을 흐리게 깔았습니다.",
+                              "The photo is wider than the vertical frame: it sits large in the middle so the subject stays whole, over a blurred copy of itself."),
+    "video.cropped_to_subject": ("가로 사진을 주인공 중심으로 세로 화면에 맞게 잘랐습니다.", "The landscape photo was cropped to the vertical frame around the subject."),
+    "video.cropped": ("가로 사진을 가장 눈에 띄는 부분 중심으로 세로 화면에 맞게 잘랐습니다.", "The landscape photo was cropped to the vertical frame around its most eye-catching part."),
+    "video.photo_kept": ("사진의 색과 내용은 바꾸지 않았습니다. 움직임과 글자만 더했습니다.", "The photo's colours and content were not changed; only motion and text were added."),
+    "video.strength": ("움직임 세기", "Motion strength"),
+    "video.strength.gentle": ("약하게", "Gentle"),
+    "video.strength.normal": ("보통", "Normal"),
+    "video.strength.strong": ("강하게", "Strong"),
+    "video.bad_strength": ("알 수 없는 움직임 세기입니다: {strength}. 약하게·보통·강하게 중에서 고르세요.",
+                           "Unknown motion strength: {strength}. Pick gentle, normal or strong."),
+
 }
 
 

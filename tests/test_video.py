@@ -75,7 +75,7 @@ def test_parallax_clip_reads_back_as_h264_yuv420p_faststart_with_the_subject_in_
     img, mask = ad_image()
     spec = OverlaySpec(headline="오늘만 1+1", sub_copy="갓 볶은 원두", cta="지금 방문", layout="top_banner")
     out = run(VideoRequest(image=img, seconds=2, size="9:16", style="parallax", keep_mask=mask, overlay=spec,
-                           scale=0.25), services)
+                           scale=0.25, source_ai=True), services)  # moves an AI-made ad: disclosed
     p = out.probe
     assert (p.width, p.height) == (W, H)
     assert p.fps == 30 and p.frames == 60
@@ -105,9 +105,36 @@ def test_parallax_clip_reads_back_as_h264_yuv420p_faststart_with_the_subject_in_
     assert rec.workflow == "video" and rec.path.suffix == ".mp4" and rec.engine == "motion"
     assert rec.settings["seconds"] == 2 and rec.settings["style"] == "parallax"
     assert "DigitalSourceType" in rec.settings["disclosure"]
+    keys = [n["key"] for n in rec.settings["notices"]]
+    assert "video.moved.parallax" in keys and "video.photo_kept" in keys
 
 
-def test_text_animates_in_and_the_hole_behind_the_subject_is_filled(services) -> None:
+def test_an_untouched_photo_moved_by_the_camera_carries_no_ai_disclosure(services, tmp_path) -> None:
+    from studio.render.video import probe
+    from studio.workflows.video import request_from_form, run
+
+    img, _ = ad_image()
+    src = tmp_path / "photo.png"
+    img.save(src)  # no AI metadata: an owner's photo
+    req = request_from_form(services, upload=str(src), style="zoom", seconds=2, scale=0.25, headline="오늘만 1+1")
+    assert req.source_ai is False
+    out = run(req, services)
+    assert "comment" not in probe(out.path).metadata or "AI" not in probe(out.path).metadata["comment"]
+    texts = " ".join(n.text("ko") + n.text("en") for n in out.notices)
+    assert "grabcut" not in texts.lower() and "AI" not in texts
+    assert [n.key for n in out.notices][0] == "video.moved.zoom"  # no cut-out mentioned on a zoom clip
+    # the same photo saved with AI generation parameters is disclosed
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cup of coffee\nSteps: 20, Sampler: Euler")
+    img.save(tmp_path / "ai.png", pnginfo=info)
+    req = request_from_form(services, upload=str(tmp_path / "ai.png"), style="zoom", seconds=2, scale=0.25)
+    assert req.source_ai is True
+    assert "AI" in probe(run(req, services).path).metadata["comment"]
+
+
+def test_headline_is_on_the_first_frame_the_rest_comes_in_and_the_hole_is_filled(services) -> None:
     from studio.engines.motion import MotionEngine, Slide, _split_layers
     from studio.render.overlay import OverlaySpec
 
@@ -118,8 +145,13 @@ def test_text_animates_in_and_the_hole_behind_the_subject_is_filled(services) ->
     frames = list(MotionEngine().image2video(job).frames)
     assert len(frames) == 90
     bottom = (slice(int(H * 0.7), H - 5), slice(5, W - 5))
-    # frame 0: no plate/text yet; 2.5 s in: the plate and the headline are on screen
-    assert np.abs(frames[0][bottom].astype(int) - frames[75][bottom].astype(int)).mean() > 20
+    plain = list(MotionEngine().image2video(Image2VideoJob(
+        image=img, width=W, height=H, seconds=3, fps=30,
+        extras={"style": "zoom", "slides": [Slide(img, mask, None)]})).frames)
+    # frame 0 (the thumbnail) already carries the plate and the headline
+    assert np.abs(frames[0][bottom].astype(int) - plain[0][bottom].astype(int)).mean() > 20
+    # the call to action comes in later: frame 0 and 2.5 s differ beyond the camera move
+    assert np.abs(frames[0][bottom].astype(int) - frames[75][bottom].astype(int)).mean() > 3
     # once settled the text stays still: two late frames differ only by the slow camera below it
     assert np.abs(frames[80][bottom].astype(int) - frames[89][bottom].astype(int)).mean() < 8
 

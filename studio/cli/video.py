@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", type=Path, required=True, help="the ad image (PNG/JPEG/WebP)")
     parser.add_argument("--more", type=Path, nargs="*", default=[], help="showcase: more images, in order")
     parser.add_argument("--style", choices=STYLE_CHOICES, default="auto", help="camera motion (default auto)")
+    parser.add_argument("--strength", choices=("gentle", "normal", "strong"), default="normal",
+                        help="how much the camera moves (default normal: a 1.22x push-in)")
     parser.add_argument("--seconds", type=float, default=5.0, help="clip length, 1-15 s (default 5)")
     parser.add_argument("--size", choices=SIZE_CHOICES, default="9:16", help="clip size (default 9:16, 1080x1920)")
     parser.add_argument("--video-engine", default=None,
@@ -41,20 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     from studio.services import build_services
-    from studio.vision.io import load_image
     from studio.workflows.registry import workflow
 
-    image = load_image(args.image).image
-    more = [load_image(p).image for p in args.more]
-    logo = load_image(args.logo, min_side=16).image if args.logo and args.shop.strip() else None
     services = build_services(settings)
     try:
         spec = workflow("video")
-        req = spec.make_request(image=image, seconds=args.seconds, size=args.size, style=args.style,
-                                engine=args.video_engine, prompt_ko=args.prompt, headline=args.headline,
-                                sub_copy=args.sub_copy, cta=args.cta, badge=args.badge, layout=args.layout,
-                                shop=args.shop, tagline=args.tagline, logo=logo, music=args.music,
-                                more_images=more, keep_region=False, seed=args.seed, scale=args.scale)
+        req = spec.make_request(services=services, upload=args.image, more_paths=list(args.more), engine=args.video_engine,
+                                style=args.style, strength=args.strength, seconds=args.seconds, size=args.size,
+                                prompt_ko=args.prompt, headline=args.headline, sub_copy=args.sub_copy, cta=args.cta,
+                                badge=args.badge, layout=args.layout, shop=args.shop, tagline=args.tagline,
+                                logo=args.logo, music=args.music, seed=args.seed, scale=args.scale)
         outcome = spec.runner()(req, services)
         if args.out is not None:
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -44,9 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STYLES: tuple[str, ...] = ("auto", "zoom", "zoom_out", "pan", "parallax")
+STRENGTHS: dict[str, float] = {"gentle": 1.12, "normal": 1.22, "strong": 1.35}  # the push-in over a slide
 TRANSITION_S = 0.5
 END_CARD_S = 1.6
-MAX_ZOOM = 1.14
+MAX_ZOOM = 1.25   # the push-in over a slide (the subject's box may lower it; never below MIN_PUSH)
+MIN_PUSH = 1.2
 SUBJECT_MARGIN = 0.015          # of the frame side: the subject's box keeps this far from the edge
 
 
@@ -71,12 +73,13 @@ class _Layer:
     """A piece of the picture at a fixed place: RGB + alpha over the box at (x0, y0)."""
 
     rgb: np.ndarray
-    alpha: np.ndarray         # uint8 0..255
+    alpha: np.ndarray         # float32 0..1 (a transparent layer: no pixel of the photo in it)
     x0: int
     y0: int
     anim: str = "none"        # none | fade | slide | pop
     start: float = 0.0        # seconds after the slide starts
     length: float = 0.45
+    flat: tuple[int, int, float] | None = None  # rows [r0, r1) of one colour at one opacity (a plate's core)
 
 
 @dataclass
@@ -87,6 +90,7 @@ class _Prepared:
     box: tuple[float, float, float, float] | None = None            # subject box, clip pixels
     layers: list[_Layer] = field(default_factory=list)
     style: str = "zoom"
+    push: float = 1.22                         # the zoom reached at the end of the slide
 
 
 def _ease(u: float) -> float:
@@ -94,14 +98,15 @@ def _ease(u: float) -> float:
     return 0.5 - 0.5 * math.cos(math.pi * u)
 
 
-def _max_scale(box: tuple[float, float, float, float] | None, ax: float, ay: float, w: int, h: int) -> float:
-    """The largest zoom about (ax, ay) that keeps `box` inside the frame (with a margin) on every side
-    where it is inside at rest."""
+def _max_scale(box: tuple[float, float, float, float] | None, ax: float, ay: float, w: int, h: int,
+               push: float = MAX_ZOOM) -> float:
+    """The largest zoom about (ax, ay), up to `push`, that keeps `box` inside the frame (with a
+    margin) on every side where it is inside at rest."""
     if box is None:
-        return MAX_ZOOM
+        return push
     mx, my = SUBJECT_MARGIN * w, SUBJECT_MARGIN * h
     x0, y0, x1, y1 = box
-    limit = MAX_ZOOM
+    limit = push
     for lo, hi, a, edge_lo, edge_hi in ((x0, x1, ax, mx, w - mx), (y0, y1, ay, my, h - my)):
         # a side the photo already cuts (a person's body at the bottom) does not limit the zoom
         if edge_lo < lo < a:
@@ -168,6 +173,7 @@ class MotionEngine:
         style = str(extras.get("style") or "auto")
         if style not in STYLES:
             style = "auto"
+        self._push = STRENGTHS.get(str(extras.get("strength") or "normal"), STRENGTHS["normal"])
         end_card: EndCard | None = extras.get("end_card")
         notices: list[Notice] = []
         if style == "parallax" and any(s.keep_mask is None for s in slides):
@@ -241,8 +247,9 @@ class MotionEngine:
                 ys, xs = np.nonzero(mask > 127)
                 if len(xs):
                     box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-        if _kept_fraction(src.size, w, h) < MIN_KEPT:
-            # a landscape photo in a vertical clip: show all of it over a blurred fill of itself
+        if not _cover_fits(src.size, box, w, h):
+            # the subject is wider than a vertical crop can hold: a designed layout, the photo as
+            # large as the subject allows over a blurred, darkened fill of itself
             src, mask, box = _letterbox(src, mask, box, w, h)
         # frame the slide at the clip size; the mask and the subject box go through the same window
         base, win = _frame(np.asarray(src), w, h, box, src)
@@ -261,7 +268,7 @@ class MotionEngine:
             chosen = "parallax" if fmask is not None and fbox is not None else "zoom"
         if chosen == "parallax" and (fmask is None or fbox is None):
             chosen = "zoom"
-        prep = _Prepared(base=base, box=fbox, style=chosen)
+        prep = _Prepared(base=base, box=fbox, style=chosen, push=getattr(self, "_push", STRENGTHS["normal"]))
         if chosen == "parallax":
             prep.background, prep.subject = _split_layers(base, fmask)  # type: ignore[arg-type]
         if slide.overlay is not None:
@@ -277,11 +284,11 @@ class MotionEngine:
             cx, cy = w / 2, h * 0.45
         flags = cv2.INTER_LINEAR
         if p.style == "parallax" and p.subject is not None and p.background is not None:
-            s_fg = 1.0 + (_max_scale(p.box, cx, cy, w, h) - 1.0) * e
-            s_bg = 1.0 + (s_fg - 1.0) * 0.35 + 0.02 * e
-            drift = 0.05 * w * (e - 0.5)
-            ax = min(w - 1.0, max(0.0, cx - drift))
-            frame = cv2.warpAffine(p.background, _affine(s_bg, ax, cy), (w, h), flags=flags,
+            s_fg = 1.0 + (_max_scale(p.box, cx, cy, w, h, p.push) - 1.0) * e
+            s_bg = 1.0 + (p.push - 1.0) * 0.45 * e + 0.03
+            # the backdrop drifts sideways under the subject (its layer is larger than the frame)
+            drift = (s_bg - 1.0) * 0.45 * w * (e - 0.5)
+            frame = cv2.warpAffine(p.background, _affine(s_bg, w / 2, cy, drift), (w, h), flags=flags,
                                    borderMode=cv2.BORDER_REFLECT)
             rgba, x0, y0 = p.subject
             sh, sw = rgba[1].shape[:2]
@@ -293,21 +300,27 @@ class MotionEngine:
             rgb, alpha = rgba
             fg = cv2.warpAffine(rgb, local, (dw, dh), flags=flags, borderMode=cv2.BORDER_REPLICATE)
             fa = cv2.warpAffine(alpha, local, (dw, dh), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-            _blend_into(frame, fg, fa, dx0, dy0)
+            _blend_into(frame, fg, fa, dx0, dy0)  # a feathered edge at three levels: fast over a big subject
         else:
             if p.style == "zoom_out":
-                s = 1.0 + (_max_scale(p.box, cx, cy, w, h) - 1.0) * (1.0 - e)
-                ax, ay = cx, cy
+                s = 1.0 + (_max_scale(p.box, cx, cy, w, h, p.push) - 1.0) * (1.0 - e)
+                ax, ay, dx = cx, cy, 0.0
             elif p.style == "pan":
-                ax = w * (0.3 + 0.4 * e)
-                if p.box is not None:
-                    ax = min(max(ax, p.box[0]), p.box[2])
-                ay = cy
-                s = min(1.1, _max_scale(p.box, ax, ay, w, h))
+                # a sideways travel across the picture at a fixed zoom: the frame stays covered
+                s = p.push
+                ax, ay = w / 2, cy
+                reach = (s - 1.0) * w / 2
+                dx = reach * (1.0 - 2.0 * e)
+                if p.box is not None:  # keep the subject's box inside: limit the travel
+                    lo = (SUBJECT_MARGIN * w) - (ax + s * (p.box[0] - ax))
+                    hi = (w - SUBJECT_MARGIN * w) - (ax + s * (p.box[2] - ax))
+                    if lo <= hi:
+                        dx = min(max(dx, lo), hi)
             else:  # zoom
-                s = 1.0 + (_max_scale(p.box, cx, cy, w, h) - 1.0) * e
-                ax, ay = cx, cy
-            frame = cv2.warpAffine(p.base, _affine(s, ax, ay), (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
+                s = 1.0 + (_max_scale(p.box, cx, cy, w, h, p.push) - 1.0) * e
+                ax, ay, dx = cx, cy, 0.0
+            frame = cv2.warpAffine(p.base, _affine(s, ax, ay, dx), (w, h), flags=flags,
+                                   borderMode=cv2.BORDER_REFLECT)
         pace = min(1.0, dur / 3.0)  # short showcase slides animate faster
         for layer in p.layers:
             _draw_layer(frame, layer, t / pace if pace > 0 else t)
@@ -392,14 +405,36 @@ def _kept_fraction(size: tuple[int, int], w: int, h: int) -> float:
     return min(a, b) / max(a, b)
 
 
+def _cover_fits(size: tuple[int, int], box: tuple[float, float, float, float] | None, w: int, h: int) -> bool:
+    """Whether a crop of the clip's aspect filling the frame keeps the subject whole. Without a
+    subject the crop follows the picture's most salient part and always fills the frame."""
+    if box is None or _kept_fraction(size, w, h) >= MIN_KEPT:
+        return True
+    sw, sh = size
+    win_w = min(sw, sh * w / h)
+    win_h = min(sh, sw * h / w)
+    return (box[2] - box[0]) <= 0.92 * win_w and (box[3] - box[1]) <= 0.96 * win_h
+
+
 def _letterbox(src: Image.Image, mask: np.ndarray | None, box: tuple[float, float, float, float] | None,
                w: int, h: int) -> tuple[Image.Image, np.ndarray | None, tuple[float, float, float, float] | None]:
     """The whole photo fitted to the clip's aspect over a blurred, darkened cover-fill of itself;
     the mask and the subject box move with it."""
     sw, sh = src.size
+    arr = np.asarray(src)
+    if box is not None:  # crop the sides down to the subject (at most square): a bigger photo
+        aspect = max(min(1.0, sw / sh), min(sw / sh, (box[2] - box[0]) * 1.12 / sh))
+        cw = int(round(min(sw, sh * aspect)))
+        cx = (box[0] + box[2]) / 2
+        x0c = int(round(min(max(0.0, cx - cw / 2), sw - cw)))
+        if cw < sw:
+            arr = np.ascontiguousarray(arr[:, x0c:x0c + cw])
+            if mask is not None:
+                mask = np.ascontiguousarray(mask[:, x0c:x0c + cw])
+            box = (box[0] - x0c, box[1], box[2] - x0c, box[3])
+            sw = cw
     k = min(w / sw, h / sh)
     fw, fh = max(2, int(round(sw * k))), max(2, int(round(sh * k)))
-    arr = np.asarray(src)
     cover_k = max(w / sw, h / sh)
     cw, ch = int(round(sw * cover_k)), int(round(sh * cover_k))
     small = cv2.resize(arr, (max(2, cw // 8), max(2, ch // 8)), interpolation=cv2.INTER_AREA)
@@ -470,25 +505,51 @@ def _split_layers(base: np.ndarray, mask: np.ndarray
     return background, subject
 
 
-# --- text: rendered once by the overlay renderer, split into animated elements -------------------
+# --- text: transparent layers, rendered once, composited over every frame ----------------------
+# The headline and its plate are on from the first frame (the thumbnail on Reels and Shorts); the
+# rest comes in after it.
 _SCHEDULE = {  # role -> (animation, start seconds)
-    "plate": ("fade", 0.15),
-    "headline": ("slide", 0.35),
-    "sub_copy": ("fade", 0.75),
-    "badge": ("pop", 1.05),
-    "cta": ("pop", 1.4),
+    "plate": ("none", 0.0),
+    "headline": ("none", 0.0),
+    "sub_copy": ("fade", 0.35),
+    "badge": ("pop", 0.7),
+    "cta": ("pop", 1.05),
     "static": ("none", 0.0),
 }
 
 
 def _text_layers(base: np.ndarray, spec: "OverlaySpec", w: int, h: int, fonts: "Fonts") -> list[_Layer]:
-    from studio.render.overlay import render_overlay_detailed
+    """The ad's overlay as transparent layers (colour + alpha, no pixel of the photo inside): the
+    plate alone, then the words, badge, call to action, logo and label, each over the plate."""
+    import dataclasses
 
-    res = render_overlay_detailed(Image.fromarray(base), spec, _SnsBox(w, h), fonts)
-    over = np.asarray(res.image)
-    changed = (cv2.absdiff(over, base).max(axis=2) > 2).astype(np.uint8) * 255
-    if not changed.any():
+    from studio.render.overlay import overlay_rgba
+
+    image = Image.fromarray(base)
+    sns = _SnsBox(w, h)
+    cf, af, res = overlay_rgba(image, spec, sns, fonts)
+    if not (af > 0.004).any():
         return []
+    bare = dataclasses.replace(spec, headline="", sub_copy="", cta="", badge_text="", logo=None, ai_label=False)
+    cp, ap, _ = overlay_rgba(image, bare, sns, fonts)
+    # the words over the plate: full = text OVER plate  ->  text = (full - plate (1 - At)) / At
+    pf, pp = cf * af[..., None], cp * ap[..., None]
+    den = 1.0 - ap
+    solid = den < 0.02
+    at = np.where(solid, (np.abs(cf - cp).max(axis=2) > 2).astype(np.float32),
+                  np.clip((af - ap) / np.maximum(den, 0.02), 0.0, 1.0))
+    pt = np.where(solid[..., None], cf * at[..., None], pf - pp * (1.0 - at[..., None]))
+    ct = np.clip(np.where(at[..., None] > 1e-3, pt / np.maximum(at[..., None], 1e-3), 0.0), 0, 255)
+    at[at < 0.004] = 0.0
+    changed = (at > 0).astype(np.uint8) * 255
+    layers: list[_Layer] = []
+    if (ap > 0.004).any():
+        plate = _crop_rgba(cp, ap, ap > 0.004)
+        plate.anim, plate.start = _SCHEDULE["plate"]
+        plate.flat = _flat_rows(plate)
+        layers.append(plate)
+    if not changed.any():
+        return layers
     n_labels, labels = cv2.connectedComponents(changed, connectivity=8)
     claimed = np.zeros((h, w), bool)
     parts: dict[str, np.ndarray] = {}
@@ -505,98 +566,117 @@ def _text_layers(base: np.ndarray, spec: "OverlaySpec", w: int, h: int, fonts: "
             region = component_at(block.ink_box) & ~claimed
             parts[key] = parts.get(key, np.zeros((h, w), bool)) | region
             claimed |= region
-    from studio.render.overlay import load_layouts
-
-    layout = load_layouts().get(res.layout)
-    pills = {b.role for b in layout.blocks if b.style == "pill"} if layout is not None else set()
     for block in res.blocks:
         if block.role not in ("headline", "sub_copy", "cta"):
             continue
-        if block.role in pills:  # the pill behind the words comes in with them
-            x0, y0, x1, y1 = block.ink_box
-            rect = np.zeros((h, w), bool)
-            rect[y0:y1, x0:x1] = True
-            region = rect & (changed > 0) & ~claimed
-            parts[block.role] = region
-            claimed |= region
-            continue
-        full = np.zeros((h, w), np.uint8)
-        ox, oy = block.origin
-        mh, mw = block.mask.shape
-        full[oy:oy + mh, ox:ox + mw] = block.mask
-        k = max(3, int(round(block.font_size * 0.12)) * 2 + 1)
-        grown = cv2.dilate(full, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
-        region = grown & (changed > 0) & ~claimed
+        # everything this block drew (words, pill, shadow, outline) lies in its ink box
+        x0, y0, x1, y1 = block.ink_box
+        rect = np.zeros((h, w), bool)
+        rect[max(0, y0 - 1):y1 + 1, max(0, x0 - 1):x1 + 1] = True
+        region = rect & (changed > 0) & ~claimed
         parts[block.role] = region
         claimed |= region
-    rest = (changed > 0) & ~claimed
-    # the logo sits in a corner component that is not the plate: keep it on screen from the start
-    plate = rest
-    if spec.logo is not None and rest.any():
-        comp_sizes = np.bincount(labels[rest], minlength=n_labels)
-        biggest = int(np.argmax(comp_sizes)) if comp_sizes.any() else 0
-        plate = rest & (labels == biggest)
-        parts["static"] = parts.get("static", np.zeros((h, w), bool)) | (rest & ~plate)
-    layers: list[_Layer] = []
-    if plate.any():
-        layers.append(_plate_layer(over, plate, claimed))
+    rest = (changed > 0) & ~claimed  # the logo and anything else: on from the first frame
+    if rest.any():
+        parts["static"] = parts.get("static", np.zeros((h, w), bool)) | rest
     for role in ("headline", "sub_copy", "badge", "cta", "static"):
         region = parts.get(role)
         if region is None or not region.any():
             continue
-        layer = _crop_layer(over, region)
+        layer = _crop_rgba(ct, at, region)
         layer.anim, layer.start = _SCHEDULE[role]
         layers.append(layer)
     return layers
 
 
-def _crop_layer(over: np.ndarray, region: np.ndarray) -> _Layer:
+def _crop_rgba(colour: np.ndarray, alpha: np.ndarray, region: np.ndarray) -> _Layer:
+    """A transparent layer over the bounding box of `region`: colour uint8 and alpha float32 0..1
+    (zero outside the region)."""
     ys, xs = np.nonzero(region)
     x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    rgb = np.ascontiguousarray(over[y0:y1, x0:x1])
-    alpha = np.ascontiguousarray(region[y0:y1, x0:x1].astype(np.uint8) * 255)
-    return _Layer(rgb=rgb, alpha=alpha, x0=x0, y0=y0)
+    rgb = np.ascontiguousarray(np.clip(colour[y0:y1, x0:x1] + 0.5, 0, 255).astype(np.uint8))
+    a = np.where(region[y0:y1, x0:x1], alpha[y0:y1, x0:x1], 0.0).astype(np.float32)
+    return _Layer(rgb=rgb, alpha=np.ascontiguousarray(a), x0=x0, y0=y0)
 
 
-def _plate_layer(over: np.ndarray, plate: np.ndarray, texts: np.ndarray) -> _Layer:
-    """The plate without its text: text pixels inside the plate's box are inpainted from the plate."""
-    ys, xs = np.nonzero(plate)
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
-    crop = np.ascontiguousarray(over[y0:y1, x0:x1])
-    holes = texts[y0:y1, x0:x1]
-    region = plate[y0:y1, x0:x1].copy()
-    if holes.any():
-        hole8 = cv2.dilate(holes.astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
-        crop = cv2.inpaint(crop, hole8, 3, cv2.INPAINT_TELEA)
-        region |= hole8 > 0
-    layer = _Layer(rgb=crop, alpha=np.ascontiguousarray(region.astype(np.uint8) * 255), x0=x0, y0=y0)
-    layer.anim, layer.start = _SCHEDULE["plate"]
-    return layer
+def _flat_rows(layer: _Layer) -> tuple[int, int, float] | None:
+    """The longest run of rows where the layer is one colour at one opacity across its whole width
+    (a plate's core): blended with one `addWeighted` instead of a per-pixel blend."""
+    a, rgb = layer.alpha, layer.rgb
+    a0 = a[:, :1]
+    c0 = rgb[:, :1].astype(np.int16)
+    same = (np.abs(a - a0) < 1e-4).all(axis=1) & (np.abs(rgb.astype(np.int16) - c0) <= 0).all(axis=(1, 2))
+    same &= a[:, 0] > 0.004
+    best, run, start = (0, 0), 0, 0
+    vals = a[:, 0]
+    for i, ok in enumerate(same):
+        if ok and run and abs(vals[i] - vals[i - 1]) < 1e-4 and (rgb[i, 0] == rgb[i - 1, 0]).all():
+            run += 1
+        elif ok:
+            run, start = 1, i
+        else:
+            run = 0
+        if run > best[1] - best[0]:
+            best = (start, start + run)
+    if best[1] - best[0] < 8:
+        return None
+    return best[0], best[1], float(vals[best[0]])
+
+
+def _over(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x0: int, y0: int, opacity: float = 1.0) -> None:
+    """frame = frame (1 - a) + rgb a with a = alpha (float 0..1) * opacity, clipped to the frame, in place."""
+    h, w = frame.shape[:2]
+    lh, lw = alpha.shape[:2]
+    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + lw), min(h, y0 + lh)
+    if fx1 <= fx0 or fy1 <= fy0 or opacity <= 0.0:
+        return
+    sx0, sy0 = fx0 - x0, fy0 - y0
+    a = alpha[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0]
+    src = np.ascontiguousarray(rgb[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0])
+    if opacity < 1.0:
+        a = a * np.float32(opacity)
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    roi = frame[fy0:fy1, fx0:fx1]
+    roi[...] = cv2.blendLinear(np.ascontiguousarray(roi), src, 1.0 - a, a)
 
 
 def _draw_layer(frame: np.ndarray, layer: _Layer, t: float) -> None:
+    if layer.anim == "none" and layer.flat is not None:
+        r0, r1, a0 = layer.flat
+        h, w = frame.shape[:2]
+        lh, lw = layer.alpha.shape
+        x0, x1 = max(0, layer.x0), min(w, layer.x0 + lw)
+        y0, y1 = max(0, layer.y0 + r0), min(h, layer.y0 + r1)
+        if x1 > x0 and y1 > y0:
+            roi = frame[y0:y1, x0:x1]
+            solid = np.empty_like(roi)
+            solid[...] = layer.rgb[r0, 0]
+            roi[...] = cv2.addWeighted(roi, 1.0 - a0, solid, a0, 0.0)
+        _over(frame, layer.rgb[:r0], layer.alpha[:r0], layer.x0, layer.y0)
+        _over(frame, layer.rgb[r1:], layer.alpha[r1:], layer.x0, layer.y0 + r1)
+        return
     if layer.anim == "none":
-        _blend_into(frame, layer.rgb, layer.alpha, layer.x0, layer.y0)
+        _over(frame, layer.rgb, layer.alpha, layer.x0, layer.y0)
         return
     u = (t - layer.start) / layer.length
     if u <= 0:
         return
     if u >= 1:
-        _blend_into(frame, layer.rgb, layer.alpha, layer.x0, layer.y0)
+        _over(frame, layer.rgb, layer.alpha, layer.x0, layer.y0)
         return
     e = _ease(u)
     if layer.anim == "fade":
-        _blend_into(frame, layer.rgb, layer.alpha, layer.x0, layer.y0, e)
+        _over(frame, layer.rgb, layer.alpha, layer.x0, layer.y0, e)
     elif layer.anim == "slide":
         dy = int(round((1.0 - e) * 0.04 * frame.shape[0]))
-        _blend_into(frame, layer.rgb, layer.alpha, layer.x0, layer.y0 + dy, e)
+        _over(frame, layer.rgb, layer.alpha, layer.x0, layer.y0 + dy, e)
     else:  # pop: grow from 40 % with a small overshoot, fading in
         s = 0.4 + 0.6 * e + 0.12 * math.sin(math.pi * u)
         lh, lw = layer.alpha.shape
         nw, nh = max(1, int(lw * s)), max(1, int(lh * s))
         rgb = cv2.resize(layer.rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
         alpha = cv2.resize(layer.alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        _blend_into(frame, rgb, alpha, layer.x0 + (lw - nw) // 2, layer.y0 + (lh - nh) // 2, min(1.0, 2 * e))
+        _over(frame, rgb, alpha, layer.x0 + (lw - nw) // 2, layer.y0 + (lh - nh) // 2, min(1.0, 2 * e))
 
 
 def create_engine(settings: "Settings | None" = None) -> MotionEngine:

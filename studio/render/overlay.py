@@ -508,7 +508,24 @@ class _Renderer:
         colour, c = best_text_colour(region, ring, candidates)
         effect: Literal["none", "shadow", "outline"] = "none"
         working = region
-        if c < AA_TEXT or self.spec.effect != "auto":
+        forced = self.forced.get(block.role)
+        if forced is not None:  # a transparent layer: the decisions measured on the real picture
+            colour = forced[0]
+            c = 0.0 if forced[1] != "none" else AA_TEXT
+        if forced is not None and forced[1] in ("shadow", "outline"):
+            if forced[1] == "shadow":
+                glow_col = INK if sum(colour) > 382 else WHITE
+                k = 2 * (r + 1) + 1
+                grown = cv2.dilate(fill, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+                glow = cv2.GaussianBlur(grown, (0, 0), max(1.0, r / 2)).astype(np.float32) / 255.0
+                _blend(region, np.clip(glow * 1.6, 0, 0.92), glow_col)
+            else:
+                stroke = _draw_mask(size, positions, (bx0, by0), fit.font, anchor, stroke=r + 2)
+                _blend(region, stroke, INK if sum(colour) > 382 else WHITE)
+            effect = forced[1]  # type: ignore[assignment]
+        elif forced is not None:
+            pass
+        elif c < AA_TEXT or self.spec.effect != "auto":
             # 1) soft shadow/glow in the opposite tone (unless an outline was asked for)
             if self.spec.effect != "outline":
                 glow_col = INK if sum(colour) > 382 else WHITE
@@ -533,7 +550,7 @@ class _Renderer:
         if working is not region:
             region[...] = working
         final = worst_contrast(colour, region, ring)
-        if final < AA_TEXT:
+        if final < AA_TEXT and forced is None:  # (a forced render is on a plain canvas, not shown)
             log.warning("block %s reached contrast %.2f only", block.role, final)
         diff = cv2.absdiff(np.ascontiguousarray(region), before)
         ix, iy, iw, ih = cv2.boundingRect(diff.reshape(diff.shape[0], -1))  # x in channel units
@@ -542,6 +559,7 @@ class _Renderer:
                           colour=colour, effect=effect, contrast=final, origin=(bx0, by0), mask=fill)
 
     placed: list[PlacedText]
+    forced: dict[str, tuple[RGB, str]] = {}
 
 
 def _colour(value: str) -> RGB:
@@ -553,7 +571,13 @@ def _colour(value: str) -> RGB:
 
 def render_overlay_detailed(image: Image.Image, spec: OverlaySpec, sns: "SnsSize", fonts: Fonts | None = None,
                             *, layouts: dict[str, LayoutDef] | None = None,
-                            focus_box: tuple[float, float, float, float] | None = None) -> RenderResult:
+                            focus_box: tuple[float, float, float, float] | None = None,
+                            canvas_colour: RGB | None = None,
+                            forced: dict[str, tuple[RGB, str]] | None = None) -> RenderResult:
+    """The overlay drawn on `image` (cropped to the SNS size). With `canvas_colour` the overlay is
+    drawn on a plain canvas of that colour instead, with the text colours and effects in `forced`
+    (role -> (colour, effect), as measured on the real picture): `overlay_rgba` uses two such
+    renders to recover the overlay as a transparent layer."""
     fonts = fonts or Fonts.default()
     layouts = layouts or load_layouts()
     layout = layouts.get(spec.layout) or next(iter(layouts.values()))
@@ -563,9 +587,12 @@ def render_overlay_detailed(image: Image.Image, spec: OverlaySpec, sns: "SnsSize
     if base.size != (sns.width, sns.height):
         base = smart_crop(base, sns.width, sns.height, focus_box or spec.focus_box)
     canvas = np.array(base, dtype=np.uint8)
+    if canvas_colour is not None:
+        canvas[...] = canvas_colour
     safe = sns.safe_box()
     r = _Renderer(canvas, spec, safe, fonts)
     r.placed = []
+    r.forced = dict(forced or {})
     gap = max(4, int(0.015 * r.min_side))
 
     obstacles: list[IntBox] = []
@@ -609,6 +636,25 @@ def render_overlay_detailed(image: Image.Image, spec: OverlaySpec, sns: "SnsSize
         if placed is not None:
             r.placed.append(placed)
     return RenderResult(image=Image.fromarray(canvas), blocks=r.placed, safe_box=safe, layout=layout.id)
+
+
+def overlay_rgba(image: Image.Image, spec: OverlaySpec, sns: "SnsSize", fonts: Fonts | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, RenderResult]:
+    """The overlay as a transparent layer that holds no pixel of the picture: (colour float32 HxWx3
+    0..255, alpha float32 HxW 0..1, the render on the real picture).
+
+    Every drawing step of the renderer is an "over" blend, so the whole overlay is one: out =
+    bg (1 - A) + P. Drawn on black (P) and on white (255 (1 - A) + P) with the colours and effects
+    chosen on the real picture, A and the colour P / A follow exactly."""
+    res = render_overlay_detailed(image, spec, sns, fonts)
+    forced = {b.role: (b.colour, b.effect) for b in res.blocks}
+    black = render_overlay_detailed(image, spec, sns, fonts, canvas_colour=(0, 0, 0), forced=forced)
+    white = render_overlay_detailed(image, spec, sns, fonts, canvas_colour=(255, 255, 255), forced=forced)
+    p = np.asarray(black.image, dtype=np.float32)
+    wv = np.asarray(white.image, dtype=np.float32)
+    alpha = np.clip(1.0 - (wv - p).mean(axis=2) / 255.0, 0.0, 1.0)
+    colour = np.where(alpha[..., None] > 1e-3, p / np.maximum(alpha[..., None], 1e-3), 0.0)
+    return np.clip(colour, 0, 255).astype(np.float32), alpha.astype(np.float32), res
 
 
 def render_overlay(image: Image.Image, spec: OverlaySpec, sns: "SnsSize", fonts: Fonts | None = None,

@@ -48,8 +48,10 @@ def disclosure_text(kept_owner_pixels: bool) -> str:
     return f"{text} DigitalSourceType: {digital_source_type(kept_owner_pixels)}"
 
 
-def clip_metadata(kept_owner_pixels: bool, title: str = "") -> dict[str, str]:
-    text = disclosure_text(kept_owner_pixels)
+def clip_metadata(kept_owner_pixels: bool, title: str = "", ai: bool = True) -> dict[str, str]:
+    """MP4 metadata. `ai=False` (an owner's photo moved by the camera, no AI engine anywhere): no
+    AI disclosure, since none applies."""
+    text = disclosure_text(kept_owner_pixels) if ai else ""
     return {"title": title or SOFTWARE, "comment": text, "description": text}
 
 

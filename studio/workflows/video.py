@@ -65,6 +65,8 @@ class VideoRequest:
     seed: int = -1
     scale: float = 1.0                           # < 1: a smaller clip (previews, tests); sizes stay even
     parent_id: int | None = None
+    strength: str = "normal"                     # motion: gentle | normal | strong (studio.engines.motion.STRENGTHS)
+    source_ai: bool = False                      # the image was made by an AI engine (history / PNG metadata)
 
 
 @dataclass
@@ -116,6 +118,146 @@ def subject_mask(services: Services, image: Image.Image, box: tuple | None) -> t
     return binary, matte.backend
 
 
+def motion_notices(req: VideoRequest, image: Image.Image, keep: np.ndarray | None, width: int,
+                   height: int) -> list[Notice]:
+    """What the motion clip does, in the owner's words: what moves, what stays as it was."""
+    from studio.engines.motion import _cover_fits
+
+    style = req.style
+    if style == "auto":
+        style = "parallax" if keep is not None else "zoom"
+    out: list[Notice] = []
+    if style == "parallax" and keep is None:
+        style = "zoom"  # the engine says so itself (video.no_parallax)
+    out.append(Notice(f"video.moved.{style}"))
+    box = req.focus_box
+    if box is None and keep is not None:
+        ys, xs = np.nonzero(keep > 127)
+        if len(xs):
+            box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    if not _cover_fits(image.size, box, width, height):
+        out.append(Notice("video.designed_layout"))
+    elif image.width > image.height * 1.05:  # a landscape photo in the vertical frame
+        out.append(Notice("video.cropped_to_subject" if box is not None else "video.cropped"))
+    out.append(Notice("video.photo_kept"))
+    return out
+
+
+AI_ENGINES_FREE = ("lite", "lite_t2i", "motion", "overlay", "")  # engines that make no AI pixels
+
+
+def source_is_ai(path: str | Path | None = None, record: "Record | None" = None,
+                 services: Services | None = None) -> bool:
+    """Whether an AI engine made this image: a history record whose engine (or an ancestor's, for
+    text added over an ad) generates pixels, or a file whose PNG metadata says so (A1111
+    `parameters`, an IPTC DigitalSourceType of trained media)."""
+    seen = 0
+    while record is not None and seen < 8:
+        seen += 1
+        engine = str(getattr(record, "engine", "") or "")
+        if not bool(getattr(record, "kept_owner_pixels", True)) or engine not in AI_ENGINES_FREE:
+            return True
+        parent = getattr(record, "parent_id", None)
+        if not parent or services is None or parent == getattr(record, "id", None):
+            return False
+        try:
+            record = services.store.get(int(parent))
+        except Exception:  # a deleted parent: nothing more to learn
+            return False
+    if record is not None or path is None:
+        return False
+    try:
+        from studio.store.metadata import read_metadata
+
+        meta = read_metadata(path)
+    except Exception:  # not a PNG, or unreadable metadata: nothing says AI
+        return False
+    dst = str(meta.get("digital_source_type") or "")
+    return bool(str(meta.get("parameters") or "").strip()) or "trainedalgorithmicmedia" in dst.lower()
+
+
+def _given(value: Any) -> bool:
+    return value is not None and str(value).strip() not in ("", "None")
+
+
+def _record_image(services: Services, record_id: Any) -> tuple[Image.Image, "Record", tuple | None]:
+    from studio.vision.io import load_image
+
+    rec = services.store.get(int(record_id))
+    image = load_image(rec.path).image
+    box = rec.settings.get("focus_box") if isinstance(rec.settings, dict) else None
+    focus = tuple(float(v) for v in box) if isinstance(box, (list, tuple)) and len(box) == 4 else None
+    return image, rec, focus
+
+
+def request_from_form(services: Services, *, history_id: Any = None, upload: str | Path | None = None,
+                      more_ids: list[Any] | None = None, more_paths: list[str | Path] | None = None,
+                      mode: str = "motion", engine: str | None = None, style: str = "auto",
+                      strength: str = "normal", prompt_ko: str = "", seconds: float = 5, size: str = "9:16",
+                      headline: str = "", sub_copy: str = "", cta: str = "", badge: str = "",
+                      layout: str = "bottom_bar", shop: str = "", tagline: str = "",
+                      logo: str | Path | None = None, music: str | Path | None = None, keep: bool = True,
+                      seed: int = -1, scale: float = 1.0) -> VideoRequest:
+    """THE video request, from the values of a form (the Video tab, the `video` command, the
+    workflow registry): every value by keyword, empty strings and None meaning "not given".
+
+    The image comes from an upload (a path) or a history item; `mode` "ai" picks the generative
+    engine (the task's choice when it is one), "motion" the CPU engine, unless `engine` names one."""
+    from studio.engines.motion import STRENGTHS, EndCard
+    from studio.engines.registry import spec_for, specs_for
+    from studio.render.overlay import OverlaySpec
+    from studio.vision.io import load_image
+
+    focus = None
+    parent = None
+    if _given(upload):
+        image = load_image(upload).image  # type: ignore[arg-type]
+        ai_source = source_is_ai(path=upload)
+    elif _given(history_id):
+        image, rec, focus = _record_image(services, history_id)
+        parent = rec.id
+        ai_source = source_is_ai(record=rec, services=services)
+    else:
+        raise InputError("video.no_image")
+    more = [_record_image(services, rid)[0] for rid in (more_ids or []) if _given(rid)]
+    more += [load_image(p).image for p in (more_paths or []) if _given(p)]
+    overlay = None
+    if any(str(x or "").strip() for x in (headline, sub_copy, cta, badge)):
+        overlay = OverlaySpec(headline=(headline or "").strip(), sub_copy=(sub_copy or "").strip(),
+                              cta=(cta or "").strip(), badge_text=(badge or "").replace("\\n", "\n"),
+                              layout=layout or "bottom_bar")
+    end_card = None
+    if (shop or "").strip():
+        logo_img = load_image(logo, min_side=16).image if _given(logo) else None  # type: ignore[arg-type]
+        end_card = EndCard(shop_name=shop.strip(), tagline=(tagline or "").strip(), logo=logo_img)
+    if not _given(engine):
+        engine = next(s.name for s in specs_for("image2video") if s.auto and not s.needs_weights)  # motion
+        if mode == "ai":
+            # the task's choice when it is generative, else the first AI engine (its load says what is missing)
+            choice = services.engines.choice("image2video")
+            generative = [s.name for s in specs_for("image2video") if s.needs_weights]
+            engine = choice.name if spec_for("image2video", choice.name).needs_weights else generative[0]
+    if strength not in STRENGTHS:
+        raise InputError("video.bad_strength", strength=strength)
+    try:
+        secs = float(seconds or 0)
+    except (TypeError, ValueError):
+        secs = 0.0
+    return VideoRequest(image=image, seconds=secs, size=size, style=style, engine=engine,  # type: ignore[arg-type]
+                        prompt_ko=prompt_ko or "", overlay=overlay, focus_box=focus, more_images=more,
+                        end_card=end_card, music=music if _given(music) else None, keep_region=bool(keep),
+                        parent_id=parent, scale=scale, seed=int(seed), strength=strength, source_ai=ai_source)
+
+
+def is_motion(engine: str | None, services: Services) -> bool:
+    """Whether the clip runs on the CPU (no GPU queue): the motion engine, or the auto choice when
+    that is it."""
+    from studio.engines.registry import spec_for
+
+    name = engine or services.engines.choice("image2video").name
+    return not spec_for("image2video", name).needs_weights
+
+
 def _prompt(req: VideoRequest, services: Services, engine: Any) -> tuple[str, str]:
     from studio.schema import AdRequest
     from studio.workflows.prompting import prompt_for
@@ -152,9 +294,9 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
     backend = ""
     if keep is None and req.find_subject and (not ai or req.keep_region):
         keep, backend = subject_mask(services, image, req.focus_box)
-        if keep is not None:
-            notices.append(Notice("video.subject_found", {"backend": backend}))
     timer.lap("subject")
+    if not ai:
+        notices.extend(motion_notices(req, image, keep, width, height))
     if cancel is not None:
         cancel.raise_if_cancelled()
 
@@ -169,10 +311,11 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
         slides.append(Slide(extra, mask, req.overlay))
     job = Image2VideoJob(image=image, prompt=prompt_en, width=width, height=height, seconds=seconds, fps=FPS,
                          seed=seed, keep_mask=keep if (not ai or req.keep_region) else None,
-                         extras={"style": req.style, "overlay": req.overlay, "end_card": req.end_card,
+                         extras={"style": req.style, "strength": req.strength, "overlay": req.overlay, "end_card": req.end_card,
                                  "slides": slides, "focus_box": req.focus_box, "keep_region": req.keep_region})
     kept = not ai or (req.keep_region and keep is not None)
-    metadata = clip_metadata(kept_owner_pixels=kept)
+    # the AI disclosure only when an AI engine made the clip or the ad image it moves
+    metadata = clip_metadata(kept_owner_pixels=kept, ai=ai or bool(req.source_ai))
     total = int(round(seconds * FPS))
 
     with tempfile.TemporaryDirectory(prefix="fitad-video-") as tmp:
@@ -184,7 +327,7 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
             encode_frames(result.frames, out, width, height, FPS, total=result.frame_count() or total,
                           metadata=metadata, audio=audio, cancel=cancel)
 
-        if ai:
+        if ai:  # AI clips take the GPU; motion clips run on the CPU beside it
             services.jobs.run(make, name="video")
         else:
             make()
@@ -197,7 +340,8 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
                 "audio": info.audio_codec, "music": Path(str(req.music)).name if req.music else None,
                 "slides": len(slides), "end_card": req.end_card is not None,
                 "overlay": req.overlay is not None, "subject": backend or ("given" if req.keep_mask is not None else None),
-                "keep_region": req.keep_region, "prompt_source": prompt_source,
+                "keep_region": req.keep_region, "prompt_source": prompt_source, "strength": req.strength,
+                "source_ai": bool(req.source_ai),
                 "disclosure": metadata["comment"], "notices": [n.as_record() for n in notices]}
     rec = NewRecord(workflow="video", engine=engine.name, model_ids=list(getattr(engine, "model_ids", []) or []),
                     seed=seed, prompt_ko=req.prompt_ko, prompt_en=prompt_en, settings=settings,
@@ -208,28 +352,3 @@ def run(req: VideoRequest, services: Services, progress: ProgressFn | None = Non
     return VideoOutcome(record=record, path=record.path, probe=info, engine=engine.name, notices=notices,
                         timings=timer.timings)
 
-
-def request_from_form(*, image: Image.Image, engine: str | None = None, seconds: float = 5, size: str = "9:16",
-                      style: str = "auto", prompt_ko: str = "", headline: str = "", sub_copy: str = "",
-                      cta: str = "", badge: str = "", layout: str = "bottom_bar", shop: str = "",
-                      tagline: str = "", logo: Image.Image | None = None, music: str | None = None,
-                      more_images: list | None = None, focus_box: tuple | None = None, keep_region: bool = True,
-                      parent_id: int | None = None, seed: int | None = None, scale: float = 1.0) -> "VideoRequest":
-    """The one builder of a clip request from form (or command-line) values: the overlay when any
-    of its texts is given, the end card when a shop name is. Minimal version (issue 19); issue 20
-    owns this function and may extend it."""
-    from studio.engines.motion import EndCard
-    from studio.render.overlay import OverlaySpec
-
-    overlay = None
-    if any(str(x or "").strip() for x in (headline, sub_copy, cta, badge)):
-        overlay = OverlaySpec(headline=(headline or "").strip(), sub_copy=(sub_copy or "").strip(),
-                              cta=(cta or "").strip(), badge_text=(badge or "").replace("\\n", "\n"), layout=layout)
-    end_card = None
-    if (shop or "").strip():
-        end_card = EndCard(shop_name=shop.strip(), tagline=(tagline or "").strip(), logo=logo)
-    extra = {} if seed is None else {"seed": seed}
-    return VideoRequest(image=image, seconds=float(seconds or 0), size=size, style=style, engine=engine,
-                        prompt_ko=prompt_ko or "", overlay=overlay, focus_box=focus_box, more_images=more_images or [],
-                        end_card=end_card, music=music, keep_region=bool(keep_region), parent_id=parent_id,
-                        scale=scale, **extra)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import gradio as gr
 from PIL import Image
 
-from studio.errors import InputError, StudioError
+from studio.errors import StudioError
 from studio.i18n import t
 from studio.runtime.jobs import CancelToken
 from studio.services import Services
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 STYLES = ("auto", "zoom", "zoom_out", "pan", "parallax")
+STRENGTHS = ("gentle", "normal", "strong")  # studio.engines.motion.STRENGTHS
 SIZES = ("9:16", "1:1", "4:5")
 
 
@@ -44,63 +45,23 @@ def _safe_history(services: Services) -> list[tuple[str, int]]:
         return []
 
 
-def _record_image(services: Services, record_id: Any) -> tuple[Image.Image, int, tuple | None]:
-    from studio.vision.io import load_image
-
-    rec = services.store.get(int(record_id))
-    image = load_image(rec.path).image
-    box = rec.settings.get("focus_box") if isinstance(rec.settings, dict) else None
-    focus = tuple(float(v) for v in box) if isinstance(box, (list, tuple)) and len(box) == 4 else None
-    return image, rec.id, focus
-
-
-def _given(value: Any) -> bool:
-    return value is not None and str(value).strip() not in ("", "None")
-
-
-def make_request(services: Services, *, history_id: Any = None, upload: str | None = None,
-                 more_ids: list[Any] | None = None, mode: str = "motion", style: str = "auto",
-                 prompt_ko: str = "", seconds: float = 5, size: str = "9:16", headline: str = "",
-                 sub_copy: str = "", cta: str = "", badge: str = "", layout: str = "bottom_bar",
-                 shop: str = "", tagline: str = "", logo: str | None = None, music: str | None = None,
-                 keep: bool = True, scale: float = 1.0) -> Any:
-    from studio.vision.io import load_image
+def make_request(services: Services, **values: Any) -> Any:
+    """The form's values -> the one video request (`studio.workflows.video.request_from_form`,
+    looked up in the workflow registry)."""
     from studio.workflows.registry import workflow
 
-    focus = None
-    parent = None
-    if _given(upload):
-        image = load_image(upload).image
-    elif _given(history_id):
-        image, parent, focus = _record_image(services, history_id)
-    else:
-        raise InputError("video.no_image")
-    more = [_record_image(services, rid)[0] for rid in (more_ids or []) if _given(rid)]
-    logo_img = load_image(logo, min_side=16).image if _given(logo) and (shop or "").strip() else None
-    from studio.engines.registry import spec_for, specs_for
-
-    engine = next(s.name for s in specs_for("image2video") if s.auto and not s.needs_weights)  # motion
-    if mode == "ai":
-        # the task's choice when it is generative, else the first AI engine (its load says what is missing)
-        choice = services.engines.choice("image2video")
-        generative = [s.name for s in specs_for("image2video") if s.needs_weights]
-        engine = choice.name if spec_for("image2video", choice.name).needs_weights else generative[0]
-    return workflow("video").make_request(
-        image=image, seconds=seconds, size=size, style=style, engine=engine, prompt_ko=prompt_ko,
-        headline=headline, sub_copy=sub_copy, cta=cta, badge=badge, layout=layout, shop=shop, tagline=tagline,
-        logo=logo_img, music=music if _given(music) else None, more_images=more, focus_box=focus,
-        keep_region=keep, parent_id=parent, scale=scale)
+    return workflow("video").make_request(services=services, **values)
 
 
 def make_clip(services: Services, progress: Callable[[int, int, str], None] | None = None,
               cancel: CancelToken | None = None, **values: Any) -> tuple[str, str]:
     """(clip path, notes markdown)."""
     from studio.engines.registry import spec_for
-    from studio.workflows.video import run
+    from studio.workflows.registry import workflow
 
     lang = services.lang
     req = make_request(services, **values)
-    out = run(req, services, progress, cancel)
+    out = workflow("video").runner()(req, services, progress, cancel)
     notes = [n.text(lang) for n in out.notices]
     label = t(spec_for("image2video", out.engine).label_key, lang)
     notes.append(t("video.saved", lang, id=out.record.id, seconds=f"{out.probe.duration:.1f}",
@@ -129,6 +90,8 @@ def build(services: Services) -> None:
                             value="motion", label=t("video.mode", lang))
             style = gr.Dropdown(choices=[(t(f"video.style.{s}", lang), s) for s in STYLES], value="auto",
                                 label=t("video.style", lang))
+            strength = gr.Radio(choices=[(t(f"video.strength.{s}", lang), s) for s in STRENGTHS], value="normal",
+                                label=t("video.strength", lang), elem_id="video-strength")
             prompt = gr.Textbox(label=t("video.prompt", lang), lines=2, visible=False)
             keep = gr.Checkbox(value=True, label=t("video.keep", lang), visible=False)
             seconds = gr.Slider(5, 15, value=5, step=1, label=t("video.seconds", lang))
@@ -149,6 +112,7 @@ def build(services: Services) -> None:
             music = gr.File(label=t("video.music", lang), type="filepath", file_count="single")
             with gr.Row():
                 make = gr.Button(t("video.make", lang), variant="primary", elem_id="video-make")
+                make_ai = gr.Button(t("video.make", lang), variant="primary", elem_id="video-make-ai", visible=False)
                 cancel = gr.Button(t("ads.cancel", lang), variant="stop", elem_id="video-cancel")
         with gr.Column(scale=1):
             player = gr.Video(label=t("video.player", lang), interactive=False, height=640, elem_id="video-player")
@@ -156,12 +120,13 @@ def build(services: Services) -> None:
 
     def on_mode(m: str):
         ai = m == "ai"
-        return gr.update(visible=ai), gr.update(visible=ai), gr.update(visible=not ai)
+        return (gr.update(visible=ai), gr.update(visible=ai), gr.update(visible=not ai), gr.update(visible=not ai),
+                gr.update(visible=not ai), gr.update(visible=ai))
 
     @guarded(lang)
     def on_make(pick_v, upload_v, more_v, mode_v, style_v, prompt_v, keep_v, seconds_v, size_v, headline_v,
-                sub_v, cta_v, badge_v, layout_v, shop_v, tagline_v, logo_v, music_v, request: gr.Request,
-                progress=gr.Progress()):
+                sub_v, cta_v, badge_v, layout_v, shop_v, tagline_v, logo_v, music_v, strength_v="normal",
+                request: gr.Request = None, progress=gr.Progress()):
         token = services.jobs.token(_session_key(request))
 
         def report(step: int, total: int, desc: str = "") -> None:
@@ -170,17 +135,24 @@ def build(services: Services) -> None:
         return make_clip(services, report, token, history_id=pick_v, upload=upload_v, more_ids=more_v,
                          mode=mode_v, style=style_v, prompt_ko=prompt_v, keep=keep_v, seconds=seconds_v,
                          size=size_v, headline=headline_v, sub_copy=sub_v, cta=cta_v, badge=badge_v,
-                         layout=layout_v, shop=shop_v, tagline=tagline_v, logo=logo_v, music=music_v)
+                         layout=layout_v, shop=shop_v, tagline=tagline_v, logo=logo_v, music=music_v,
+                         strength=strength_v or "normal")
 
     def on_cancel(request: gr.Request):
         services.jobs.cancel(_session_key(request))
         gr.Info(t("job.cancelled", lang))
 
-    mode.change(on_mode, [mode], [prompt, keep, style], api_name=False)
-    event = make.click(on_make, [pick, upload, more, mode, style, prompt, keep, seconds, size, headline, sub_copy,
-                                 cta, badge, layout, shop, tagline, logo, music], [player, notes],
-                       api_name="video_make", concurrency_id="gpu", concurrency_limit=1)
-    cancel.click(on_cancel, None, None, api_name="video_cancel", cancels=[event], queue=False)
+    mode.change(on_mode, [mode], [prompt, keep, style, strength, make, make_ai], api_name=False)
+    inputs = [pick, upload, more, mode, style, prompt, keep, seconds, size, headline, sub_copy, cta, badge, layout,
+              shop, tagline, logo, music, strength]
+    # motion clips are CPU work: their own queue, beside the GPU's (two at a time); AI clips wait for
+    # the GPU queue. (A motion request sent to the AI event still works, and an AI request sent to
+    # the motion event still takes the GPU lock inside the workflow.)
+    event = make.click(on_make, inputs, [player, notes], api_name="video_make", concurrency_id="video_motion",
+                       concurrency_limit=2)
+    event_ai = make_ai.click(on_make, inputs, [player, notes], api_name="video_make_ai", concurrency_id="gpu",
+                             concurrency_limit=1)
+    cancel.click(on_cancel, None, None, api_name="video_cancel", cancels=[event, event_ai], queue=False)
 
 
 def _session_key(request: gr.Request | None) -> str:
