@@ -146,7 +146,9 @@ def serve(settings: Settings) -> None:
     demo = build_app(services)
     demo.queue(default_concurrency_limit=4)
     try:
-        demo.launch(css=CSS, quiet=False, **launch_kwargs(settings))
+        # quiet: Gradio's own start-up lines would tell the owner to set `share=True` in code; the
+        # studio prints its address above, and the public link (--share --auth) is still printed
+        demo.launch(css=CSS, quiet=True, **launch_kwargs(settings))
     except OSError as exc:  # lost the port to another program between the check and the bind
         log.warning("could not listen on %s: %s", url, exc)
         raise StudioError("serve.port_none", port=settings.port) from exc

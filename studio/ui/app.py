@@ -29,10 +29,27 @@ TABS: tuple[tuple[str, str | None], ...] = (
     ("models", "studio.ui.tabs.models"),
 )
 
+#: Korean fonts first for the whole UI (installed ones, no web fonts: the studio stays offline).
+KOREAN_FONTS = ('"Pretendard", "Apple SD Gothic Neo", "Malgun Gothic", "맑은 고딕", "Noto Sans KR", '
+                '"Noto Sans CJK KR", "NanumBarunGothic", "NanumGothic", sans-serif')
+
 CSS = """
 #engine-banner {border-left: 4px solid #c08552; padding: 4px 12px; background: rgba(192,133,82,.08);}
 footer {display: none !important;}
-"""
+:root, .gradio-container, .gradio-container * {--font: FONTS;}
+.gradio-container, .gradio-container button, .gradio-container input, .gradio-container textarea,
+.gradio-container select, .gradio-container label, .gradio-container .prose {font-family: FONTS !important;}
+/* Korean words break between syllables without splitting a word; long choices wrap, never clip */
+.gradio-container {word-break: keep-all; overflow-wrap: anywhere;}
+.gradio-container button {white-space: normal; min-height: fit-content; height: auto;}
+.gradio-container .wrap-inner input {text-overflow: ellipsis;}
+.gradio-container .secondary-wrap input {min-width: 0;}
+.handoff-row button {min-width: 0;}
+@media (max-width: 640px) {
+  .gradio-container {padding-left: 6px !important; padding-right: 6px !important;}
+  .gradio-container .tab-container button, .gradio-container [role=tab] {padding: 4px 8px;}
+}
+""".replace("FONTS", KOREAN_FONTS)
 
 
 def _builder(key: str, module: str | None) -> Callable[[Services], Any]:
