@@ -67,13 +67,19 @@ def build_app(services: Services) -> gr.Blocks:
         gr.Markdown(f"**{esc(t('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",
                     elem_id="engine-banner")
         parts: dict[str, Any] = {}
+        tab_items: dict[str, Any] = {}
         with gr.Tabs(elem_id="main-tabs") as tabs:
             for key, module in TABS:
-                with gr.Tab(t(f"tab.{key}", lang), id=key, elem_id=f"tab-{key}"):
+                with gr.Tab(t(f"tab.{key}", lang), id=key, elem_id=f"tab-{key}") as tab_items[key]:
                     parts[key] = _builder(key, module)(services)
         if isinstance(parts.get("gallery"), dict):
             from studio.ui.tabs.gallery import wire_reuse
 
-            forms = {k: v for k, v in parts.items() if k != "gallery" and isinstance(v, dict)}
+            # keys starting with "_" (the hand-off parts) are not settings to reuse
+            forms = {k: {n: c for n, c in v.items() if not n.startswith("_")} for k, v in parts.items()
+                     if k != "gallery" and isinstance(v, dict)}
             wire_reuse(services, parts["gallery"], tabs, forms)
+        from studio.ui.handoff import wire_handoffs
+
+        wire_handoffs(services, tabs, tab_items, parts)
     return demo

@@ -190,19 +190,31 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                   value="ig_portrait", label=t("ads.sns", lang), min_width=160)
             prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=1, max_lines=3,
                                    placeholder=t("ads.prompt_ko_hint", lang), elem_id=f"{wf}-prompt-ko")
+            shop = gr.Textbox(label=t("ui.handoff.shop", lang), max_lines=1, placeholder=t("ui.handoff.shop_hint", lang),
+                              elem_id=f"{wf}-shop")
             with gr.Row(equal_height=True):
                 generate = gr.Button(t("ads.generate", lang), variant="primary", size="lg", scale=4,
                                      elem_id=f"{wf}-generate")
                 cancel = gr.Button(t("ads.cancel", lang), variant="secondary", size="sm", scale=1, min_width=80,
                                    elem_id=f"{wf}-cancel")
-            with gr.Row():
+            # the owner's choices, in plain words: whose face to keep (and "keep everyone" right next to it),
+            # how many pictures, and for products the shadow/reflection
+            with gr.Row(elem_id=f"{wf}-choices"):
                 face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=t("ads.face", lang), visible=spec.faces,
-                                        elem_id=f"{wf}-face")
-                box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
-                                     elem_id=f"{wf}-box")
-                count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang))
+                                        elem_id=f"{wf}-face", min_width=110)
+                all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces,
+                                         elem_id=f"{wf}-all-people", min_width=150)
+                hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces, elem_id=f"{wf}-hair",
+                                   min_width=150)
+                count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang), min_width=150)
+            with gr.Row(visible=wf == "product"):
+                shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
+                reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
             corner = gr.State(None)
-            with gr.Accordion(t("ads.advanced", lang), open=False):
+            # Everything technical lives in one closed panel. Other issues' expert controls go INSIDE it
+            # (elem_id f"{wf}-expert"); owner-facing options go in the rows above.
+            with gr.Accordion(t("ui.expert.title", lang), open=False, elem_id=f"{wf}-expert"):
+                gr.Markdown(t("ui.expert.note", lang), elem_id=f"{wf}-expert-note")
                 with gr.Row():  # the owner's engine switch for this task (the Models tab has all tasks)
                     engine_pick = gr.Dropdown(choices=engine_choices(services, "inpaint"),
                                               value=services.engines.active_name("inpaint"), scale=2,
@@ -210,6 +222,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                                       task=t("engine.task.inpaint", lang)),
                                               elem_id=f"{wf}-engine")
                     engine_note = gr.Markdown(elem_id=f"{wf}-engine-note")
+                box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
+                                     elem_id=f"{wf}-box")
                 prompt_en = gr.Textbox(label=t("ads.prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
                 make_prompt = gr.Button(t("ads.make_prompt", lang), size="sm")
                 with gr.Row():
@@ -223,14 +237,12 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     feather = gr.Slider(0, 64, value=12, step=1, label=t("ads.feather", lang))
                     dilate = gr.Slider(0, 64, value=8, step=1, label=t("ads.dilate", lang))
                     seed = gr.Number(value=-1, precision=0, label=t("ads.seed", lang))
-                with gr.Row():
-                    hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces)
-                    all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces)
-                    shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
-                    reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
         with gr.Column(scale=5):
             results = gr.Gallery(label=t("ads.results", lang), columns=2, height=440, buttons=["download"],
                                  elem_id=f"{wf}-results")
+            with gr.Row(elem_classes=["handoff-row"]):  # hand the newest result to the next tab
+                to_overlay = gr.Button(t("ui.handoff.to_overlay", lang), size="sm", elem_id=f"{wf}-to-overlay")
+                to_video = gr.Button(t("ui.handoff.to_video", lang), size="sm", elem_id=f"{wf}-to-video")
             notes_out = gr.Markdown(elem_id=f"{wf}-notes")
             files = gr.File(label=t("ads.files", lang), file_count="multiple", interactive=False)
 
@@ -349,7 +361,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         notes = [n.text(lang) for n in loaded.notices] + [n.text(lang) for n in result.notices]
         partial_note = saved_note(result.records, lang)
         notes.append(partial_note or t("ui.ads.done", lang, n=len(result.records), secs=secs))
-        gallery = [(str(r.path), f"#{r.id} · seed {r.seed}") for r in result.records]
+        gallery = [(str(r.path), f"#{r.id}") for r in result.records]  # the hand-off buttons read the id
         return gallery, "  \n".join(esc(n) for n in notes), result.prompt_en, [str(r.path) for r in result.records]
 
     def on_cancel(request: gr.Request):
@@ -376,8 +388,12 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     cancel.click(on_cancel, None, None, api_name=f"{wf}_cancel", cancels=[gen_event], queue=False)
     engine_pick.input(guarded(lang)(partial(switch_engine_note, services, "inpaint")), [engine_pick], [engine_note],
                       api_name=f"{wf}_engine", concurrency_id="gpu", concurrency_limit=1)
-    # the gallery's "use these settings again" fills these (not the upload: the photo is not stored)
-    return {name: comp for name, comp in form_fields if name != "upload"}
+    # the gallery's "use these settings again" fills these (not the upload: the photo is not stored);
+    # "_handoff": what the 문구 넣기 / 영상 만들기 buttons carry (wired in studio.ui.handoff)
+    parts: dict[str, Any] = {name: comp for name, comp in form_fields if name != "upload"}
+    parts["_handoff"] = {"results": results, "industry": industry, "shop": shop, "words": prompt_ko,
+                         "to_overlay": to_overlay, "to_video": to_video}
+    return parts
 
 
 def _session_key(request: gr.Request | None, wf: str) -> str:

@@ -114,6 +114,7 @@ def build(services: Services) -> dict[str, Any]:
             with gr.Row():
                 preview_btn = gr.Button(t("overlay.preview", lang))
                 export_btn = gr.Button(t("overlay.export", lang), variant="primary")
+            to_video = gr.Button(t("ui.handoff.to_video", lang), size="sm", elem_id="overlay-to-video")
         with gr.Column(scale=1):
             preview_img = gr.Image(type="pil", label=t("overlay.preview", lang), interactive=False, format="png")
             status = gr.Markdown()
@@ -189,4 +190,9 @@ def build(services: Services) -> dict[str, Any]:
                      [exports, files, status], api_name="overlay_export")
     # the gallery's "use these settings again" fills these
     return {"record": record, "caption": caption, "hashtags": hashtags, "sizes": sizes,
-            **{name: comp for name, comp in spec_in if name not in ("logo", "logo_corner", "badge_corner")}}
+            **{name: comp for name, comp in spec_in if name not in ("logo", "logo_corner", "badge_corner")},
+            # what the hand-offs fill and carry on (studio.ui.handoff); not part of "use these settings again"
+            "_handoff": {"record": record, "history": history_pick, "thumb_ids": thumb_ids_state,
+                         "industry": industry, "tone": tone, "shop": shop, "product": product,
+                         "headline": headline, "sub_copy": sub_copy, "cta": cta, "badge": badge,
+                         "layout": layout, "to_video": to_video}}

@@ -29,10 +29,12 @@ SIZES = ("9:16", "1:1", "4:5")
 
 # --- handlers (no gradio inside) -----------------------------------------------------------------
 def history_choices(services: Services, limit: int = 200) -> list[tuple[str, int]]:
+    from studio.workflows.overlay import record_label
+
     out = []
     for rec in services.store.list(limit=limit):
         if rec.path.suffix.lower() in IMAGE_SUFFIXES and rec.path.is_file():
-            out.append((f"#{rec.id} · {rec.workflow} · {rec.created_at[:16]}", rec.id))
+            out.append((record_label(rec, services.lang), rec.id))  # the workflow in words, the local date
     return out
 
 
@@ -117,7 +119,7 @@ def make_clip(services: Services, progress: Callable[[int, int, str], None] | No
 
 
 # --- widgets ---------------------------------------------------------------------------------------
-def build(services: Services) -> None:
+def build(services: Services) -> dict[str, Any]:
     from studio.render.overlay import load_layouts
 
     lang = services.lang
@@ -189,6 +191,9 @@ def build(services: Services) -> None:
                                  cta, badge, layout, shop, tagline, logo, music], [player, notes],
                        api_name="video_make", concurrency_id="gpu", concurrency_limit=1)
     cancel.click(on_cancel, None, None, api_name="video_cancel", cancels=[event], queue=False)
+    # what the hand-offs fill (studio.ui.handoff): the picture, the words, the shop name
+    return {"_handoff": {"pick": pick, "more": more, "headline": headline, "sub_copy": sub_copy, "cta": cta,
+                         "badge": badge, "layout": layout, "shop": shop}}
 
 
 def _session_key(request: gr.Request | None) -> str:
