@@ -179,6 +179,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=230,
                                    elem_id=f"{wf}-preview")
             notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
+            if spec.product:
+                gr.Markdown(t("ui.ads.box_click_hint", lang), elem_id=f"{wf}-box-hint")
             get_model = gr.Button(t("rembg.download.button", lang), size="sm", elem_id=f"{wf}-get-cutout-model",
                                   visible=_missing_cutout_model(services))
             with gr.Row():
