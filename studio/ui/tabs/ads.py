@@ -185,11 +185,14 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                   visible=_missing_cutout_model(services))
             with gr.Row():
                 industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                       value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120)
+                                       value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120,
+                                       elem_id=f"{wf}-industry")
                 style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
-                                    value=presets.styles[0].id, label=t("ads.style", lang), min_width=120)
+                                    value=presets.styles[0].id, label=t("ads.style", lang), min_width=120,
+                                    elem_id=f"{wf}-style")
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
-                                  value="ig_portrait", label=t("ads.sns", lang), min_width=160)
+                                  value="ig_portrait", label=t("ads.sns", lang), min_width=160,
+                                  elem_id=f"{wf}-sns")
             prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=1, max_lines=3,
                                    placeholder=t("ads.prompt_ko_hint", lang), elem_id=f"{wf}-prompt-ko")
             shop = gr.Textbox(label=t("ui.handoff.shop", lang), max_lines=1, placeholder=t("ui.handoff.shop_hint", lang),

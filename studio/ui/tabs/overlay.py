@@ -68,7 +68,8 @@ def build(services: Services) -> dict[str, Any]:
 
             gr.Markdown(f"### {esc(t('overlay.copy', lang))}")
             industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                   value=presets.industries[0].id, label=t("overlay.industry", lang))
+                                   value=presets.industries[0].id, label=t("overlay.industry", lang),
+                                   elem_id="overlay-industry")
             shop = gr.Textbox(label=t("overlay.shop", lang), max_lines=1)
             product = gr.Textbox(label=t("overlay.product", lang), max_lines=1)
             offer = gr.Textbox(label=t("overlay.offer", lang), max_lines=1)
@@ -76,13 +77,13 @@ def build(services: Services) -> dict[str, Any]:
                             label=t("overlay.tone", lang))
             target = gr.Textbox(label=t("overlay.target", lang), max_lines=1)
             with gr.Row():
-                use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang))
+                use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang), elem_id="overlay-use-llm")
                 english_tags = gr.Checkbox(value=False, label=t("overlay.english_tags", lang))
                 model = gr.Dropdown(choices=[services.settings.ollama_model], value=services.settings.ollama_model,
                                     label=t("overlay.model", lang), allow_custom_value=True)
                 models_btn = gr.Button(t("overlay.models", lang), size="sm")
             with gr.Row():
-                gen = gr.Button(t("overlay.generate", lang), variant="primary")
+                gen = gr.Button(t("overlay.generate", lang), variant="primary", elem_id="overlay-generate")
                 stream_btn = gr.Button(t("overlay.stream", lang))
             summary = gr.Markdown()
         with gr.Column(scale=1):
@@ -113,12 +114,13 @@ def build(services: Services) -> dict[str, Any]:
                                      label=t("overlay.sizes", lang))
             with gr.Row():
                 preview_btn = gr.Button(t("overlay.preview", lang))
-                export_btn = gr.Button(t("overlay.export", lang), variant="primary")
+                export_btn = gr.Button(t("overlay.export", lang), variant="primary", elem_id="overlay-export")
             to_video = gr.Button(t("ui.handoff.to_video", lang), size="sm", elem_id="overlay-to-video")
         with gr.Column(scale=1):
             preview_img = gr.Image(type="pil", label=t("overlay.preview", lang), interactive=False, format="png")
             status = gr.Markdown()
-            exports = gr.Gallery(label=t("overlay.exports", lang), columns=2, height=360, allow_preview=True)
+            exports = gr.Gallery(label=t("overlay.exports", lang), columns=2, height=360, allow_preview=True,
+                                 elem_id="overlay-exports")
             files = gr.File(label=t("overlay.files", lang), file_count="multiple", interactive=False)
 
     copy_in = [("industry", industry), ("shop", shop), ("product", product), ("offer", offer), ("tone", tone),
