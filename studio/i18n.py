@@ -294,7 +294,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'Cut-out: the basic method (colour and edges, no model)'),
     'workflow.cutout.alpha': ('오려내기: 올린 PNG의 투명 배경을 그대로 썼습니다',
         "Cut-out: your PNG's own transparency"),
-    'workflow.cutout.model': ('오려내기: 오려내기 모델({model})로 오렸습니다',
+    'workflow.cutout.model': ('오려내기: 오려내기 모델로 깔끔하게 오렸습니다',
         'Cut-out: the cut-out model ({model})'),
     # --- studio/ui labels --------------------------------------------------------------------------
     'app.title': ('Fit-AD Studio · 핏애드 스튜디오',
@@ -568,7 +568,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'Words used for the backdrop: {words}'),
     'lite.scene.unused': ("'빠른 배경 합성'이 반영하지 못한 단어: {words} ('고화질 AI 그리기'는 문장 전체를 씁니다)",
         'Words the Lite engine could not use: {words} (the FLUX engine uses the whole sentence)'),
-    'rembg.download.offer': ('오려내기 모델({model}, {size})이 없어 간단한 오려내기를 씁니다. 내려받으면 상품과 인물의 윤곽이 훨씬 깔끔해집니다.',
+    'rembg.download.offer': ('지금은 간단한 방식으로 오려 냅니다. 오려내기 모델({size})을 내려받으면 상품과 인물의 윤곽이 훨씬 깔끔해집니다.',
         'The cut-out model ({model}, {size}) is missing, so a simple cut-out is used. Downloading it gives much cleaner outlines for products and people.'),
     'rembg.download.button': ('오려내기 모델 내려받기',
         'Download the cut-out model'),

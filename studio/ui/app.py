@@ -58,14 +58,25 @@ def _builder(key: str, module: str | None) -> Callable[[Services], Any]:
     return importlib.import_module(module).build
 
 
+def engine_banner(choice: Any, lang: str) -> str:
+    """The banner in the owner's words: the engine's display name, never its internal id."""
+    from studio.engines.registry import spec_for
+
+    try:
+        label = t(spec_for(choice.task, choice.name).label_key, lang)
+    except Exception:  # an engine this build does not know: its id is all there is
+        label = choice.name
+    fields = {k: (label if v == choice.name else v) for k, v in choice.reason_fields.items()}
+    return f"**{esc(t('engine.banner', lang, engine=label))}** — {esc(t(choice.reason_key, lang, **fields))}"
+
+
 def build_app(services: Services) -> gr.Blocks:
     lang = services.lang
     choice = services.engines.choice("inpaint")
     with StudioBlocks(title=t("app.title", lang), analytics_enabled=False) as demo:
         demo.studio_lang = lang
         gr.Markdown(f"## {esc(t('app.title', lang))}\n{esc(t('app.subtitle', lang))}")
-        gr.Markdown(f"**{esc(t('engine.banner', lang, engine=choice.name))}** — {esc(choice.reason(lang))}",
-                    elem_id="engine-banner")
+        gr.Markdown(engine_banner(choice, lang), elem_id="engine-banner")
         parts: dict[str, Any] = {}
         tab_items: dict[str, Any] = {}
         with gr.Tabs(elem_id="main-tabs") as tabs:
