@@ -542,9 +542,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- lite quality (issue 11): cut-out confidence, fallback layouts, scene words, rembg downloads ---
     'lite.small_subject': ('사진 속 대상이 작아 {scale}배까지만 키웠습니다(더 키우면 흐릿해집니다). 더 크게 넣으려면 대상을 가까이서 찍은 사진을 올려 주세요.',
         'The subject is small in the photo, so it was enlarged at most {scale}x (more would look soft). For a bigger subject, upload a closer photo.'),
-    'lite.fallback.card': ('누끼(배경 제거)가 확실하지 않아({why}) 사진 전체를 카드처럼 배치했습니다. 깔끔한 누끼를 원하면 모델 탭에서 누끼 모델(BiRefNet)을 내려받거나, 대상 주위에 상자를 더 꼭 맞게 그려 주세요.',
+    'lite.fallback.card': ('누끼(배경 제거)가 확실하지 않아({why}) 사진 전체를 카드처럼 배치했습니다. 깔끔한 누끼를 원하면 모델 탭에서 오려내기 모델을 내려받거나, 대상 주위에 상자를 더 꼭 맞게 그려 주세요.',
         'The cut-out was not clean enough ({why}), so the whole photo is shown as a framed card. For a clean cut-out, download the cut-out model (BiRefNet) in the Models tab, or draw a tighter box around the subject.'),
-    'lite.fallback.extend': ('누끼(배경 제거)가 확실하지 않아({why}) 사진을 그대로 두고 흐린 배경으로 넓혔습니다. 깔끔한 누끼를 원하면 모델 탭에서 누끼 모델(BiRefNet)을 내려받거나, 대상 주위에 상자를 더 꼭 맞게 그려 주세요.',
+    'lite.fallback.extend': ('누끼(배경 제거)가 확실하지 않아({why}) 사진을 그대로 두고 흐린 배경으로 넓혔습니다. 깔끔한 누끼를 원하면 모델 탭에서 오려내기 모델을 내려받거나, 대상 주위에 상자를 더 꼭 맞게 그려 주세요.',
         'The cut-out was not clean enough ({why}), so the photo is kept whole and extended with a blurred backdrop. For a clean cut-out, download the cut-out model (BiRefNet) in the Models tab, or draw a tighter box around the subject.'),
     'lite.reason.edges': ('윤곽이 사진의 경계와 맞지 않음',
         'its outline does not follow the edges in the photo'),

@@ -31,7 +31,7 @@ GRADIO_ENGLISH = ("Drop Image Here", "Click to Upload", "Drop File Here", "Drop 
 #: Developer words: allowed only inside the closed expert panel (and the Models tab's model names).
 DEV_WORDS = ("ControlNet", "guidance", "seed", "mask", "inpaint", "LLM", "prompt", "haar", "grabcut", "VRAM",
              "weights", "FLUX.1 Fill", "birefnet", "Tiny", "CUDA", "가중치", "프롬프트", "마스크", "시드", "인페인팅",
-             "가이던스", "스텝", "누끼")
+             "가이던스", "스텝")
 
 #: The visible text of the page, leaving out the expert panels (closed accordions are not rendered text anyway).
 VISIBLE_TEXT = """() => {
@@ -74,7 +74,8 @@ OVERFLOW = """() => {
 def _check_words(text: str, where: str) -> None:
     eng = [w for w in GRADIO_ENGLISH if re.search(rf"(?<![A-Za-z]){re.escape(w)}(?![A-Za-z])", text)]
     assert not eng, f"{where}: Gradio's English shown: {eng}"
-    dev = [w for w in DEV_WORDS if re.search(rf"(?<![A-Za-z]){re.escape(w)}", text, re.I)]
+    dev = [(w, text[max(0, m.start() - 60):m.end() + 20]) for w in DEV_WORDS
+           for m in [re.search(rf"(?<![A-Za-z]){re.escape(w)}", text, re.I)] if m]
     assert not dev, f"{where}: developer words shown: {dev}"
 
 
