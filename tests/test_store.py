@@ -139,8 +139,8 @@ def test_add_files_writes_next_to_main_and_lists_them(store: HistoryStore) -> No
     r = store.save_image(small(), rec())
     r2 = store.add_files(r.id, {"story": small(5, 32), "caption.txt": "오늘의 커피".encode(), "raw": b"\x01\x02"})
     names = [p.name for p in r2.extra_paths]
-    assert names == ["000001_person_seed42_story.png", "000001_person_seed42_caption.txt",
-                     "000001_person_seed42_raw.bin"]
+    assert names == ["000001_person_42_story.png", "000001_person_42_caption.txt",
+                     "000001_person_42_raw.bin"]
     assert all(p.parent == r.path.parent and p.is_file() for p in r2.extra_paths)
     assert r2.extra_paths[1].read_text(encoding="utf-8") == "오늘의 커피"
     assert read_metadata(r2.extra_paths[0])["digital_source_type"] == DST_COMPOSITE
