@@ -876,6 +876,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                            "the high-quality AI model (tens of GB loaded onto the graphics card)"),
     "firstrun.progress": ("처음 한 번만: {what} 준비 중… (약 {secs}초)", "First time only: preparing {what}… (about {secs} s)"),
     "cli.help.values": ("고를 수 있는 값: {values}", "Valid values: {values}"),
+    "ui.info.title": ("알림", "Note"),
 }
 
 

@@ -328,7 +328,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             return gr.update(), first
         x, y = int(evt.index[0]), int(evt.index[1])
         if first is None:
-            gr.Info(t("ui.ads.box_first", lang))
+            gr.Info(title=t("ui.info.title", lang), message=t("ui.ads.box_first", lang))
             return gr.update(), (x, y)
         x0, y0 = first
         return f"{min(x0, x)},{min(y0, y)},{max(x0, x)},{max(y0, y)}", None
@@ -356,12 +356,19 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         else:
             from studio.workflows.advanced import run
         token: CancelToken = services.jobs.token(_session_key(request, wf))
+        first = _first_run_words()
+        if first:  # the first ad after start loads the tools/models: say what and for how long
+            what, secs = first
+            gr.Info(title=t("firstrun.title", lang), message=t("firstrun.body", lang, what=what, secs=secs),
+                    duration=min(120, 2 * secs))
+            progress((0, 1), desc=t("firstrun.progress", lang, what=what, secs=secs))
 
         def report(step: int, total: int, desc: str = "") -> None:
             progress((step, max(total, 1)), desc=desc or services.engines.active_name("inpaint"))
 
         t0 = time.perf_counter()
         result = run(req, services, progress=report, cancel=token)
+        services.warm_tasks = {*getattr(services, "warm_tasks", set()), "ads"}
         secs = time.perf_counter() - t0
         notes = [n.text(lang) for n in loaded.notices] + [n.text(lang) for n in result.notices]
         partial_note = saved_note(result.records, lang)
@@ -369,9 +376,20 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         gallery = [(str(r.path), f"#{r.id}") for r in result.records]  # the hand-off buttons read the id
         return gallery, "  \n".join(esc(n) for n in notes), result.prompt_en, [str(r.path) for r in result.records]
 
+    def _first_run_words() -> tuple[str, int] | None:
+        """(what is prepared, about how many seconds) before this process's first ad; None after it.
+        Measured: the first Lite ad after install took 73 s, later ones 5-10 s (issue 22); the
+        FLUX engine loads tens of GB onto the graphics card first."""
+        if "ads" in getattr(services, "warm_tasks", set()):
+            return None
+        engine = services.engines.active_name("inpaint")
+        if engine in ("flux", "flux_schnell", "flux_dev"):
+            return t("firstrun.what.flux", lang), 180
+        return t("firstrun.what.lite", lang), 70
+
     def on_cancel(request: gr.Request):
         services.jobs.cancel(_session_key(request, wf))
-        gr.Info(t("job.cancelled", lang))
+        gr.Info(title=t("ui.info.title", lang), message=t("job.cancelled", lang))
 
     get_model.click(on_get_cutout_model, None, [notes_in], api_name=f"{wf}_get_cutout_model",
                     concurrency_id="downloads", concurrency_limit=1)

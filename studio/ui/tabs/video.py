@@ -184,7 +184,7 @@ def build(services: Services) -> dict[str, Any]:
 
     def on_cancel(request: gr.Request):
         services.jobs.cancel(_session_key(request))
-        gr.Info(t("job.cancelled", lang))
+        gr.Info(title=t("ui.info.title", lang), message=t("job.cancelled", lang))
 
     mode.change(on_mode, [mode], [prompt, keep, style], api_name=False)
     event = make.click(on_make, [pick, upload, more, mode, style, prompt, keep, seconds, size, headline, sub_copy,
