@@ -877,6 +877,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "firstrun.progress": ("처음 한 번만: {what} 준비 중… (약 {secs}초)", "First time only: preparing {what}… (about {secs} s)"),
     "cli.help.values": ("고를 수 있는 값: {values}", "Valid values: {values}"),
     "ui.info.title": ("알림", "Note"),
+    "ui.models.gpu_memory": ("그래픽 메모리 {gb} GB", "{gb} GB of graphics memory"),
+    "ui.models.backend.haar": ("기본 얼굴 찾기(내장, 내려받을 것 없음)", "built-in face finder (nothing to download)"),
+    "ui.models.backend.grabcut": ("기본 오려내기(내장, 색과 경계로 오림)", "built-in cut-out (by colour and edges)"),
+    "ui.models.backend.opencv": ("기본 합성(내장)", "built-in compositing"),
+    "ui.models.backend.none": ("아직 없음 — 위 목록에서 내려받을 수 있습니다", "none yet — download one from the list above"),
+    "ui.models.backend.model": ("내려받은 모델: {name}", "downloaded model: {name}"),
 }
 
 

@@ -60,14 +60,10 @@ def _builder(key: str, module: str | None) -> Callable[[Services], Any]:
 
 def engine_banner(choice: Any, lang: str) -> str:
     """The banner in the owner's words: the engine's display name, never its internal id."""
-    from studio.engines.registry import spec_for
+    from studio.ui.tabs.engines_panel import engine_words
 
-    try:
-        label = t(spec_for(choice.task, choice.name).label_key, lang)
-    except Exception:  # an engine this build does not know: its id is all there is
-        label = choice.name
-    fields = {k: (label if v == choice.name else v) for k, v in choice.reason_fields.items()}
-    return f"**{esc(t('engine.banner', lang, engine=label))}** — {esc(t(choice.reason_key, lang, **fields))}"
+    label, reason = engine_words(choice, lang)
+    return f"**{esc(t('engine.banner', lang, engine=label))}** — {esc(reason)}"
 
 
 def build_app(services: Services) -> gr.Blocks:

@@ -185,13 +185,13 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                   visible=_missing_cutout_model(services))
             with gr.Row():
                 industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                       value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120,
+                                       value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120, scale=1,
                                        elem_id=f"{wf}-industry")
                 style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
-                                    value=presets.styles[0].id, label=t("ads.style", lang), min_width=120,
+                                    value=presets.styles[0].id, label=t("ads.style", lang), min_width=120, scale=1,
                                     elem_id=f"{wf}-style")
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
-                                  value="ig_portrait", label=t("ads.sns", lang), min_width=160,
+                                  value="ig_portrait", label=t("ads.sns", lang), min_width=260, scale=2,
                                   elem_id=f"{wf}-sns")
             prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=1, max_lines=3,
                                    placeholder=t("ads.prompt_ko_hint", lang), elem_id=f"{wf}-prompt-ko")
@@ -208,10 +208,11 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=t("ads.face", lang), visible=spec.faces,
                                         elem_id=f"{wf}-face", min_width=110)
                 all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces,
-                                         elem_id=f"{wf}-all-people", min_width=150)
+                                         elem_id=f"{wf}-all-people", min_width=190)
                 hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces, elem_id=f"{wf}-hair",
                                    min_width=150)
-                count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang), min_width=150)
+                count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang), min_width=220,
+                                  elem_id=f"{wf}-count")
             with gr.Row(visible=wf == "product"):
                 shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
                 reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
@@ -244,6 +245,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     seed = gr.Number(value=-1, precision=0, label=t("ads.seed", lang))
         with gr.Column(scale=5):
             results = gr.Gallery(label=t("ads.results", lang), columns=2, height=440, buttons=["download"],
+                                 interactive=False,
                                  elem_id=f"{wf}-results")
             with gr.Row(elem_classes=["handoff-row"]):  # hand the newest result to the next tab
                 to_overlay = gr.Button(t("ui.handoff.to_overlay", lang), size="sm", elem_id=f"{wf}-to-overlay")
