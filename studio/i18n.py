@@ -150,7 +150,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         'Group offload (layer groups prefetched on a CUDA stream)'),
     'memory.plan.sequential_offload': ('레이어 단위 순차 오프로드(가장 느리지만 가장 적게 씀)',
         'Sequential offload (slowest, least VRAM)'),
-    'memory.plan.cpu': ('CUDA GPU가 없어 CPU로 실행(매우 느림, 테스트용)',
+    'memory.plan.cpu': ('그래픽카드(NVIDIA)가 없어 CPU로 실행(매우 느림, 시험용)',
         'No CUDA GPU: runs on the CPU (very slow; for tests)'),
     'memory.note.tiling': ('큰 해상도를 위해 VAE 타일링/슬라이싱을 켭니다.',
         'VAE tiling/slicing are on for large sizes.'),
