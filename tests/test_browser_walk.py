@@ -53,19 +53,25 @@ VISIBLE_TEXT = """() => {
   return out.filter(Boolean).join('\\n');
 }"""
 
-#: Buttons, dropdown values and tab names whose text is wider than their box (clipped).
+#: Buttons, tabs and dropdown values whose text does not fit their box (clipped or cut off).
 OVERFLOW = """() => {
   const bad = [];
-  const els = document.querySelectorAll('button, [role=tab], .wrap-inner input, input[role=listbox], label span');
-  for (const el of els) {
+  for (const el of document.querySelectorAll('button, [role=tab], .wrap-inner input, input[role=listbox]')) {
     if (!el.offsetParent) continue;
     const r = el.getBoundingClientRect();
     if (r.width === 0 || r.height === 0) continue;
-    if (el.closest('[id$="-expert"]') && !el.closest('[id$="-expert"]').querySelector('.open')) {}
-    const cs = getComputedStyle(el);
-    const over = el.scrollWidth - el.clientWidth > 2 && cs.overflowX !== 'auto' && cs.overflowX !== 'scroll';
-    const offscreen = r.right > window.innerWidth + 1 && !el.closest('.tab-wrapper, .tab-container, [role=tablist]');
-    if (over || offscreen) bad.push((el.innerText || el.value || '').slice(0, 40) + ` (${Math.round(el.scrollWidth)}>${Math.round(el.clientWidth)})`);
+    let over = false;
+    if (el.tagName === 'INPUT') {
+      over = el.scrollWidth - el.clientWidth > 2;          // the chosen value is cut off
+    } else {
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const t = range.getBoundingClientRect();
+      over = t.width > 0 && (t.right > r.right + 1 || t.left < r.left - 1 || t.bottom > r.bottom + 1);
+    }
+    const offscreen = r.right > window.innerWidth + 1 && !el.closest('[role=tablist], .tab-wrapper');
+    if (over || offscreen) bad.push((el.innerText || el.value || '').slice(0, 40)
+                                    + ` (${Math.round(el.scrollWidth)}>${Math.round(el.clientWidth)})`);
   }
   return bad;
 }"""
@@ -219,4 +225,4 @@ def test_every_tab_fits_and_speaks_plain_korean(running_app, browser, shots: Pat
         bad = page.evaluate(OVERFLOW)
         if bad:
             problems[name] = bad
-    assert not problems, problems
+    assert not problems, json.dumps(problems, ensure_ascii=False)

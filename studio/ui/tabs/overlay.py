@@ -80,7 +80,7 @@ def build(services: Services) -> dict[str, Any]:
                 use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang), elem_id="overlay-use-llm")
                 english_tags = gr.Checkbox(value=False, label=t("overlay.english_tags", lang))
                 model = gr.Dropdown(choices=[services.settings.ollama_model], value=services.settings.ollama_model,
-                                    label=t("overlay.model", lang), allow_custom_value=True)
+                                    label=t("overlay.model", lang), allow_custom_value=True, min_width=220)
                 models_btn = gr.Button(t("overlay.models", lang), size="sm")
             with gr.Row():
                 gen = gr.Button(t("overlay.generate", lang), variant="primary", elem_id="overlay-generate")
