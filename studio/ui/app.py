@@ -40,14 +40,16 @@ footer {display: none !important;}
 .gradio-container, .gradio-container button, .gradio-container input, .gradio-container textarea,
 .gradio-container select, .gradio-container label, .gradio-container .prose {font-family: FONTS !important;}
 /* Korean words break between syllables without splitting a word; long choices wrap, never clip */
-.gradio-container {word-break: keep-all; overflow-wrap: anywhere;}
+.gradio-container {word-break: keep-all; overflow-wrap: break-word;}
+.gradio-container [role=tab], .gradio-container .overflow-dropdown button {white-space: nowrap !important;}
 .gradio-container button {white-space: normal; min-height: fit-content; height: auto;}
 .gradio-container .wrap-inner input {text-overflow: ellipsis;}
 .gradio-container .secondary-wrap input {min-width: 0;}
 .handoff-row button {min-width: 0;}
 @media (max-width: 640px) {
   .gradio-container {padding-left: 6px !important; padding-right: 6px !important;}
-  .gradio-container .tab-container button, .gradio-container [role=tab] {padding: 4px 8px;}
+  .gradio-container .tab-container button, .gradio-container [role=tab] {padding: 4px 7px;}
+  .gradio-container [id$="-choices"] > * {min-width: 40% !important;}
 }
 """.replace("FONTS", KOREAN_FONTS)
 
