@@ -64,10 +64,15 @@ OVERFLOW = """() => {
     if (el.tagName === 'INPUT') {
       over = el.scrollWidth - el.clientWidth > 2;          // the chosen value is cut off
     } else {
-      const range = document.createRange();
-      range.selectNodeContents(el);
-      const t = range.getBoundingClientRect();
-      over = t.width > 0 && (t.right > r.right + 1 || t.left < r.left - 1 || t.bottom > r.bottom + 1);
+      // every word in the button (icons such as the accordion's turning arrow are not words)
+      const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (!/[\p{L}\p{N}]/u.test(n.textContent)) continue;
+        const range = document.createRange();
+        range.selectNodeContents(n);
+        const t = range.getBoundingClientRect();
+        if (t.width > 0 && (t.right > r.right + 1 || t.left < r.left - 1 || t.bottom > r.bottom + 1)) over = true;
+      }
     }
     const offscreen = r.right > window.innerWidth + 1 && !el.closest('[role=tablist], .tab-wrapper');
     if (over || offscreen) bad.push((el.innerText || el.value || '').slice(0, 40)

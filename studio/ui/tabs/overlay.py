@@ -77,8 +77,8 @@ def build(services: Services) -> dict[str, Any]:
                             label=t("overlay.tone", lang))
             target = gr.Textbox(label=t("overlay.target", lang), max_lines=1)
             with gr.Row():
-                use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang), elem_id="overlay-use-llm")
-                english_tags = gr.Checkbox(value=False, label=t("overlay.english_tags", lang))
+                use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang), elem_id="overlay-use-llm", min_width=220)
+                english_tags = gr.Checkbox(value=False, label=t("overlay.english_tags", lang), min_width=160)
                 model = gr.Dropdown(choices=[services.settings.ollama_model], value=services.settings.ollama_model,
                                     label=t("overlay.model", lang), allow_custom_value=True, min_width=220)
                 models_btn = gr.Button(t("overlay.models", lang), size="sm")
@@ -104,7 +104,7 @@ def build(services: Services) -> dict[str, Any]:
                 effect = gr.Radio(choices=[(t(f"overlay.effect.{e}", lang), e) for e in ("auto", "shadow", "outline")],
                                   value="auto", label=t("overlay.effect", lang))
             with gr.Row():
-                logo = upload_image(label=t("overlay.logo", lang), height=120, sources=["upload"],
+                logo = upload_image(label=t("overlay.logo", lang), height=170, sources=["upload"],
                                     elem_id="overlay-logo")
                 logo_corner = gr.Dropdown(choices=corner_choices, value="top_left", label=t("overlay.logo_corner", lang))
             ai_label = gr.Checkbox(value=True, label=t("overlay.ai_label", lang))
