@@ -866,7 +866,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ui.ads.box_click_hint": ("제품을 잘못 찾았으면 미리보기에서 제품의 왼쪽 위와 오른쪽 아래를 차례로 누르세요.",
                               "If the product was not found right, click its top-left then bottom-right corner in the preview."),
     "firstrun.title": ("처음 한 번은 오래 걸립니다", "The first time takes longer"),
-    "firstrun.body": ("첫 광고를 만들 때 {what}을(를) 준비합니다. 보통 {secs}초쯤 걸리고, 그다음부터는 한 장에 몇 초면 됩니다. "
+    "firstrun.body": ("첫 광고를 만들 때 필요한 것을 준비합니다: {what}. 보통 {secs}초쯤 걸리고, 그다음부터는 한 장에 몇 초면 됩니다. "
                       "창을 닫지 말고 기다려 주세요.",
                       "The first ad prepares {what}. This usually takes about {secs} s; after that an ad takes a few seconds. "
                       "Please keep this window open."),

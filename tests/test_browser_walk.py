@@ -148,7 +148,8 @@ def test_owner_walk_upload_ad_words_export_clip(running_app, browser, shots: Pat
     t0 = time.perf_counter()
     page.locator("#person-generate").click()
     # the first ad explains its long wait: what it prepares and about how long
-    page.get_by_text("처음 한 번은 오래 걸립니다").first.wait_for(timeout=30_000)
+    page.wait_for_function("document.body.innerText.includes('처음 한 번만') || "
+                           "document.body.innerText.includes('첫 광고를 만들 때')", timeout=30_000)
     page.wait_for_function("document.querySelectorAll('#person-results img').length > 0", timeout=240_000)
     step("ad", t0)
     page.screenshot(path=str(shots / "walk_1_ad.png"))
