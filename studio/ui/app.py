@@ -50,6 +50,8 @@ footer {display: none !important;}
   .gradio-container {padding-left: 6px !important; padding-right: 6px !important;}
   .gradio-container .tab-container button, .gradio-container [role=tab] {padding: 4px 7px;}
   .gradio-container [id$="-choices"] > * {min-width: 40% !important;}
+  #overlay-llm-row {flex-wrap: wrap;}
+  #overlay-llm-row > * {min-width: 100% !important;}
 }
 """.replace("FONTS", KOREAN_FONTS)
 

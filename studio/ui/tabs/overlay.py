@@ -76,7 +76,7 @@ def build(services: Services) -> dict[str, Any]:
             tone = gr.Radio(choices=[(t(f"overlay.tone.{tone_id}", lang), tone_id) for tone_id in TONES], value=presets.industries[0].copy_tone,
                             label=t("overlay.tone", lang))
             target = gr.Textbox(label=t("overlay.target", lang), max_lines=1)
-            with gr.Row():
+            with gr.Row(elem_id="overlay-llm-row"):
                 use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang), elem_id="overlay-use-llm", min_width=220)
                 english_tags = gr.Checkbox(value=False, label=t("overlay.english_tags", lang), min_width=160)
                 model = gr.Dropdown(choices=[services.settings.ollama_model], value=services.settings.ollama_model,
