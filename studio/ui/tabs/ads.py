@@ -311,7 +311,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         if find_weights(services.settings.models_dir):
             return ""
         m = rembg_models.MODELS[rembg_models.DEFAULT]
-        return t("rembg.download.offer", lang, model=m.name, size=f"{m.size_mb} MB")
+        return t("rembg.download.offer", lang, model=t("ui.cutout.model", lang), size=f"{m.size_mb} MB")
 
     @guarded(lang)
     def on_get_cutout_model(progress=gr.Progress()):
