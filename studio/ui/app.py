@@ -46,12 +46,13 @@ footer {display: none !important;}
 .gradio-container .wrap-inner input {text-overflow: ellipsis;}
 .gradio-container .secondary-wrap input {min-width: 0;}
 .handoff-row button {min-width: 0;}
+/* the Overlay's writing-AI options: one per line, so their labels are never squeezed */
+#overlay-llm-row, #overlay-llm-row .form {flex-direction: column !important; flex-wrap: nowrap !important;}
+#overlay-llm-row > *, #overlay-llm-row .form > * {min-width: 100% !important; width: 100% !important;}
 @media (max-width: 640px) {
   .gradio-container {padding-left: 6px !important; padding-right: 6px !important;}
   .gradio-container .tab-container button, .gradio-container [role=tab] {padding: 4px 7px;}
   .gradio-container [id$="-choices"] > * {min-width: 40% !important;}
-  #overlay-llm-row {flex-wrap: wrap;}
-  #overlay-llm-row > * {min-width: 100% !important;}
 }
 """.replace("FONTS", KOREAN_FONTS)
 
