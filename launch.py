@@ -30,9 +30,13 @@ from studio.i18n import t  # noqa: E402
 log = logging.getLogger("fitad")
 
 
-def add_common_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+SERVER_ONLY = ("--port", "--share", "--auth", "--no-browser")
+
+
+def add_common_arguments(p: argparse.ArgumentParser, *, defaults: bool = True, server: bool = True) -> None:
     """The flags every command takes. Subcommands add them without defaults, so that a flag given
-    before the command name (`launch.py --lang en demo`) is not overwritten by the subparser."""
+    before the command name (`launch.py --lang en demo`) is not overwritten by the subparser.
+    Headless commands (server=False) still accept the server's flags but do not list them in --help."""
     before = len(p._actions)
     p.add_argument("--port", type=int, default=7860, help="port on 127.0.0.1 (default 7860)")
     p.add_argument("--engine", choices=ENGINE_CHOICES, default="auto",
@@ -62,6 +66,10 @@ def add_common_arguments(p: argparse.ArgumentParser, *, defaults: bool = True) -
     if not defaults:
         for action in p._actions[before:]:
             action.default = argparse.SUPPRESS
+    if not server:
+        for action in p._actions[before:]:
+            if any(opt in SERVER_ONLY for opt in action.option_strings):
+                action.help = argparse.SUPPRESS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_arguments(sub.add_parser("serve", help="open the studio (the default)"), defaults=False)
     for name, (module, help_) in SUBCOMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)
-        add_common_arguments(sp, defaults=False)
+        add_common_arguments(sp, defaults=False, server=False)
         importlib.import_module(module).add_arguments(sp)
     return p
 
@@ -149,7 +157,9 @@ def serve(settings: Settings) -> None:
     demo = build_app(services)
     demo.queue(default_concurrency_limit=4)
     try:
-        demo.launch(css=CSS, quiet=False, **launch_kwargs(settings))
+        # quiet: Gradio's own start-up lines would tell the owner to set `share=True` in code; the
+        # studio prints its address above, and the public link (--share --auth) is still printed
+        demo.launch(css=CSS, quiet=True, **launch_kwargs(settings))
     except OSError as exc:  # lost the port to another program between the check and the bind
         log.warning("could not listen on %s: %s", url, exc)
         raise StudioError("serve.port_none", port=settings.port) from exc

@@ -65,8 +65,8 @@ def test_launch_answers_200_and_names_the_engine(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.2)
         assert body is not None, "no HTTP 200"
-        assert "활성 엔진: lite" in body
-        assert "FLUX.1 Fill 가중치가 없어" in body  # ...and says why
+        assert "지금 쓰는 방식: 빠른 배경 합성" in body
+        assert "고화질 AI 그리기에 필요한 파일이 아직 없어" in body  # ...and says why
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -122,7 +122,7 @@ def test_product_ad_through_the_api_and_bad_upload_message(running_app, tmp_path
                 reflection_v=False)
     gallery, notes, prompt_en, files = client.predict(handle_file(str(cup)), *args.values(),
                                                       api_name="/product_generate")
-    assert len(gallery) == 1 and "seed 11" in gallery[0]["caption"]
+    assert len(gallery) == 1 and gallery[0]["caption"].startswith("#")  # the id the hand-off buttons read
     assert "갤러리에도 저장" in notes and prompt_en.strip()
     store = running_app.services.store
     assert store.count("product") == 1
@@ -149,8 +149,8 @@ def test_models_tab_download_offline_says_so_in_korean(running_app) -> None:
         client.predict("flux_schnell", "", api_name="/models_download")
     assert "오프라인" in str(exc.value) and "flux-schnell" in str(exc.value)
     device_md, vision_md, rows = client.predict(api_name="/models_device")
-    assert "메모리 계획" in device_md and "lite" in device_md
-    assert "haar" in vision_md and "grabcut" in vision_md
+    assert "메모리 계획" in device_md and "빠른 배경 합성" in device_md
+    assert "기본 얼굴 찾기" in vision_md and "기본 오려내기" in vision_md and "`haar`" not in vision_md
     assert not (running_app.services.settings.models_dir / "flux-schnell").exists() or \
         not any((running_app.services.settings.models_dir / "flux-schnell").iterdir())
 

@@ -46,7 +46,7 @@ def test_tabs_render_in_korean(running_app, page, shots: Path) -> None:
     page.wait_for_selector("#engine-banner", timeout=60_000)
     for name in ("인물", "제품", "고급", "오버레이", "영상", "스톡", "갤러리", "모델"):
         assert page.get_by_role("tab", name=name).count() == 1, name
-    assert "활성 엔진: lite" in page.inner_text("#engine-banner")
+    assert "지금 쓰는 방식: 빠른 배경 합성" in page.inner_text("#engine-banner")
     page.screenshot(path=str(shots / "person_tab.png"), full_page=True)
     _not_blank(shots / "person_tab.png")
     page.get_by_role("tab", name="모델").click()

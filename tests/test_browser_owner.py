@@ -123,6 +123,7 @@ def test_person_product_and_gallery_like_an_owner(running_app, browser_page, sho
     page.get_by_role("tab", name="제품").click()
     page.locator("#product-upload input[type=file]").set_input_files(str(cup))
     page.wait_for_function("document.querySelector('#product-preview img') !== null", timeout=60_000)
+    page.locator("#product-expert").get_by_text("전문가 설정").first.click()  # the typed box is an expert control
     page.locator("#product-box textarea, #product-box input").first.fill("90,20,520,380")
     page.locator("#product-generate").click()
     page.wait_for_function("document.querySelectorAll('#product-results img').length > 0", timeout=180_000)

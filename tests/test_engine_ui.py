@@ -17,12 +17,12 @@ def test_engine_panel_switches_and_reports_a_rollback(settings: Settings) -> Non
         with gr.Blocks():
             build_engine_panel(svc)  # builds for every task without errors
         md = engine_status_markdown(svc, "inpaint")
-        assert "가중치 없음" in md and "lite" in md  # flux: no weights; lite active
+        assert "모델 파일 없음" in md and "빠른 배경 합성" in md  # flux: no weights; lite active (in words)
         out = apply_engine_choice(svc, "inpaint", "flux")  # no FLUX weights: stays on lite
         assert svc.engines.active_name("inpaint") == "lite"
         assert "불러오지 못해" in out and "flux-fill" in out
         out = apply_engine_choice(svc, "text2image", "tiny")
-        assert svc.engines.active_name("text2image") == "tiny" and "tiny" in out
+        assert svc.engines.active_name("text2image") == "tiny" and "시험용 작은 모델" in out
     finally:
         svc.store.close()
 

@@ -31,7 +31,7 @@ def test_summary_is_readable_not_field_names(running_app) -> None:
     rec = _store_product(running_app)
     md = summary_md(rec, running_app.services)
     assert "꽃집" in md or "꽃" in md
-    assert "1080×1920" in md and "창가 햇살 라떼" in md and "11" in md and "Lite" in md
+    assert "1080×1920" in md and "창가 햇살 라떼" in md and "11" in md and "빠른 배경 합성" in md
     for dev in ("workflow", "engine:", "seed:", "None", "{", "sns_size", "prompt_en", "options"):
         assert dev not in md, dev
 

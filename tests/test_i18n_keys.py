@@ -20,7 +20,7 @@ EXTENSIONS = {"png", "jpg", "jpeg", "json", "txt", "sqlite", "py", "webp", "gif"
 
 
 def sources() -> list[Path]:
-    return [p for p in (REPO_ROOT / "studio").rglob("*.py") if p.name != "i18n.py"] + [REPO_ROOT / "launch.py"]
+    return [p for p in (REPO_ROOT / "studio").rglob("*.py") if p.name not in ("i18n.py", "gradio_words.py")] + [REPO_ROOT / "launch.py"]  # gradio_words: Gradio's keys
 
 
 def _call_name(node: ast.Call) -> str:

@@ -69,7 +69,7 @@ def test_llm_html_and_script_are_escaped(services, fake: FakeOllama) -> None:
     assert "&#91;클릭&#93;&#40;javascript:alert&#40;3&#41;&#41;" in summary  # shown literally, not a link
     assert "<b>" not in tags and "#b태그b" in tags  # hashtags are cleaned to bare words
     assert len(head) <= 20  # the headline goes to a plain textbox, clamped to 20 characters
-    assert "LLM" in summary
+    assert "글쓰기 AI" in summary
     assert tab.md_text("<a href='x'>_x_</a>") == "&lt;a href=&#x27;x&#x27;&gt;&#95;x&#95;&lt;/a&gt;"
 
 

@@ -48,7 +48,7 @@ def test_save_image_names_file_by_id_and_round_trips_row(store: HistoryStore) ->
     r = store.save_image(small(), rec())
     assert isinstance(r, Record) and r.id == 1
     assert r.path.is_absolute() and r.path.is_file()
-    assert r.path.name == "000001_person_seed42.png"
+    assert r.path.name == "000001_person_42.png"
     created = datetime.fromisoformat(r.created_at)
     assert created.utcoffset() is not None
     assert r.path.parent == store.outputs_dir / r.created_at[:10]
@@ -127,7 +127,7 @@ def test_ids_are_never_reused_after_delete(store: HistoryStore) -> None:
 def test_save_file_video_and_suffix_validation(store: HistoryStore) -> None:
     payload = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 10
     r = store.save_file(payload, "mp4", rec(workflow="video", seed=7))
-    assert r.path.name == "000001_video_seed7.mp4" and r.path.read_bytes() == payload
+    assert r.path.name == "000001_video_7.mp4" and r.path.read_bytes() == payload
     assert store.get(r.id).workflow == "video"
     for bad in (".mp4/../x", "", ".a b"):
         with pytest.raises(ValueError):
@@ -139,8 +139,8 @@ def test_add_files_writes_next_to_main_and_lists_them(store: HistoryStore) -> No
     r = store.save_image(small(), rec())
     r2 = store.add_files(r.id, {"story": small(5, 32), "caption.txt": "오늘의 커피".encode(), "raw": b"\x01\x02"})
     names = [p.name for p in r2.extra_paths]
-    assert names == ["000001_person_seed42_story.png", "000001_person_seed42_caption.txt",
-                     "000001_person_seed42_raw.bin"]
+    assert names == ["000001_person_42_story.png", "000001_person_42_caption.txt",
+                     "000001_person_42_raw.bin"]
     assert all(p.parent == r.path.parent and p.is_file() for p in r2.extra_paths)
     assert r2.extra_paths[1].read_text(encoding="utf-8") == "오늘의 커피"
     assert read_metadata(r2.extra_paths[0])["digital_source_type"] == DST_COMPOSITE

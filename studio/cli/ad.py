@@ -16,8 +16,21 @@ from pathlib import Path
 from studio.config import Settings
 
 
+def _preset_ids() -> tuple[list[str], list[str]]:
+    """The valid --industry and --style values, from presets/ (empty lists if they cannot be read)."""
+    try:
+        from studio.config import REPO_ROOT
+        from studio.presets import Presets
+
+        presets = Presets(REPO_ROOT / "presets")
+        return [i.id for i in presets.industries], [s.id for s in presets.styles]
+    except Exception:  # --help must still work; the run itself reports a bad value
+        return [], []
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=("product", "person", "advanced"), required=True)
+    parser.add_argument("--mode", choices=("product", "person", "advanced"), required=True,
+                        help="product, person or advanced (both)")
     parser.add_argument("--image", required=True, help="the photo to use")
     parser.add_argument("--box", default=None, help="product box x0,y0,x1,y1 in the photo's pixels")
     parser.add_argument("--strokes", default=None, metavar="PNG",
@@ -29,9 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-people", action="store_true",
                         help="keep every person whose face was found (default: only the chosen face's person)")
     parser.add_argument("--scene", default="", help="the owner's words, e.g. \"따뜻한 우드 테이블\"")
-    parser.add_argument("--industry", default="cafe")
-    parser.add_argument("--style", default="studio")
-    parser.add_argument("--size", default="1080x1350", help="WIDTHxHEIGHT of the ad")
+    industries, styles = _preset_ids()
+    parser.add_argument("--industry", default="cafe", choices=industries or None,
+                        help="the shop's trade: " + ", ".join(industries) + " (default cafe)")
+    parser.add_argument("--style", default="studio", choices=styles or None,
+                        help="the look: " + ", ".join(styles) + " (default studio)")
+    parser.add_argument("--size", default="1080x1350", help="WIDTHxHEIGHT of the ad, 64..4096 each (default 1080x1350)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", required=True, help="folder for the ad (created if missing)")
     parser.add_argument("--detail", action=argparse.BooleanOptionalAction, default=True,

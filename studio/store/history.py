@@ -102,7 +102,7 @@ class SavedRecords(list):
 
 
 def default_stem(rec: NewRecord) -> str:
-    return rec.workflow if rec.seed is None else f"{rec.workflow}_seed{rec.seed}"
+    return rec.workflow if rec.seed is None else f"{rec.workflow}_{rec.seed}"  # file names an owner reads: no "seed"
 
 
 def safe_stem(text: str, *, limit: int = 60) -> str:

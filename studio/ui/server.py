@@ -33,6 +33,7 @@ import gradio as gr
 
 from studio.config import Settings
 from studio.i18n import t
+from studio.ui.gradio_words import gradio_i18n
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +344,7 @@ def launch_kwargs(settings: Settings, *, throttle: LoginThrottle | None = None) 
         allowed_paths=[str(policy.outputs_dir)],
         blocked_paths=[str(p) for p in policy.private_dirs],
         footer_links=[],
+        i18n=gradio_i18n(settings.lang),
         inbrowser=settings.open_browser,
         app_kwargs={"middleware": middleware,
                     "exception_handlers": {RequestValidationError: _validation_handler(settings.lang),

@@ -217,28 +217,43 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=230,
                                    elem_id=f"{wf}-preview")
             notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
+            if spec.product:
+                gr.Markdown(t("ui.ads.box_click_hint", lang), elem_id=f"{wf}-box-hint")
             get_model = gr.Button(t("rembg.download.button", lang), size="sm", elem_id=f"{wf}-get-cutout-model",
                                   visible=_missing_cutout_model(services))
             with gr.Row():
                 industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                       value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120)
+                                       value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120, scale=1,
+                                       elem_id=f"{wf}-industry")
                 style = gr.Dropdown(choices=[(s.name(lang), s.id) for s in presets.styles],
-                                    value=presets.styles[0].id, label=t("ads.style", lang), min_width=120)
+                                    value=presets.styles[0].id, label=t("ads.style", lang), min_width=120, scale=1,
+                                    elem_id=f"{wf}-style")
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
-                                  value="ig_portrait", label=t("ads.sns", lang), min_width=160)
+                                  value="ig_portrait", label=t("ads.sns", lang), min_width=260, scale=2,
+                                  elem_id=f"{wf}-sns")
             prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=1, max_lines=3,
                                    placeholder=t("ads.prompt_ko_hint", lang), elem_id=f"{wf}-prompt-ko")
+            shop = gr.Textbox(label=t("ui.handoff.shop", lang), max_lines=1, placeholder=t("ui.handoff.shop_hint", lang),
+                              elem_id=f"{wf}-shop")
             with gr.Row(equal_height=True):
                 generate = gr.Button(t("ads.generate", lang), variant="primary", size="lg", scale=4,
                                      elem_id=f"{wf}-generate")
                 cancel = gr.Button(t("ads.cancel", lang), variant="secondary", size="sm", scale=1, min_width=80,
                                    elem_id=f"{wf}-cancel")
-            with gr.Row():
+            # the owner's choices, in plain words: whose face to keep (and "keep everyone" right next to it),
+            # how many pictures, and for products the shadow/reflection
+            with gr.Row(elem_id=f"{wf}-choices"):
                 face_pick = gr.Dropdown(choices=[("1", 0)], value=0, label=t("ads.face", lang), visible=spec.faces,
-                                        elem_id=f"{wf}-face")
-                box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
-                                     elem_id=f"{wf}-box")
-                count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang))
+                                        elem_id=f"{wf}-face", min_width=110)
+                all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces,
+                                         elem_id=f"{wf}-all-people", min_width=190)
+                hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces, elem_id=f"{wf}-hair",
+                                   min_width=150)
+                count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang), min_width=220,
+                                  elem_id=f"{wf}-count")
+            with gr.Row(visible=wf == "product"):
+                shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
+                reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
             with gr.Accordion(t("ads.brush", lang), open=False, visible=spec.product, elem_id=f"{wf}-brush-panel"):
                 gr.Markdown(t("ads.brush_hint", lang))
                 brush = gr.ImageEditor(label=t("ads.brush", lang), type="numpy", image_mode="RGBA", sources=[],
@@ -247,7 +262,10 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                                       color_mode="fixed"),
                                        eraser=gr.Eraser(), elem_id=f"{wf}-brush")
             corner = gr.State(None)
-            with gr.Accordion(t("ads.advanced", lang), open=False):
+            # Everything technical lives in one closed panel. Other issues' expert controls go INSIDE it
+            # (elem_id f"{wf}-expert"); owner-facing options go in the rows above.
+            with gr.Accordion(t("ui.expert.title", lang), open=False, elem_id=f"{wf}-expert"):
+                gr.Markdown(t("ui.expert.note", lang), elem_id=f"{wf}-expert-note")
                 with gr.Row():  # the owner's engine switch for this task (the Models tab has all tasks)
                     engine_pick = gr.Dropdown(choices=engine_choices(services, "inpaint"),
                                               value=services.engines.active_name("inpaint"), scale=2,
@@ -255,6 +273,8 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                                       task=t("engine.task.inpaint", lang)),
                                               elem_id=f"{wf}-engine")
                     engine_note = gr.Markdown(elem_id=f"{wf}-engine-note")
+                box_txt = gr.Textbox(label=t("ads.box", lang), visible=spec.product, info=t("ui.ads.box_hint", lang),
+                                     elem_id=f"{wf}-box")
                 prompt_en = gr.Textbox(label=t("ads.prompt_en", lang), lines=3, elem_id=f"{wf}-prompt-en")
                 make_prompt = gr.Button(t("ads.make_prompt", lang), size="sm")
                 with gr.Row():
@@ -268,11 +288,6 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                     feather = gr.Slider(0, 64, value=12, step=1, label=t("ads.feather", lang))
                     dilate = gr.Slider(0, 64, value=8, step=1, label=t("ads.dilate", lang))
                     seed = gr.Number(value=-1, precision=0, label=t("ads.seed", lang))
-                with gr.Row():
-                    hair = gr.Checkbox(value=True, label=t("ads.hair", lang), visible=spec.faces)
-                    all_people = gr.Checkbox(value=False, label=t("ads.all_people", lang), visible=spec.faces)
-                    shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=spec.product and not spec.faces)
-                    reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=spec.product and not spec.faces)
                 with gr.Row(visible=spec.faces):  # the detail pass (issue 24): AI engines only
                     detail = gr.Checkbox(value=True, label=t("ads.detail_pass", lang),
                                          info=t("ads.detail_pass_info", lang), elem_id=f"{wf}-detail_pass")
@@ -280,7 +295,11 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                                 elem_id=f"{wf}-detail_strength")
         with gr.Column(scale=5):
             results = gr.Gallery(label=t("ads.results", lang), columns=2, height=440, buttons=["download"],
+                                 interactive=False,
                                  elem_id=f"{wf}-results")
+            with gr.Row(elem_classes=["handoff-row"]):  # hand the newest result to the next tab
+                to_overlay = gr.Button(t("ui.handoff.to_overlay", lang), size="sm", elem_id=f"{wf}-to-overlay")
+                to_video = gr.Button(t("ui.handoff.to_video", lang), size="sm", elem_id=f"{wf}-to-video")
             notes_out = gr.Markdown(elem_id=f"{wf}-notes")
             files = gr.File(label=t("ads.files", lang), file_count="multiple", interactive=False)
 
@@ -340,7 +359,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
         if find_weights(services.settings.models_dir):
             return ""
         m = rembg_models.MODELS[rembg_models.DEFAULT]
-        return t("rembg.download.offer", lang, model=m.name, size=f"{m.size_mb} MB")
+        return t("rembg.download.offer", lang, model=t("ui.cutout.model", lang), size=f"{m.size_mb} MB")
 
     @guarded(lang)
     def on_get_cutout_model(progress=gr.Progress()):
@@ -359,7 +378,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
             return gr.update(), first
         x, y = int(evt.index[0]), int(evt.index[1])
         if first is None:
-            gr.Info(t("ui.ads.box_first", lang))
+            gr.Info(title=t("ui.info.title", lang), message=t("ui.ads.box_first", lang))
             return gr.update(), (x, y)
         x0, y0 = first
         return f"{min(x0, x)},{min(y0, y)},{max(x0, x)},{max(y0, y)}", None
@@ -386,22 +405,40 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
         run = workflow(wf).runner()
         token: CancelToken = services.jobs.token(_session_key(request, wf))
+        first = _first_run_words()
+        if first:  # the first ad after start loads the tools/models: say what and for how long
+            what, secs = first
+            gr.Info(title=t("firstrun.title", lang), message=t("firstrun.body", lang, what=what, secs=secs),
+                    duration=min(120, 2 * secs))
+            progress((0, 1), desc=t("firstrun.progress", lang, what=what, secs=secs))
 
         def report(step: int, total: int, desc: str = "") -> None:
             progress((step, max(total, 1)), desc=desc or services.engines.active_name("inpaint"))
 
         t0 = time.perf_counter()
         result = run(req, services, progress=report, cancel=token)
+        services.warm_tasks = {*getattr(services, "warm_tasks", set()), "ads"}
         secs = time.perf_counter() - t0
         notes = [n.text(lang) for n in loaded.notices] + [n.text(lang) for n in result.notices]
         partial_note = saved_note(result.records, lang)
         notes.append(partial_note or t("ui.ads.done", lang, n=len(result.records), secs=secs))
-        gallery = [(str(r.path), f"#{r.id} · seed {r.seed}") for r in result.records]
+        gallery = [(str(r.path), f"#{r.id}") for r in result.records]  # the hand-off buttons read the id
         return gallery, "  \n".join(esc(n) for n in notes), result.prompt_en, [str(r.path) for r in result.records]
+
+    def _first_run_words() -> tuple[str, int] | None:
+        """(what is prepared, about how many seconds) before this process's first ad; None after it.
+        Measured: the first Lite ad after install took 73 s, later ones 5-10 s (issue 22); the
+        FLUX engine loads tens of GB onto the graphics card first."""
+        if "ads" in getattr(services, "warm_tasks", set()):
+            return None
+        engine = services.engines.active_name("inpaint")
+        if engine in ("flux", "flux_schnell", "flux_dev"):
+            return t("firstrun.what.flux", lang), 180
+        return t("firstrun.what.lite", lang), 70
 
     def on_cancel(request: gr.Request):
         services.jobs.cancel(_session_key(request, wf))
-        gr.Info(t("job.cancelled", lang))
+        gr.Info(title=t("ui.info.title", lang), message=t("job.cancelled", lang))
 
     get_model.click(on_get_cutout_model, None, [notes_in], api_name=f"{wf}_get_cutout_model",
                     concurrency_id="downloads", concurrency_limit=1)
@@ -434,8 +471,12 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     cancel.click(on_cancel, None, None, api_name=f"{wf}_cancel", cancels=[gen_event], queue=False)
     engine_pick.input(guarded(lang)(partial(switch_engine_note, services, "inpaint")), [engine_pick], [engine_note],
                       api_name=f"{wf}_engine", concurrency_id="gpu", concurrency_limit=1)
-    # the gallery's "use these settings again" fills these (not the upload: the photo is not stored)
-    return {name: comp for name, comp in form_fields if name not in ("upload", "brush")}
+    # the gallery's "use these settings again" fills these (not the upload: the photo is not stored);
+    # "_handoff": what the 문구 넣기 / 영상 만들기 buttons carry (wired in studio.ui.handoff)
+    parts: dict[str, Any] = {name: comp for name, comp in form_fields if name not in ("upload", "brush")}
+    parts["_handoff"] = {"results": results, "industry": industry, "shop": shop, "words": prompt_ko,
+                         "to_overlay": to_overlay, "to_video": to_video}
+    return parts
 
 
 def _session_key(request: gr.Request | None, wf: str) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from typing import Any
+
 import gradio as gr
 
 from studio.engines.base import TASKS
@@ -22,6 +24,18 @@ def engine_choices(services: Services, task: str) -> list[tuple[str, str]]:
     return [(t("engines.auto", lang), "auto")] + [(t(s.label_key, lang), s.name) for s in specs_for(task)]
 
 
+def engine_words(choice: Any, lang: str) -> tuple[str, str]:
+    """(the engine's display name, the reason) in the owner's words: never the internal id."""
+    from studio.engines.registry import spec_for
+
+    try:
+        label = t(spec_for(choice.task, choice.name).label_key, lang)
+    except Exception:  # an engine this build does not know: its id is all there is
+        label = choice.name
+    fields = {k: (label if v == choice.name else v) for k, v in choice.reason_fields.items()}
+    return label, t(choice.reason_key, lang, **fields)
+
+
 def engine_status_markdown(services: Services, task: str) -> str:
     """Each engine of the task with its status, then the active one and the reason."""
     lang = services.lang
@@ -30,7 +44,8 @@ def engine_status_markdown(services: Services, task: str) -> str:
         lines.append("- " + esc(t("engines.row", lang, engine=t(spec.label_key, lang), status=t(status, lang))))
     choice = services.engines.choice(task)
     lines.append("")
-    lines.append("**" + esc(t("engines.active_reason", lang, engine=choice.name, reason=choice.reason(lang))) + "**")
+    label, reason = engine_words(choice, lang)
+    lines.append("**" + esc(t("engines.active_reason", lang, engine=label, reason=reason)) + "**")
     return "\n".join(lines)
 
 

@@ -138,7 +138,7 @@ def wire_reuse(services: Services, parts: dict[str, Any], tabs: gr.Tabs, forms: 
         if tab == "overlay" and "record" in values:
             from studio.store.gallery import history_choices
 
-            gr.Info(t("gallery.reused_overlay", lang, id=rec.id))
+            gr.Info(title=t("ui.info.title", lang), message=t("gallery.reused_overlay", lang, id=rec.id))
             out = [gr.Tabs(selected=tab)]
             for t_tab, name, _comp in targets:
                 if t_tab != tab or name not in values:
@@ -148,7 +148,7 @@ def wire_reuse(services: Services, parts: dict[str, Any], tabs: gr.Tabs, forms: 
                 else:
                     out.append(gr.update(value=values[name]))
             return out
-        gr.Info(t("gallery.reused", lang, id=rec.id, tab=t(f"tab.{tab}", lang)))
+        gr.Info(title=t("ui.info.title", lang), message=t("gallery.reused", lang, id=rec.id, tab=t(f"tab.{tab}", lang)))
         return [gr.Tabs(selected=tab)] + [gr.update(value=values[name]) if t_tab == tab and name in values
                                           else gr.update() for t_tab, name, _comp in targets]
 
@@ -202,10 +202,10 @@ def build(services: Services) -> dict[str, Any]:
 
         rid = record_id(rec_id)
         if rid is None:  # nothing selected, or the owner said no in the confirm box
-            gr.Info(t("gallery.pick_first", lang))
+            gr.Info(title=t("ui.info.title", lang), message=t("gallery.pick_first", lang))
             return tuple(gr.update() for _ in range(7))
         services.store.delete(rid)
-        gr.Info(t("gallery.deleted", lang, id=rid))
+        gr.Info(title=t("ui.info.title", lang), message=t("gallery.deleted", lang, id=rid))
         items, ids, note = load(wf)
         return items, ids, note, None, None, "", None
 

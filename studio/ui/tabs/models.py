@@ -12,6 +12,7 @@ from studio.runtime.catalog import catalog_status
 from studio.i18n import MESSAGES, t
 from studio.services import Services
 from studio.ui.common import esc, guarded
+from studio.ui.tabs.engines_panel import engine_words
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,13 @@ def device_markdown(services: Services) -> str:
     lang = services.lang
     dev = detect_device()
     plan = choose_plan(dev.vram_gb if dev.cuda else None, services.settings.memory_plan, services.settings.quantize)
-    vram = f"VRAM {dev.vram_gb:.0f} GB" if dev.cuda and dev.vram_gb else t("models.no_gpu", lang)
+    vram = (t("ui.models.gpu_memory", lang, gb=f"{dev.vram_gb:.0f}") if dev.cuda and dev.vram_gb
+            else t("models.no_gpu", lang))
     engine = services.engines.choice("inpaint")
     return "\n".join([
         f"- **{esc(t('models.label.device', lang))}**: {esc(dev.name)} ({esc(vram)})",
         f"- **{esc(t('models.label.plan', lang))}**: {esc(plan_words(plan, lang))}",
-        f"- **{esc(t('models.label.engine', lang))}**: `{esc(engine.name)}` — {esc(engine.reason(lang))}",
+        "- **{}**: {} — {}".format(esc(t('models.label.engine', lang)), *map(esc, engine_words(engine, lang))),
     ])
 
 
@@ -65,12 +67,15 @@ def vision_markdown(services: Services) -> str:
     lang = services.lang
     lines = []
     for capability, info in services.vision.report().items():
-        backend = info.get("backend") or "—"
+        backend = info.get("backend") or "none"
         lic = info.get("licence") or ""
         commercial = info.get("commercial_use")
-        flag = "" if commercial is None else (" ✅" if commercial else " ⚠️ " + t("models.noncommercial", lang))
         what = t(f"models.capability.{capability}", lang) if f"models.capability.{capability}" in MESSAGES else capability
-        lines.append(f"- **{esc(what)}**: `{esc(backend)}` {esc(lic)}{esc(flag)}")
+        # built-in tools in words; a downloaded model by the name the catalogue above uses
+        key = f"ui.models.backend.{backend}"
+        how = t(key, lang) if key in MESSAGES else t("ui.models.backend.model", lang, name=backend)
+        use = "" if backend == "none" or commercial is None else " · " + licence_words(lic, bool(commercial), lang)
+        lines.append(f"- **{esc(what)}**: {esc(how)}{esc(use)}")
     return "\n".join(lines)
 
 

@@ -68,21 +68,22 @@ def build(services: Services) -> dict[str, Any]:
 
             gr.Markdown(f"### {esc(t('overlay.copy', lang))}")
             industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
-                                   value=presets.industries[0].id, label=t("overlay.industry", lang))
+                                   value=presets.industries[0].id, label=t("overlay.industry", lang),
+                                   elem_id="overlay-industry")
             shop = gr.Textbox(label=t("overlay.shop", lang), max_lines=1)
             product = gr.Textbox(label=t("overlay.product", lang), max_lines=1)
             offer = gr.Textbox(label=t("overlay.offer", lang), max_lines=1)
             tone = gr.Radio(choices=[(t(f"overlay.tone.{tone_id}", lang), tone_id) for tone_id in TONES], value=presets.industries[0].copy_tone,
                             label=t("overlay.tone", lang))
             target = gr.Textbox(label=t("overlay.target", lang), max_lines=1)
-            with gr.Row():
-                use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang))
-                english_tags = gr.Checkbox(value=False, label=t("overlay.english_tags", lang))
+            with gr.Row(elem_id="overlay-llm-row"):
+                use_llm = gr.Checkbox(value=True, label=t("overlay.use_llm", lang), elem_id="overlay-use-llm", min_width=220)
+                english_tags = gr.Checkbox(value=False, label=t("overlay.english_tags", lang), min_width=160)
                 model = gr.Dropdown(choices=[services.settings.ollama_model], value=services.settings.ollama_model,
-                                    label=t("overlay.model", lang), allow_custom_value=True)
+                                    label=t("overlay.model", lang), allow_custom_value=True, min_width=220)
                 models_btn = gr.Button(t("overlay.models", lang), size="sm")
             with gr.Row():
-                gen = gr.Button(t("overlay.generate", lang), variant="primary")
+                gen = gr.Button(t("overlay.generate", lang), variant="primary", elem_id="overlay-generate")
                 stream_btn = gr.Button(t("overlay.stream", lang))
             summary = gr.Markdown()
         with gr.Column(scale=1):
@@ -103,7 +104,7 @@ def build(services: Services) -> dict[str, Any]:
                 effect = gr.Radio(choices=[(t(f"overlay.effect.{e}", lang), e) for e in ("auto", "shadow", "outline")],
                                   value="auto", label=t("overlay.effect", lang))
             with gr.Row():
-                logo = upload_image(label=t("overlay.logo", lang), height=120, sources=["upload"],
+                logo = upload_image(label=t("overlay.logo", lang), height=170, sources=["upload"],
                                     elem_id="overlay-logo")
                 logo_corner = gr.Dropdown(choices=corner_choices, value="top_left", label=t("overlay.logo_corner", lang))
             ai_label = gr.Checkbox(value=True, label=t("overlay.ai_label", lang))
@@ -113,11 +114,13 @@ def build(services: Services) -> dict[str, Any]:
                                      label=t("overlay.sizes", lang))
             with gr.Row():
                 preview_btn = gr.Button(t("overlay.preview", lang))
-                export_btn = gr.Button(t("overlay.export", lang), variant="primary")
+                export_btn = gr.Button(t("overlay.export", lang), variant="primary", elem_id="overlay-export")
+            to_video = gr.Button(t("ui.handoff.to_video", lang), size="sm", elem_id="overlay-to-video")
         with gr.Column(scale=1):
             preview_img = gr.Image(type="pil", label=t("overlay.preview", lang), interactive=False, format="png")
             status = gr.Markdown()
-            exports = gr.Gallery(label=t("overlay.exports", lang), columns=2, height=360, allow_preview=True)
+            exports = gr.Gallery(label=t("overlay.exports", lang), columns=2, height=360, allow_preview=True,
+                                 elem_id="overlay-exports")
             files = gr.File(label=t("overlay.files", lang), file_count="multiple", interactive=False)
 
     copy_in = [("industry", industry), ("shop", shop), ("product", product), ("offer", offer), ("tone", tone),
@@ -189,4 +192,9 @@ def build(services: Services) -> dict[str, Any]:
                      [exports, files, status], api_name="overlay_export")
     # the gallery's "use these settings again" fills these
     return {"record": record, "caption": caption, "hashtags": hashtags, "sizes": sizes,
-            **{name: comp for name, comp in spec_in if name not in ("logo", "logo_corner", "badge_corner")}}
+            **{name: comp for name, comp in spec_in if name not in ("logo", "logo_corner", "badge_corner")},
+            # what the hand-offs fill and carry on (studio.ui.handoff); not part of "use these settings again"
+            "_handoff": {"record": record, "history": history_pick, "thumb_ids": thumb_ids_state,
+                         "industry": industry, "tone": tone, "shop": shop, "product": product,
+                         "headline": headline, "sub_copy": sub_copy, "cta": cta, "badge": badge,
+                         "layout": layout, "to_video": to_video}}

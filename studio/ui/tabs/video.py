@@ -30,10 +30,12 @@ SIZES = ("9:16", "1:1", "4:5")
 
 # --- handlers (no gradio inside) -----------------------------------------------------------------
 def history_choices(services: Services, limit: int = 200) -> list[tuple[str, int]]:
+    from studio.workflows.overlay import record_label
+
     out = []
     for rec in services.store.list(limit=limit):
         if rec.path.suffix.lower() in IMAGE_SUFFIXES and rec.path.is_file():
-            out.append((f"#{rec.id} · {rec.workflow} · {rec.created_at[:16]}", rec.id))
+            out.append((record_label(rec, services.lang), rec.id))  # the workflow in words, the local date
     return out
 
 
@@ -70,7 +72,7 @@ def make_clip(services: Services, progress: Callable[[int, int, str], None] | No
 
 
 # --- widgets ---------------------------------------------------------------------------------------
-def build(services: Services) -> None:
+def build(services: Services) -> dict[str, Any]:
     from studio.render.overlay import load_layouts
 
     lang = services.lang
@@ -140,7 +142,7 @@ def build(services: Services) -> None:
 
     def on_cancel(request: gr.Request):
         services.jobs.cancel(_session_key(request))
-        gr.Info(t("job.cancelled", lang))
+        gr.Info(title=t("ui.info.title", lang), message=t("job.cancelled", lang))
 
     mode.change(on_mode, [mode], [prompt, keep, style, strength, make, make_ai], api_name=False)
     inputs = [pick, upload, more, mode, style, prompt, keep, seconds, size, headline, sub_copy, cta, badge, layout,
@@ -153,6 +155,9 @@ def build(services: Services) -> None:
     event_ai = make_ai.click(on_make, inputs, [player, notes], api_name="video_make_ai", concurrency_id="gpu",
                              concurrency_limit=1)
     cancel.click(on_cancel, None, None, api_name="video_cancel", cancels=[event, event_ai], queue=False)
+    # what the hand-offs fill (studio.ui.handoff): the picture, the words, the shop name
+    return {"_handoff": {"pick": pick, "more": more, "headline": headline, "sub_copy": sub_copy, "cta": cta,
+                         "badge": badge, "layout": layout, "shop": shop}}
 
 
 def _session_key(request: gr.Request | None) -> str:
