@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
@@ -239,6 +240,12 @@ def main() -> None:
         services = build_services(settings)
         method = services.vision.matter.choose("auto", "product")
         results.append(run_method(services, photos, rows, method))
+        try:   # engineer 18b's product rows: product IoU with and without the owner's box, per method
+            from lite_quality_products import product_rows
+
+            products = product_rows(services, [])
+        except ImportError:
+            products = None
         speed = product_speed(services)
         p_speed = person_speed(services, photos)
         services.store.close()
@@ -259,7 +266,7 @@ def main() -> None:
     print(json.dumps({"bench": "lite_quality", "photos": len(photos),
                       "people_photos": sum(p.mode == "person" for p in photos),
                       "product_photos": sum(p.mode == "product" for p in photos), "missing": missing,
-                      "perception": seen, **speed_ms, "first_ad_s": first_ad, "methods": results,
+                      "perception": seen, "products": products, **speed_ms, "first_ad_s": first_ad, "methods": results,
                       "product_ad_warm_s": round(speed, 3), "person_ad_warm_s": round(p_speed, 3),
                       "target_face_recall_precision": TARGET_FACE, "target_person_iou": TARGET_PERSON_IOU,
                       "target_mask_ms": TARGET_MASK_MS, "target_product_s": TARGET_PRODUCT_S,

@@ -42,7 +42,7 @@ from studio.workflows import common, person, product  # noqa: E402
 
 IOU_POSTABLE = 0.85
 TARGET_POSTABLE = 0.70
-PRODUCT_KINDS = ("product-plain", "product-busy")
+PRODUCT_KINDS = ("product-plain", "product-busy", "product-plant", "product-sweets", "product-food")
 
 
 def judge(layout: str | None, score: float | None) -> str:

@@ -913,8 +913,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This image was made with '{model}' (licence: {licence})."),
     "memory.note.fp8": ("그래픽카드 메모리가 모자라 본체 모델을 층마다 fp8로 줄여 담습니다(계산은 그대로).",
         "The card's memory is short: the main model is stored layer by layer in fp8 (computation unchanged)."),
-    "engine.name.klein": ("FLUX.2 [klein] 4B (상업용 가능)", "FLUX.2 [klein] 4B (commercial use)"),
-    "engine.name.qwen_edit": ("Qwen-Image-Edit-2511 (상업용 가능)", "Qwen-Image-Edit-2511 (commercial use)"),
+    # plain words on screen (issue 22); the model names and licences are in the Models tab
+    "engine.name.klein": ("가벼운 AI 그리기(상업용)", "FLUX.2 [klein] 4B (commercial use)"),
+    "engine.name.qwen_edit": ("고화질 AI 그리기(상업용)", "Qwen-Image-Edit-2511 (commercial use)"),
     "commercial.switch": ("상업용으로 쓸 수 있는 모델만", "Only models I may use commercially"),
     "commercial.on": ("켜짐: 모든 작업이 영업(광고)에 써도 되는 모델만 씁니다. 비상업 모델은 골라지지 않습니다.",
         "On: every task uses only models licensed for business use. Non-commercial models are never chosen."),

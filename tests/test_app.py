@@ -66,7 +66,7 @@ def test_launch_answers_200_and_names_the_engine(tmp_path: Path) -> None:
                 time.sleep(0.2)
         assert body is not None, "no HTTP 200"
         assert "지금 쓰는 방식: 빠른 배경 합성" in body
-        assert "고화질 AI 그리기에 필요한 파일이 아직 없어" in body  # ...and says why
+        assert "고화질 AI 그리기(상업용)에 필요한 파일이 아직 없어" in body  # ...and says why
     finally:
         proc.terminate()
         proc.wait(timeout=20)

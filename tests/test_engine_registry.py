@@ -22,7 +22,8 @@ def test_auto_inpaint_is_lite_without_weights_and_says_which_weights_are_missing
     choice = auto_choice("inpaint", settings)
     assert choice.name == "lite"
     assert choice.reason_key == "engine.reason.no_weights"
-    assert "Qwen-Image-Edit-2511" in choice.reason("ko")  # the best engine (commercial first, issue 23)
+    # the best engine (commercial first, issue 23), named in plain words (issue 22): Qwen-Image-Edit
+    assert choice.reason_fields["engine"] == "고화질 AI 그리기(상업용)" and "고화질 AI 그리기(상업용)" in choice.reason("ko")
 
 
 def test_auto_inpaint_with_weights_but_no_cuda_says_so(settings) -> None:

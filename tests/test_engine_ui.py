@@ -33,6 +33,6 @@ def test_ad_tab_switches_the_inpaint_engine_through_the_api(running_app) -> None
     client = running_app.client()
     note = client.predict("flux", api_name="/product_engine")  # Fill is non-commercial: the switch (on) keeps lite
     assert running_app.services.engines.active_name("inpaint") == "lite"
-    assert "비상업" in note and "Lite" in note
+    assert "비상업" in note and "빠른 배경 합성" in note
     note = client.predict("tiny", api_name="/person_engine")
     assert running_app.services.engines.active_name("inpaint") == "tiny" and "tiny" in note

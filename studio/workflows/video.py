@@ -190,7 +190,8 @@ def _record_image(services: Services, record_id: Any) -> tuple[Image.Image, "Rec
     return image, rec, focus
 
 
-def request_from_form(services: Services, *, history_id: Any = None, upload: str | Path | None = None,
+def request_from_form(services: Services | None = None, *, image: Image.Image | None = None,
+                      history_id: Any = None, upload: str | Path | None = None,
                       more_ids: list[Any] | None = None, more_paths: list[str | Path] | None = None,
                       mode: str = "motion", engine: str | None = None, style: str = "auto",
                       strength: str = "normal", prompt_ko: str = "", seconds: float = 5, size: str = "9:16",
@@ -201,7 +202,8 @@ def request_from_form(services: Services, *, history_id: Any = None, upload: str
     """THE video request, from the values of a form (the Video tab, the `video` command, the
     workflow registry): every value by keyword, empty strings and None meaning "not given".
 
-    The image comes from an upload (a path) or a history item; `mode` "ai" picks the generative
+    The image comes from an upload (a path), a history item, or is given loaded (`image`: the
+    owner's own picture, no AI disclosure); `mode` "ai" picks the generative
     engine (the task's choice when it is one), "motion" the CPU engine, unless `engine` names one."""
     from studio.engines.motion import STRENGTHS, EndCard
     from studio.engines.registry import spec_for, specs_for
@@ -210,7 +212,9 @@ def request_from_form(services: Services, *, history_id: Any = None, upload: str
 
     focus = None
     parent = None
-    if _given(upload):
+    if image is not None:
+        ai_source = False
+    elif _given(upload):
         image = load_image(upload).image  # type: ignore[arg-type]
         ai_source = source_is_ai(path=upload)
     elif _given(history_id):
@@ -230,6 +234,8 @@ def request_from_form(services: Services, *, history_id: Any = None, upload: str
     if (shop or "").strip():
         logo_img = load_image(logo, min_side=16).image if _given(logo) else None  # type: ignore[arg-type]
         end_card = EndCard(shop_name=shop.strip(), tagline=(tagline or "").strip(), logo=logo_img)
+    if (mode == "ai" and not _given(engine) or _given(history_id) or more_ids) and services is None:
+        raise ValueError("request_from_form needs the services for history items and the AI engine choice")
     if not _given(engine):
         engine = next(s.name for s in specs_for("image2video") if s.auto and not s.needs_weights)  # motion
         if mode == "ai":

@@ -251,9 +251,9 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                                    min_width=150)
                 count = gr.Slider(1, 4, value=1, step=1, label=t("ads.count", lang), min_width=220,
                                   elem_id=f"{wf}-count")
-            with gr.Row(visible=wf == "product"):
-                shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=wf == "product")
-                reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=wf == "product")
+            with gr.Row(visible=spec.product and not spec.faces):
+                shadow = gr.Checkbox(value=True, label=t("ads.shadow", lang), visible=spec.product and not spec.faces)
+                reflection = gr.Checkbox(value=False, label=t("ads.reflection", lang), visible=spec.product and not spec.faces)
             with gr.Accordion(t("ads.brush", lang), open=False, visible=spec.product, elem_id=f"{wf}-brush-panel"):
                 gr.Markdown(t("ads.brush_hint", lang))
                 brush = gr.ImageEditor(label=t("ads.brush", lang), type="numpy", image_mode="RGBA", sources=[],
