@@ -978,7 +978,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                            "Unknown motion strength: {strength}. Pick gentle, normal or strong."),
 
     # --- issue 22 ---
-    "ui.handoff.shop": ("가게 이름 (문구와 영상에 씁니다, 비워도 됩니다)", "Shop name (used in the words and the clip; optional)"),
+    "ui.handoff.shop": ("가게 이름(선택)", "Shop name (optional)"),
     "ui.handoff.shop_hint": ("예: 봄날 미용실", "e.g. Spring Day Salon"),
     "ui.handoff.to_overlay": ("문구 넣기", "Add words"),
     "ui.handoff.to_video": ("영상 만들기", "Make a clip"),

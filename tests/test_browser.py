@@ -66,6 +66,7 @@ def test_product_ad_in_the_browser(running_app, page, shots: Path, tmp_path: Pat
     page.locator("#product-upload input[type=file]").set_input_files(str(cup))
     # the preview and notes appear after the safe load
     page.wait_for_function("document.querySelector('#product-preview img') !== null", timeout=60_000)
+    page.locator("#product-expert").get_by_text("전문가 설정").first.click()  # the typed box is an expert control
     page.locator("#product-box textarea, #product-box input").first.fill("90,20,520,380")
     page.locator("#product-generate").click()
     page.wait_for_function("document.querySelectorAll('#product-results img').length > 0", timeout=120_000)

@@ -25,7 +25,7 @@ def test_handler_makes_a_clip_from_a_history_image_with_text_and_end_card(settin
                                 headline="오늘만 1+1", cta="지금 방문", shop="카페 온기", scale=0.25)
         p = probe(path)
         assert (p.width, p.height) == (270, 338) and p.codec == "h264"
-        assert f"#{rec.id + 1}" in notes and "모션" in notes
+        assert f"#{rec.id + 1}" in notes and "움직임" in notes
         video = services.store.get(rec.id + 1)
         assert video.parent_id == rec.id and video.settings["end_card"] is True
         assert any(x.suffix == ".png" for x in video.extra_paths)  # the poster for the gallery

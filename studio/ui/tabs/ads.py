@@ -212,15 +212,15 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=6):
             with gr.Row():
-                upload = upload_image(label=t("ads.upload", lang), sources=["upload", "clipboard"], height=230,
+                upload = upload_image(label=t("ads.upload", lang), sources=["upload", "clipboard"], height=200,
                                       elem_id=f"{wf}-upload")
-                preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=230,
+                preview = gr.Image(label=t("ads.preview", lang), interactive=False, height=200,
                                    elem_id=f"{wf}-preview")
             notes_in = gr.Markdown(elem_id=f"{wf}-upload-notes")
             if spec.product:
                 gr.Markdown(t("ui.ads.box_click_hint", lang), elem_id=f"{wf}-box-hint")
             get_model = gr.Button(t("rembg.download.button", lang), size="sm", elem_id=f"{wf}-get-cutout-model",
-                                  visible=_missing_cutout_model(services))
+                                  visible=spec.product and _missing_cutout_model(services))
             with gr.Row():
                 industry = gr.Dropdown(choices=[(i.name(lang), i.id) for i in presets.industries],
                                        value=presets.industries[0].id, label=t("ads.industry", lang), min_width=120, scale=1,
@@ -231,10 +231,11 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
                 sns = gr.Dropdown(choices=[(f"{s.name(lang)} ({s.width}×{s.height})", s.id) for s in presets.sns_sizes],
                                   value="ig_portrait", label=t("ads.sns", lang), min_width=260, scale=2,
                                   elem_id=f"{wf}-sns")
-            prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=1, max_lines=3,
-                                   placeholder=t("ads.prompt_ko_hint", lang), elem_id=f"{wf}-prompt-ko")
-            shop = gr.Textbox(label=t("ui.handoff.shop", lang), max_lines=1, placeholder=t("ui.handoff.shop_hint", lang),
-                              elem_id=f"{wf}-shop")
+            with gr.Row():   # one row: Generate stays on the first screen at 1366x768
+                prompt_ko = gr.Textbox(label=t("ads.prompt_ko", lang), lines=1, max_lines=3, scale=3, min_width=200,
+                                       placeholder=t("ads.prompt_ko_hint", lang), elem_id=f"{wf}-prompt-ko")
+                shop = gr.Textbox(label=t("ui.handoff.shop", lang), max_lines=1, scale=2, min_width=160,
+                                  placeholder=t("ui.handoff.shop_hint", lang), elem_id=f"{wf}-shop")
             with gr.Row(equal_height=True):
                 generate = gr.Button(t("ads.generate", lang), variant="primary", size="lg", scale=4,
                                      elem_id=f"{wf}-generate")
