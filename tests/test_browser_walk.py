@@ -232,3 +232,29 @@ def test_every_tab_fits_and_speaks_plain_korean(running_app, browser, shots: Pat
         if bad:
             problems[name] = bad
     assert not problems, json.dumps(problems, ensure_ascii=False)
+
+
+def test_models_tab_shows_every_licence_in_plain_words(running_app, browser) -> None:
+    """Issue 23: the Models tab lists every catalogue row with its licence in plain words, and the
+    one switch 「상업용으로 쓸 수 있는 모델만」 is there and on."""
+    from studio.presets import Presets
+
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    _open(page, running_app.url)
+    page.get_by_role("tab", name="모델").first.click()
+    table = page.locator("#model-catalog")
+    table.wait_for(timeout=20_000)
+    page.wait_for_timeout(800)
+    text = table.inner_text()
+    entries = Presets(Path(__file__).resolve().parent.parent / "presets").models
+    # the table renders the rows in view (it scrolls): every row shown names its licence in words
+    shown = [e for e in entries if e.name("ko") in text]
+    assert len(shown) >= 15
+    allowed, only = text.count("영업에 써도 됨"), text.count("비상업 전용")
+    assert allowed + only >= len(shown)
+    assert only >= sum(not e.commercial_use for e in shown) >= 1      # the non-commercial ones say so
+    for dev_word in ("Apache-2.0", "MIT"):                          # licence names come after the words
+        assert f"({dev_word})" in text
+    switch = page.get_by_label("상업용으로 쓸 수 있는 모델만").first
+    assert switch.is_visible() and switch.is_checked()
+    page.close()

@@ -440,3 +440,32 @@ def test_qwen_edit_person_plus_product_equals_diffusers_pipeline(tmp_path: Path,
     job.extras["references"] = [product] * 3
     with pytest.raises(StudioError):
         eng2.inpaint(job)
+
+
+def test_qwen_edit_masked_inpaint_equals_diffusers_pipeline(tmp_path: Path, monkeypatch) -> None:
+    """Qwen-Image-Edit-2511 masked repaint (no references) on the tiny set: engine == pipeline.
+    `QwenImageEditInpaintPipeline` always works at a 1024x1024 area (`calculate_dimensions(1024 * 1024,
+    ...)` inside __call__); for the CPU that module function is shrunk to the test size on both sides."""
+    import torch
+
+    from studio.engines.commercial import QwenEditEngine
+    from studio.engines.tiny_commercial import save_qwen_edit
+
+    folder = save_qwen_edit(tmp_path)
+    import diffusers.pipelines.qwenimage.pipeline_qwenimage_edit_inpaint as inp
+
+    monkeypatch.setattr(inp, "calculate_dimensions", lambda area, ratio: (SIZE, SIZE, None))
+    photo, mask = _photo(), _mask()
+    pipe = _pipe(folder, "QwenImageEditInpaintPipeline")
+    want = pipe(image=photo, mask_image=mask, prompt="a sunny cafe", negative_prompt=" ", true_cfg_scale=4.0,
+                height=SIZE, width=SIZE, strength=1.0, num_inference_steps=2,
+                generator=torch.Generator("cpu").manual_seed(5), max_sequence_length=512).images[0]
+    eng = QwenEditEngine(tmp_path, device="cpu", paste_back=False)
+    job = InpaintJob(image=photo, mask=mask, prompt="a sunny cafe", width=SIZE, height=SIZE, seed=5, steps=2,
+                     guidance=1.0)
+    got = eng.inpaint(job)
+    assert np.abs(np.asarray(got[0], dtype=int) - np.asarray(want.convert("RGB"), dtype=int)).max() == 0
+    # with paste-back (the default) every kept pixel is the photo's own
+    out = np.asarray(QwenEditEngine(tmp_path, device="cpu").inpaint(job)[0])
+    keep = np.asarray(mask) == 0
+    assert np.array_equal(out[keep], np.asarray(photo)[keep])

@@ -170,3 +170,30 @@ def test_cancel_mid_run_stops_and_writes_nothing(settings: Settings) -> None:
                                  options=GenerationOptions(steps=6, seed=1)), svc, progress=progress, cancel=token)
     assert seen and max(seen) <= 2, f"ran on after cancel: {seen}"
     assert svc.store.count() == 0
+
+
+def test_advanced_gives_an_editing_engine_the_product_as_a_reference(settings: Settings, monkeypatch) -> None:
+    """Issue 23: on an engine that takes reference pictures (Qwen-Image-Edit, FLUX.2 klein), Advanced
+    sends the product as photographed along with the job; Person and Product send none."""
+    svc = build_services(settings.with_(engine="tiny"))
+    try:
+        engine = svc.engines.get("inpaint", "tiny")
+        seen: list[dict] = []
+        real = engine.inpaint
+
+        def spy(job, *a, **kw):
+            seen.append(dict(job.extras))
+            return real(job, *a, **kw)
+
+        monkeypatch.setattr(engine, "inpaint", spy)
+        monkeypatch.setattr(engine, "accepts_references", True, raising=False)
+        img = load_image(data.astronaut()).image
+        advanced.run(AdvancedRequest(image=img, sns_size="ig_square", product_box=(330, 330, 500, 500),
+                                     options=FAST), svc)
+        refs = seen[-1].get("references")
+        assert refs and refs[0].size == (170, 170)
+        assert np.array_equal(np.asarray(refs[0]), np.asarray(img.crop((330, 330, 500, 500)).convert("RGB")))
+        person.run(PersonRequest(image=img, sns_size="ig_square", options=FAST), svc)
+        assert "references" not in seen[-1]
+    finally:
+        svc.store.close()

@@ -148,6 +148,7 @@ class KleinEngine(_CommercialEngine):
     caps = EngineCaps(inpaint=True, changes_outfit=True, uses_pose_control=False, text2image=True,
                       needs_gpu=True, needs_weights=True)
     model_label = "FLUX.2 [klein] 4B"
+    accepts_references = True   # Advanced passes the product as a reference picture (common.run_ad)
     model_ids = ("flux2_klein_4b",)
     memory_profile = "klein"
     folder_name = KLEIN_DIR
@@ -256,6 +257,7 @@ class QwenEditEngine(_CommercialEngine):
     caps = EngineCaps(inpaint=True, changes_outfit=True, uses_pose_control=False, text2image=False,
                       needs_gpu=True, needs_weights=True)
     model_label = "Qwen-Image-Edit-2511"
+    accepts_references = True   # Advanced passes the product as a reference picture (common.run_ad)
     model_ids = ("qwen_image_edit_2511",)
     memory_profile = "qwen-edit"
     folder_name = QWEN_EDIT_DIR

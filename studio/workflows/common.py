@@ -357,6 +357,11 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
 
     extras = dict(plan.settings.get("extras", {}))
     extras["layout"] = layout
+    product_box = getattr(req, "product_box", None)
+    if plan.subject == "mixed" and product_box and getattr(engine, "accepts_references", False):
+        # Advanced on an editing engine (Qwen-Image-Edit, FLUX.2 klein): the product, as photographed,
+        # goes along as a reference picture so the scene is drawn around the very same product
+        extras["references"] = [req.image.crop(tuple(int(v) for v in product_box)).convert("RGB")]
     extras.update(scene_extras(req, engine, notices))
     if not engine.caps.needs_weights and "palette" not in extras:
         extras["palette"] = harmonised_palette(services.presets.industry(req.industry).palette, framed, keep)
