@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
 
 from studio.config import REPO_ROOT, Settings  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
@@ -142,17 +141,10 @@ def _ads(services, photos, sheet_rows: list, mode: str) -> dict:
 
 
 def contact_sheet(rows: list, path: Path, thumb: int = 240) -> None:
-    cols = 6
-    h = int(thumb * 1350 / 1080)
-    sheet = Image.new("RGB", (cols * thumb, ((len(rows) + cols - 1) // cols) * (h + 28)), "white")
-    d = ImageDraw.Draw(sheet)
-    for i, (name, img, label) in enumerate(rows):
-        x, y = (i % cols) * thumb, (i // cols) * (h + 28)
-        if img is not None:
-            sheet.paste(img.resize((thumb - 4, h - 4), Image.Resampling.LANCZOS), (x + 2, y + 2))
-        d.text((x + 4, y + h), name, fill="black")
-        d.text((x + 4, y + h + 12), label, fill="black")
-    sheet.save(path)
+    """The same sheet as benchmarks/lite_quality.py writes (one layout for both)."""
+    from lite_quality import contact_sheet as sheet
+
+    sheet(rows, path, thumb)
 
 
 def main() -> None:

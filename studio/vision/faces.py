@@ -210,9 +210,9 @@ class FaceDetector:
             if self.backend == "insightface":
                 return self._load_insightface()
             if self.backend == "mediapipe":
-                from studio.vision.mp_models import MediaPipeKit
+                from studio.vision.mp_models import shared_kit
 
-                kit = MediaPipeKit(self.weights.parent.parent)
+                kit = shared_kit(self.weights.parent.parent)
                 kit.face_detector, kit.face_mesh  # noqa: B018 - load (and hash-check) both now
                 return kit
             if self.backend == "yunet":

@@ -45,13 +45,13 @@ def _windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
 
 def find_hands(image: np.ndarray, models_dir: Path | str, kit=None, max_hands: int = 8) -> list[Hand]:
     """Hands in an RGB image (see the module doc)."""
-    from studio.vision.mp_models import MediaPipeKit, available, box_iou, palm_to_hand_roi
+    from studio.vision.mp_models import available, box_iou, palm_to_hand_roi, shared_kit
     from studio.vision.toolkit import to_rgb_array
 
     if kit is None:
         if not available(models_dir):
             return []
-        kit = MediaPipeKit(models_dir)
+        kit = shared_kit(models_dir)
     rgb = to_rgb_array(image)
     h, w = rgb.shape[:2]
     palms = []

@@ -202,16 +202,14 @@ class BlazeFace:
             out.append(Detection((box - [px, py, px, py]) / s, float(scores[i]), (kps - [px, py]) / s))
         return out
 
-    def _run_batch(self, tiles: list[np.ndarray], min_score: float) -> list[list[Detection]]:
-        """Detections per tile (any aspect), in tile pixels (call with one tile: see __call__)."""
-        boxes = [letterbox(t, self.INPUT, self.INPUT) for t in tiles]
-        blob = np.concatenate([to_blob(sq, -1.0, 1.0) for sq, _, _, _ in boxes])
-        outs = self.net(blob)
-        n = len(tiles)
-        scores = sigmoid(next(o for _, o in _by_size(outs, n * 896)).reshape(n, 896))
-        raw = next(o for _, o in _by_size(outs, n * 896 * 16)).reshape(n, 896, 16)
-        return [self._detections(raw[k], scores[k], s, px, py, min_score)
-                for k, (_, s, px, py) in enumerate(boxes)]
+    def _run_tile(self, tile: np.ndarray, min_score: float) -> list[Detection]:
+        """Detections on one tile (any aspect), in tile pixels. One tile per forward pass: OpenCV's
+        TFLite import of this model mixes up a batch."""
+        sq, s, px, py = letterbox(tile, self.INPUT, self.INPUT)
+        outs = self.net(to_blob(sq, -1.0, 1.0))
+        scores = sigmoid(next(o for _, o in _by_size(outs, 896)).reshape(896))
+        raw = next(o for _, o in _by_size(outs, 896 * 16)).reshape(896, 16)
+        return self._detections(raw, scores, s, px, py, min_score)
 
     def windows(self, w: int, h: int, min_face: int = 32) -> list[tuple[int, int, int, int]]:
         """The whole photo, then square windows shrinking by half until a `min_face` face would
@@ -255,9 +253,8 @@ class BlazeFace:
                 tot = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
                 return float(tot) / max((x1 - x0) * (y1 - y0), 1)
             wins = [wins[0]] + [b for b in wins[1:] if share(*b) >= 0.004]
-        # one tile per forward pass: OpenCV's TFLite import of this model mixes up a batch
         for x0, y0, x1, y1 in wins:
-            for d in self._run_batch([rgb[y0:y1, x0:x1]], thr)[0]:
+            for d in self._run_tile(rgb[y0:y1, x0:x1], thr):
                 d.box = d.box + [x0, y0, x0, y0]
                 d.keypoints = d.keypoints + [x0, y0]
                 cands.append(d)
@@ -358,10 +355,8 @@ class BlazePose:
         seg = next(o for _, o in _by_size(outs, self.INPUT * self.INPUT)).reshape(self.INPUT, self.INPUT)
         pts = apply_affine(inv, lm[:33, :2])
         vis = sigmoid(lm[:33, 3])
-        m = cv2.invertAffineTransform(inv)
         mask = cv2.warpAffine(sigmoid(seg).astype(np.float32), inv, (w, h), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        del m
         return PoseLandmarks(pts, vis.astype(np.float32), flag, mask)
 
 
@@ -486,6 +481,20 @@ class MediaPipeKit:
     @property
     def hand(self) -> HandLandmarks:
         return self._get("hand", lambda: HandLandmarks(self._path(HAND_FILE)))  # type: ignore[return-value]
+
+
+_kits: dict[Path, MediaPipeKit] = {}
+_kits_lock = threading.Lock()
+
+
+def shared_kit(models_dir: Path | str) -> MediaPipeKit:
+    """One kit per models folder for the whole process: faces, people, pose and hands read the
+    same loaded (and once hash-checked) nets instead of each loading its own copy."""
+    key = Path(models_dir).resolve()
+    with _kits_lock:
+        if key not in _kits:
+            _kits[key] = MediaPipeKit(key)
+        return _kits[key]
 
 
 def available(models_dir: Path | str) -> bool:

@@ -10,8 +10,7 @@
    segmentation is trained on upper bodies and fades at the legs.
 4. The edge band is refined on the full-resolution photo (guided filter, `matting._refine_full_size`).
 
-`everyone_mask` keeps every person whose face was found; `count_people(mask, faces)` counts the
-faces whose centre the final mask covers - the one count notices may use.
+The notices that count who was kept read the FINAL keep mask (`workflows.common.face_shown`).
 """
 
 from __future__ import annotations
@@ -67,12 +66,6 @@ def _component_at(binary: np.ndarray, point: tuple[int, int]) -> np.ndarray:
         i = int(np.argmin(d))
         lab = labels[ys[i], xs[i]]
     return labels == lab
-
-
-def pose_for(kit, rgb: np.ndarray, box: tuple[float, float, float, float]):
-    from studio.vision.mp_models import person_roi
-
-    return kit.pose(rgb, person_roi(box))
 
 
 def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.ndarray | None = None,
@@ -183,29 +176,3 @@ def _clean(mask: np.ndarray, keep_point: tuple[int, int]) -> np.ndarray:
         if holes:
             cv2.drawContours(m, holes, -1, 255, thickness=cv2.FILLED)
     return m
-
-
-def everyone_mask(kit, rgb: np.ndarray, faces: list, prob: np.ndarray | None = None) -> np.ndarray:
-    """Every person whose face was found (each face's piece of the selfie mask)."""
-    h, w = rgb.shape[:2]
-    if prob is None:
-        prob = kit.selfie(rgb)
-    out = np.zeros((h, w), np.uint8)
-    for f in faces:
-        out = np.maximum(out, person_mask(kit, rgb, f, [f], prob=prob, refine=False).mask)
-    from studio.vision.matting import _refine_full_size
-
-    return _refine_full_size(rgb, _blend_edge(out, np.clip(np.rint(prob * 255), 0, 255).astype(np.uint8)),
-                             max(2, int(round(0.01 * max(h, w)))))
-
-
-def count_people(mask: np.ndarray, faces: list, share: float = 0.5) -> int:
-    """How many of `faces` the final keep mask shows: a face counts when at least `share` of its
-    box is kept. Notices about who was kept or left out use this, never the detector's count."""
-    n = 0
-    for f in faces:
-        x0, y0, x1, y1 = (int(v) for v in f.box)
-        region = mask[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
-        if region.size and float((region >= 128).mean()) >= share:
-            n += 1
-    return n

@@ -285,9 +285,9 @@ class PoseEstimator:
     def _load(self) -> Any:
         try:
             if self.backend == "blazepose":
-                from studio.vision.mp_models import MediaPipeKit
+                from studio.vision.mp_models import shared_kit
 
-                kit = MediaPipeKit(self.weights[0].parent.parent)
+                kit = shared_kit(self.weights[0].parent.parent)
                 kit.pose, kit.face_detector, kit.face_mesh  # noqa: B018 - load (and hash-check) now
                 return kit
             if self.backend == "dwpose":

@@ -153,11 +153,11 @@ class VisionKit:
         with self._lock:
             if not self._mp_checked:
                 from studio.runtime import bundled_models
-                from studio.vision.mp_models import MediaPipeKit
+                from studio.vision.mp_models import shared_kit
 
                 self._mp_checked = True
                 if bundled_models.all_present(self.models_dir):
-                    self._mp = MediaPipeKit(self.models_dir)
+                    self._mp = shared_kit(self.models_dir)
                 else:
                     log.info("bundled MediaPipe models missing: learned person masks are off")
             return self._mp
