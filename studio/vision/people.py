@@ -32,7 +32,8 @@ POSE_THRESHOLD = 0.5
 @dataclass
 class PersonMask:
     mask: np.ndarray            # uint8 255 = person
-    backend: str                # "selfie", "selfie+pose"
+    backend: str                # "selfie", "selfie+pose"; "selfie+group" when the picked person
+                                #  touches others and only the whole group could be kept
     pose: object | None = None  # mp_models.PoseLandmarks of the picked person, when run
 
 
@@ -73,14 +74,14 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
     """The picked person's mask (see the module doc)."""
     h, w = rgb.shape[:2]
     faces = list(faces or [face])
-    if prob is None:
-        prob = kit.selfie(rgb)
-    binary = prob >= SELFIE_THRESHOLD
     fx0, fy0, fx1, fy1 = face.box
     fh = max(1, fy1 - fy0)
     # the face itself (its outline, and the neck under it): never the drawn hair ellipse, which
     # would carry the backdrop around the head into the cut-out - the model's mask holds the hair
     head = masks.face_region_mask((w, h), face, include_hair=False, include_neck=True) > 0
+    if prob is None:
+        prob = closer_look(kit, rgb, kit.selfie(rgb), head, face)
+    binary = prob >= SELFIE_THRESHOLD
     mine = _component_at(binary | head, _face_centre(face))
     backend = "selfie"
     pose = None
@@ -118,7 +119,11 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
                 mine = mine | (body & _component_at(body | head, _face_centre(face)))
                 prob = np.maximum(prob, pose.mask)
             else:
-                mine = mine | (body & (prob > 0.1))
+                # a standing figure: the two models vote where the pose model looked (its body
+                # mask sees legs apart and thin arms that the selfie model blurs together)
+                both = (prob + pose.mask) / 2.0 >= SELFIE_THRESHOLD
+                seen = pose.mask > 0.02
+                mine = np.where(seen, both & (mine | body), mine) | (body & (prob > 0.1))
         elif sharing:
             # no pose: the nearest face's column, within the body's expected box
             cx = np.array([_face_centre(f)[0] for f in [face] + sharing], np.float32)
@@ -139,7 +144,7 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
                 log.info("the split through the group takes part of another head (%.0f %%): keeping the whole group",
                          inside * 100)
                 mine = whole | head
-                backend = "selfie"
+                backend = "selfie+group"
                 break
     out = _clean(mine, _face_centre(face))
     if refine:
@@ -151,6 +156,37 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
         # the edge filter must not thin away what the model is sure of (an outstretched arm)
         out = np.maximum(out, np.where((hard > 0) & (prob >= 0.8), 255, 0).astype(np.uint8))
     return PersonMask(out, backend, pose)
+
+
+def closer_look(kit, rgb: np.ndarray, prob: np.ndarray, head: np.ndarray, face) -> np.ndarray:
+    """A second selfie pass on a crop around a person who is small in the photo.
+
+    The model sees the whole photo at 256x256 (256x144 landscape): a footballer 200 px tall in a
+    wide photo is then 60 model pixels tall and an outstretched arm is two pixels thick, so it
+    fades. Cropped to the person (a square with room around them), the same model sees them four
+    to eight times larger; the crop's answer replaces the first one inside the crop."""
+    h, w = rgb.shape[:2]
+    piece = _component_at((prob >= SELFIE_THRESHOLD) | head, _face_centre(face))
+    ys, xs = np.nonzero(piece)
+    if ys.size == 0:
+        return prob
+    bx0, by0, bx1, by1 = body_box(face.box, (w, h), full=True)
+    x0, y0 = min(float(xs.min()), bx0), min(float(ys.min()), by0)
+    x1, y1 = max(float(xs.max() + 1), bx1), max(float(ys.max() + 1), by1)
+    side = 1.3 * max(x1 - x0, y1 - y0)
+    if side >= 0.8 * max(h, w):
+        return prob                              # the person already fills the model's view
+    side = min(side, float(min(h, w))) if side > min(h, w) else side
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    sx0 = int(round(min(max(cx - side / 2, 0.0), max(w - side, 0.0))))
+    sy0 = int(round(min(max(cy - side / 2, 0.0), max(h - side, 0.0))))
+    sx1, sy1 = min(w, sx0 + int(round(side))), min(h, sy0 + int(round(side)))
+    if (sx1 - sx0) < 16 or (sy1 - sy0) < 16:
+        return prob
+    crop = kit.selfie(np.ascontiguousarray(rgb[sy0:sy1, sx0:sx1]))
+    out = prob.copy()
+    out[sy0:sy1, sx0:sx1] = crop
+    return out
 
 
 def _blend_edge(hard: np.ndarray, soft: np.ndarray) -> np.ndarray:

@@ -68,6 +68,9 @@ class _Geometry:
 
 
 MAX_UPSCALE = 1.5   # the kept subject is never enlarged more than this (soft blow-ups)
+PERSON_MAX_UPSCALE = 2.5   # a cut-out person on Lite: sharpened, still reads well on a phone
+HARD_MAX_UPSCALE = 3.5     # never more, even for a subject cut by both edges of a small photo
+SHARPEN_FROM = 1.6         # enlargements above this get an unsharp mask scaled to the enlargement
 
 
 def frame_geometry(upload_size: tuple[int, int], size: tuple[int, int], focus: Box | None, *,
@@ -104,6 +107,12 @@ def frame_geometry(upload_size: tuple[int, int], size: tuple[int, int], focus: B
     else:
         need_w, need_h = float(W), float(H)
     scale = min(out_w / need_w, out_h / need_h, max_upscale)
+    # a subject cut by two opposite edges of the photo (a tight portrait: hat at the top, body at
+    # the bottom) must meet both edges of the frame, or it floats with a flat cut across it
+    if focus and "top" in anchors and "bottom" in anchors:
+        scale = max(scale, min(out_h / H, HARD_MAX_UPSCALE))
+    if focus and "left" in anchors and "right" in anchors:
+        scale = max(scale, min(out_w / W, HARD_MAX_UPSCALE))
     sw, sh = W * scale, H * scale
     ox, oy = out_w / 2 - cx * scale, out_h / 2 - cy * scale
     # an edge the subject runs off stays on the frame's edge: no floating torsos
@@ -125,12 +134,25 @@ def frame_geometry(upload_size: tuple[int, int], size: tuple[int, int], focus: B
 
 def render_framing(image: Image.Image, geo: _Geometry) -> Framing:
     framed = _apply(image.convert("RGB"), geo, Image.Resampling.LANCZOS, (0, 0, 0))
+    if geo.scale > SHARPEN_FROM:
+        framed = sharpen_enlarged(framed, geo.scale)
     cover = np.asarray(_apply(Image.new("L", image.size, 255), geo, Image.Resampling.NEAREST, 0))
     pad = np.where(cover > 0, 0, 255).astype(np.uint8)
     arr = np.asarray(framed)
     if pad.any():
         arr = _fill_padding(arr, pad)
     return Framing(Image.fromarray(arr), pad, geo.scale, geo.offset, geo.crop)
+
+
+def sharpen_enlarged(img: Image.Image, scale: float) -> Image.Image:
+    """An unsharp mask sized to the enlargement: LANCZOS keeps edges but spreads them over
+    `scale` pixels; a radius of about half that and a gentle amount restore their slope without
+    halos (the threshold leaves flat skin and noise alone)."""
+    from PIL import ImageFilter
+
+    radius = 0.5 * scale
+    amount = int(min(90, 45 * (scale - 1.0)))
+    return img.filter(ImageFilter.UnsharpMask(radius=radius, percent=amount, threshold=3))
 
 
 def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margin: float = 0.15,
@@ -215,6 +237,8 @@ def extend_to_bottom(person: np.ndarray, face, reach: float = 0.14) -> np.ndarra
     # the widest recent row near the bottom is the torso's cross-section
     lo = max(int(face.box[3]), last - max(4, int(0.08 * h)))
     ref = lo + int(np.argmax(rows[lo:last + 1]))
+    if rows[ref] < 1.5 * max(1, face.box[2] - face.box[0]):
+        return person   # a foot or a hand near the edge, not a torso: a column under it would be a post
     out = person.copy()
     out[ref:] = np.maximum(out[ref:], person[ref][None, :])
     return out
@@ -256,6 +280,8 @@ class Plan:
     settings: dict = field(default_factory=dict)
     quality: Any = None                   # vision.confidence.CutoutQuality of the cut-out
     soft_alpha: bool = False              # hair/fur stretches of a cut-out's edge get a matted alpha
+    max_upscale: float = MAX_UPSCALE      # how far the kept subject may be enlarged
+    soft_boxes: list | None = None        # upload boxes where soft alpha may act (None: the whole edge)
 
     def preview(self) -> np.ndarray:
         """The keep mask on the upload (255 = kept)."""
@@ -279,7 +305,17 @@ class Plan:
         if self.soft_alpha and any(p.edge_px > 0 for p in self.parts):
             from studio.vision.matting import soft_edges
 
-            out = soft_edges(framing.image, out)
+            soft = soft_edges(framing.image, out)
+            if self.soft_boxes is None:
+                out = soft
+            else:
+                # only where fur is expected (a person's hair): a busy backdrop behind an arm
+                # is textured too, and matting it would keep ghosts of the crowd
+                where = np.zeros(out.shape[:2], bool)
+                for box in self.soft_boxes:
+                    x0, y0, x1, y1 = (int(round(v)) for v in framing.map_box(box))
+                    where[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+                out = np.where(where, soft, out).astype(np.uint8)
         return np.where(framing.pad_mask > 0, 0, out).astype(np.uint8)
 
 
@@ -327,10 +363,11 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
     notices = list(plan.notices)
     layout = choose_layout(plan, engine, req, services, notices)
     if layout == "cutout":
-        framing = frame(req.image, out_size, plan.focus, margin=plan.margin, anchors=plan.anchors)
+        framing = frame(req.image, out_size, plan.focus, margin=plan.margin, anchors=plan.anchors,
+                        max_upscale=plan.max_upscale)
         keep = plan.keep_for(framing)
-        if framing.scale >= MAX_UPSCALE - 1e-6 and framing.pad_mask.any():
-            notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
+        if framing.scale >= plan.max_upscale - 1e-6 and framing.pad_mask.any():
+            notices.append(Notice("lite.small_subject", {"scale": f"{plan.max_upscale:g}"}))
     else:
         window = plan.focus if getattr(plan.cutout, "backend", None) == "box" else None
         framing, keep = fallback_framing(req.image, out_size, layout, plan.focus, window=window)

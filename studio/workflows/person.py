@@ -88,6 +88,12 @@ def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[
         anchors = common.touching_edges(body)
         notices.append(Notice("workflow.outfit_needs_flux"))
         settings["_quality"] = person_quality(services, req.image, face, body, anchors, backend)
+        if backend.endswith("+group") and not getattr(req, "keep_all_people", False):
+            # the owner asked for one person, but the model could only keep everyone touching
+            # them: a cut-out of half a card table is not an ad - the photo is laid out whole
+            from studio.vision.confidence import CutoutQuality
+
+            settings["_quality"] = CutoutQuality(0.0, {"group": 0.0})
     return parts, anchors
 
 
@@ -140,8 +146,33 @@ def plan(req: PersonRequest, services: Services, engine: Engine, out_size: tuple
     parts += extra
     anchors = tuple(sorted(set(anchors) | set(more)))
     quality = settings.pop("_quality", None)
+    max_upscale = common.MAX_UPSCALE
+    if settings["cutout"] is not None:
+        # the whole person is kept (Lite): frame all of them, not a head-and-torso guess - a
+        # standing figure keeps their legs - and let a small figure grow (sharpened) until it
+        # reads on a phone
+        tall = mask_box(common.Plan(subject="person", parts=parts[1:], focus=None).preview())
+        if tall is not None:   # from the top of the head to the feet; the width stays the body's
+            focus = (focus[0], min(focus[1], tall[1]), focus[2], max(focus[3], tall[3]))
+        max_upscale = common.PERSON_MAX_UPSCALE
     return common.Plan(subject="person", parts=parts, focus=focus, margin=0.05, anchors=anchors,
-                       faces=faces, face=face, notices=notices, settings=settings, quality=quality)
+                       faces=faces, face=face, notices=notices, settings=settings, quality=quality,
+                       max_upscale=max_upscale, soft_boxes=[hair_box(f.box) for f in faces])
+
+
+def hair_box(face_box: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """Where a person's hair can be, around their face (long hair reaches the shoulders)."""
+    x0, y0, x1, y1 = face_box
+    w, h = x1 - x0, y1 - y0
+    return (x0 - 0.8 * w, y0 - 0.9 * h, x1 + 0.8 * w, y1 + 0.8 * h)
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys, xs = np.nonzero(mask >= 128)
+    if ys.size == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
 
 
 def run(req: PersonRequest, services: Services, progress: ProgressFn | None = None,
