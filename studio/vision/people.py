@@ -118,12 +118,14 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
             elif weak:
                 mine = mine | (body & _component_at(body | head, _face_centre(face)))
                 prob = np.maximum(prob, pose.mask)
+            elif pose.presence >= 0.8:
+                # a whole figure the pose model is sure of: its body mask is this one person,
+                # while the selfie model also takes the spectators and passers-by behind an arm
+                # or a leg - what lies off the body by more than a few pixels is theirs
+                near = masks.dilate(body.astype(np.uint8) * 255, max(2, int(0.15 * fh))) > 0
+                mine = (mine & near) | (body & (prob > 0.1))
             else:
-                # a standing figure: the two models vote where the pose model looked (its body
-                # mask sees legs apart and thin arms that the selfie model blurs together)
-                both = (prob + pose.mask) / 2.0 >= SELFIE_THRESHOLD
-                seen = pose.mask > 0.02
-                mine = np.where(seen, both & (mine | body), mine) | (body & (prob > 0.1))
+                mine = mine | (body & (prob > 0.1))
         elif sharing:
             # no pose: the nearest face's column, within the body's expected box
             cx = np.array([_face_centre(f)[0] for f in [face] + sharing], np.float32)

@@ -82,7 +82,9 @@ def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[
             # backdrop around the hair (the drawn hair ellipse) to the cut-out
             from studio.vision import masks
 
-            parts[0] = common.KeepPart(masks.intersection(parts[0].mask, masks.dilate(body, 1)))
+            # (the body's hard edge: its soft fringe under the face's wide feather would keep a
+            # grey ring of the old backdrop around the head)
+            parts[0] = common.KeepPart(masks.intersection(parts[0].mask, masks.dilate(masks.binarize(body), 1)))
         parts.append(common.KeepPart(body, edge_px=2))
         settings["cutout"] = backend
         anchors = common.touching_edges(body)
