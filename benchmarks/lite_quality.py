@@ -85,7 +85,7 @@ def perception(photos: list) -> dict:
                     ious.append(0.0)
                     continue
                 t0 = time.perf_counter()
-                mask, _ = person_matte(SimpleNamespace(vision=kit), img, found[0], True, found)
+                mask, _, _ = person_matte(SimpleNamespace(vision=kit), img, found[0], True, found)
                 secs.append(time.perf_counter() - t0)
                 ious.append(p.iou(mask))
                 print(f"  {name:12s} {p.name:20s} person IoU {ious[-1]:.3f}")

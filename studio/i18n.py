@@ -1011,6 +1011,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- issue 18 (lead, session 2) ---
     'lite.reason.group': ('사람들이 붙어 있어 한 사람만 떼어 낼 수 없음',
         'the people touch each other, so one of them can\'t be cut out alone'),
+    'lite.reason.models': ('사람의 윤곽이 확실하지 않음(작거나 흐린 사진)',
+        'the person\'s outline is uncertain (a small or blurred photo)'),
 
 }
 

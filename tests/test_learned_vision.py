@@ -174,7 +174,7 @@ def test_person_mask_cuts_out_the_person(models_dir):
         photo = _photo(name)
         img = photo.image()
         faces = kit.detect_faces(img)
-        mask, backend = person_matte(SimpleNamespace(vision=kit), img, faces[0], True, faces)
+        mask, backend, _ = person_matte(SimpleNamespace(vision=kit), img, faces[0], True, faces)
         assert backend.startswith("selfie")
         assert iou(mask, photo.mask(img.size)) >= 0.88, name
 

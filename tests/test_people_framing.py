@@ -74,16 +74,37 @@ def test_closer_look_leaves_a_person_who_fills_the_photo_alone(kit) -> None:
 
 
 def test_a_small_person_grows_past_the_product_cap_sharpened(lite) -> None:
-    p = _photo("basketball_group")
+    # messi5.jpg: the footballer is about 200 px tall; at the product cap (1.5x) he would be a
+    # fifth of the ad's height
+    p = _photo("messi")
     res = person.run(PersonRequest(image=load_image(p.image()).image, sns_size="ig_portrait", options=FAST), lite)
     st = res.records[0].settings
     assert res.layout == "cutout"
     assert common.MAX_UPSCALE < st["upscale"] <= common.PERSON_MAX_UPSCALE + 1e-6
-    # the whole standing figure is in the ad, head to feet, and it is at least half the frame tall
+    # the whole figure is in the ad, head to boots, and it is over a third of the frame tall
     ys = np.nonzero((res.keep_mask >= 128).any(axis=1))[0]
-    assert ys.max() - ys.min() >= 0.5 * res.keep_mask.shape[0]
+    assert ys.max() - ys.min() >= 0.34 * res.keep_mask.shape[0]
+    assert ys.min() > 0 and ys.max() < res.keep_mask.shape[0] - 1
     assert any(n.key == "lite.small_subject" and n.fields["scale"] == f"{common.PERSON_MAX_UPSCALE:g}"
                for n in res.notices)
+
+
+def test_when_the_two_models_disagree_the_figure_becomes_a_card(lite, kit) -> None:
+    # basketball1.png: a small, blurred grey figure against a grey wall; the selfie and the pose
+    # model disagree on a quarter of him, so no cut-out with patches of wall is handed over
+    p = _photo("basketball_group")
+    img = load_image(p.image()).image
+    faces = _face(kit, img)
+    pm = people.person_mask(kit, np.asarray(img), faces[0], faces)
+    assert pm.agreement is not None and pm.agreement < person.MODELS_AGREE
+    res = person.run(PersonRequest(image=img, sns_size="ig_portrait", options=FAST), lite)
+    assert res.layout in common.FALLBACKS
+    why = [n for n in res.notices if n.key.startswith("lite.fallback")]
+    assert why and "윤곽" in why[0].text("ko")
+    # a figure the two models agree on (messi, after the closer look) stays a cut-out
+    m = _photo("messi")
+    faces = _face(kit, m.image())
+    assert people.person_mask(kit, np.asarray(m.image()), faces[0], faces).agreement >= person.MODELS_AGREE
 
 
 def test_sharpening_restores_edge_slope_after_enlarging() -> None:

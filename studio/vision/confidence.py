@@ -35,7 +35,7 @@ WORK_SIDE = 320
 THRESHOLD = 0.5
 EDGE_BAD, EDGE_GOOD = 0.45, 0.7
 CLUTTER_BAD, CLUTTER_GOOD = 0.36, 0.28
-REASON_ORDER = ("group", "person", "box", "background", "stability", "clutter", "border", "fragments", "edges", "size")
+REASON_ORDER = ("group", "models", "person", "box", "background", "stability", "clutter", "border", "fragments", "edges", "size")
 
 
 @dataclass

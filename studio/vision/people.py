@@ -35,6 +35,7 @@ class PersonMask:
     backend: str                # "selfie", "selfie+pose"; "selfie+group" when the picked person
                                 #  touches others and only the whole group could be kept
     pose: object | None = None  # mp_models.PoseLandmarks of the picked person, when run
+    agreement: float | None = None  # IoU of the selfie and pose masks of a whole figure, when both ran
 
 
 def _face_centre(face) -> tuple[int, int]:
@@ -81,10 +82,15 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
     head = masks.face_region_mask((w, h), face, include_hair=False, include_neck=True) > 0
     if prob is None:
         prob = closer_look(kit, rgb, kit.selfie(rgb), head, face)
+    # the face itself is always kept; the drawn neck only where the model sees some person (a
+    # tilted face's neck box reaches into the wall beside the shoulder)
+    face_only = masks.face_region_mask((w, h), face, include_hair=False, include_neck=False) > 0
+    head = face_only | (head & (prob >= 0.1))
     binary = prob >= SELFIE_THRESHOLD
     mine = _component_at(binary | head, _face_centre(face))
     backend = "selfie"
     pose = None
+    agreement = None
     ys, xs = np.nonzero(mine & ~head)
     weak = ys.size < 0.5 * float(head.sum())          # selfie model saw no body (grey photos, far away)
     tall = ys.size > 0 and (ys.max() - ys.min()) > 5.0 * fh
@@ -123,6 +129,7 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
                 # while the selfie model also takes the spectators and passers-by behind an arm
                 # or a leg - what lies off the body by more than a few pixels is theirs
                 near = masks.dilate(body.astype(np.uint8) * 255, max(2, int(0.15 * fh))) > 0
+                agreement = float((mine & body).sum()) / max(float((mine | body).sum()), 1.0)
                 mine = (mine & near) | (body & (prob > 0.1))
             else:
                 mine = mine | (body & (prob > 0.1))
@@ -157,7 +164,7 @@ def person_mask(kit, rgb: np.ndarray, face, faces: list | None = None, prob: np.
         out = _refine_full_size(rgb, _blend_edge(out, soft), max(2, int(round(0.01 * max(h, w)))))
         # the edge filter must not thin away what the model is sure of (an outstretched arm)
         out = np.maximum(out, np.where((hard > 0) & (prob >= 0.8), 255, 0).astype(np.uint8))
-    return PersonMask(out, backend, pose)
+    return PersonMask(out, backend, pose, agreement)
 
 
 def closer_look(kit, rgb: np.ndarray, prob: np.ndarray, head: np.ndarray, face) -> np.ndarray:

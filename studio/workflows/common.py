@@ -182,7 +182,7 @@ def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
 
 
 def person_matte(services: Services, image: Image.Image, face, include_hair: bool,
-                 faces: list | None = None) -> tuple[np.ndarray, str]:
+                 faces: list | None = None) -> tuple[np.ndarray, str, float | None]:
     """For engines that can't invent clothes: the whole person on the upload (255 = person).
 
     With the learned models installed (`VisionKit.person_mask`), the person comes from selfie
@@ -193,6 +193,9 @@ def person_matte(services: Services, image: Image.Image, face, include_hair: boo
     would teach GrabCut that clothing is background), seeded by a wide box from the face down to
     the bottom edge; the face, a neck bridge and the cut-out are united, vertical gaps (a light
     collar) bridged, and only the piece holding the face is kept, holes filled.
+
+    Returns (mask, backend, agreement): `agreement` is how far the two learned models agree on a
+    whole figure (IoU of the selfie and pose masks), None when only one of them ran.
     """
     import cv2
 
@@ -204,7 +207,7 @@ def person_matte(services: Services, image: Image.Image, face, include_hair: boo
     cx = (x0 + x1) / 2
     learned = services.vision.person_mask(image, face, faces)
     if learned is not None and (learned.mask >= 128).sum() > 0:
-        return extend_to_bottom(learned.mask, face), learned.backend
+        return extend_to_bottom(learned.mask, face), learned.backend, learned.agreement
     box = (int(max(0, cx - 2.5 * fw)), int(max(0, y0 - 0.8 * fh)), int(min(W, cx + 2.5 * fw)), H)
     matte = services.vision.cutout(image, box=box, subject="person")
     head = services.vision.face_keep_mask(image.size, face, include_hair=include_hair, include_neck=True)
@@ -218,7 +221,7 @@ def person_matte(services: Services, image: Image.Image, face, include_hair: boo
     contours, _ = cv2.findContours(person, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(person)
     cv2.drawContours(filled, contours, -1, 255, thickness=cv2.FILLED)
-    return extend_to_bottom(filled, face), matte.backend
+    return extend_to_bottom(filled, face), matte.backend, None
 
 
 def extend_to_bottom(person: np.ndarray, face, reach: float = 0.14) -> np.ndarray:
@@ -240,7 +243,7 @@ def extend_to_bottom(person: np.ndarray, face, reach: float = 0.14) -> np.ndarra
     if rows[ref] < 1.5 * max(1, face.box[2] - face.box[0]):
         return person   # a foot or a hand near the edge, not a torso: a column under it would be a post
     out = person.copy()
-    out[ref:] = np.maximum(out[ref:], person[ref][None, :])
+    out[last + 1:] = np.maximum(out[last + 1:], person[ref][None, :])   # only the gap: rows above stay as cut
     return out
 
 

@@ -24,6 +24,9 @@ from studio.workflows import common
 log = logging.getLogger(__name__)
 
 
+MODELS_AGREE = 0.8   # below this IoU of the selfie and pose masks a whole figure's cut-out is unsure
+
+
 def body_box(face_box: tuple[int, int, int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Head and torso below a face: about 3 face widths wide and 4.5 face heights tall."""
     x0, y0, x1, y1 = face_box
@@ -76,7 +79,7 @@ def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[
     parts = [face_part(services, req, face, engine, out_size, include_neck)]
     anchors: tuple[str, ...] = ()
     if not engine.caps.changes_outfit:
-        body, backend = common.person_matte(services, req.image, face, req.include_hair, faces)
+        body, backend, agreement = common.person_matte(services, req.image, face, req.include_hair, faces)
         if backend != "grabcut":
             # a learned person mask already holds the head: the face part must not add the
             # backdrop around the hair (the drawn hair ellipse) to the cut-out
@@ -90,6 +93,13 @@ def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[
         anchors = common.touching_edges(body)
         notices.append(Notice("workflow.outfit_needs_flux"))
         settings["_quality"] = person_quality(services, req.image, face, body, anchors, backend)
+        if agreement is not None and agreement < MODELS_AGREE:
+            # the selfie and the pose model disagree on a quarter of the figure (a small, blurred
+            # person against a wall of the same grey): whichever is right, the cut-out would show
+            # patches of the old wall - the photo is laid out whole instead, and the owner told why
+            from studio.vision.confidence import CutoutQuality
+
+            settings["_quality"] = CutoutQuality(0.0, {"models": 0.0})
         if backend.endswith("+group") and not getattr(req, "keep_all_people", False):
             # the owner asked for one person, but the model could only keep everyone touching
             # them: a cut-out of half a card table is not an ad - the photo is laid out whole
@@ -107,7 +117,7 @@ def person_quality(services: Services, image: Image.Image, face, body: np.ndarra
     if backend == "grabcut":
         wider = type(face)(box=(face.box[0] - face.width // 4, face.box[1], face.box[2] + face.width // 4,
                                 face.box[3]), score=face.score, landmarks=None, backend=face.backend)
-        other, _ = common.person_matte(services, image, wider, True)
+        other, _, _ = common.person_matte(services, image, wider, True)
     return assess(np.asarray(image.convert("RGB")), body, allowed_edges=anchors + ("bottom",),
                   face_box=face.box, other=other, learned=backend != "grabcut")
 
