@@ -235,12 +235,12 @@ class VisionKit:
                subject: str = "product", strokes: np.ndarray | None = None) -> "MatteResult":
         if self.commercial_only and alpha is None and prefer not in ("auto", "alpha", "grabcut"):
             from studio.errors import InputError
-            from studio.vision.matting import ALIASES, REMBG_MODELS
+            from studio.vision.matting import ALIASES, licences
 
             name = ALIASES.get(prefer, prefer)  # a named model (or a custom .onnx: licence unknown)
-            lic = REMBG_MODELS.get(name, ("", "licence unknown", False))
-            if not lic[2]:
-                raise InputError("vision.noncommercial", backend=name, licence=lic[1])
+            lic, com = licences().get(name, ("licence unknown", False))
+            if not com:
+                raise InputError("vision.noncommercial", backend=name, licence=lic)
         return self.matter(image, box=box, alpha=alpha, prefer=prefer, subject=subject, strokes=strokes)
 
     def paste_back(self, generated: Image.Image, original: Image.Image, keep_mask: np.ndarray,
@@ -288,12 +288,13 @@ class VisionKit:
 
         mat_found = matting_mod.find_weights(self.models_dir)
         mat_backend = matting_mod.auto_choice(mat_found, "product")
-        lic, com = matting_mod.LICENCES[mat_backend]
+        mat_licences = matting_mod.licences()
+        lic, com = mat_licences[mat_backend]
         out["matting"] = {"backend": mat_backend, "licence": lic, "commercial_use": com,
                           "weights": {k: str(v) for k, v in mat_found.items()},
                           "available": [*mat_found, "grabcut"],
                           "licences": {k: {"licence": v[0], "commercial_use": v[1]}
-                                       for k, v in matting_mod.LICENCES.items()},
+                                       for k, v in mat_licences.items()},
                           "note": ""}
         from studio.runtime import bundled_models
 

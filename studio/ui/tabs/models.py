@@ -80,13 +80,14 @@ def vision_markdown(services: Services) -> str:
 
 
 def rembg_download(services: Services, entry, report) -> str:
-    """A rembg cut-out model, fetched by rembg's own session code into models/rembg."""
+    """A rembg cut-out model, fetched (URL and checksum from the catalogue) into models/rembg."""
     from pathlib import Path
 
     from studio.runtime import rembg_models
 
     name = Path(entry.files[0]).stem
-    path = rembg_models.download(services.settings.models_dir, name, progress=report)
+    path = rembg_models.download(services.settings.models_dir, name, progress=report,
+                                 presets_dir=services.settings.presets_dir)
     services.reload_vision()   # the next cut-out uses the new model
     return esc(t("rembg.download.done", services.lang, model=name, path=str(path)))
 
