@@ -26,7 +26,6 @@ import operator
 import os
 import re
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -140,15 +139,14 @@ _COLUMNS = ("id, created_at, workflow, engine, model_ids, seed, prompt_ko, promp
             "hashtags, path, extra_paths, kept_owner_pixels, parent_id, missing")
 
 
-class HistoryStore:
+class HistoryStore(dbmod.Store):
     """SQLite history plus the result files. Thread-safe; see the module docstring."""
 
     def __init__(self, outputs_dir: Path, db_path: Path, conn: sqlite3.Connection, *,
                  clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(conn)
         self.outputs_dir = outputs_dir
         self.db_path = db_path
-        self._conn: sqlite3.Connection | None = conn
-        self._lock = threading.RLock()
         self._clock = clock or (lambda: datetime.now().astimezone())
         self.cleaned_temp_files: list[Path] = []
 
@@ -173,24 +171,6 @@ class HistoryStore:
         store = cls(outputs_dir, db_path, conn, clock=clock)
         store.cleaned_temp_files = cleaned
         return store
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> "HistoryStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("HistoryStore is closed")
-        return self._conn
 
     # --- writing -----------------------------------------------------------------------------
     def save_image(self, image: Image.Image, rec: NewRecord, *, stem: str | None = None) -> Record:
@@ -232,38 +212,28 @@ class HistoryStore:
         folder = self.outputs_dir / created.strftime("%Y-%m-%d")
         name_stem = safe_stem(stem or default_stem(rec))
         with self._lock:
-            conn = self.conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _sqlerror_to_studio(exc) from exc
             path: Path | None = None
             try:
-                new_id = self._next_id(conn)
-                path = folder / f"{new_id:06d}_{name_stem}{suffix}"
-                while path.exists():  # a leftover from a crash before its row was committed
-                    new_id += 1
+                with dbmod.immediate(self.conn, _sqlerror_to_studio) as conn:
+                    new_id = self._next_id(conn)
                     path = folder / f"{new_id:06d}_{name_stem}{suffix}"
-                parent_id = rec.parent_id
-                if parent_id is not None and conn.execute(
-                        "SELECT 1 FROM generations WHERE id = ?", (parent_id,)).fetchone() is None:
-                    log.warning("parent #%s no longer exists; storing #%d without a parent", parent_id, new_id)
-                    parent_id = None
-                try:
-                    atomic_write(path, data)
-                except OSError as exc:
-                    path = None
-                    raise _oserror_to_studio(exc) from exc
-                try:
+                    while path.exists():  # a leftover from a crash before its row was committed
+                        new_id += 1
+                        path = folder / f"{new_id:06d}_{name_stem}{suffix}"
+                    parent_id = rec.parent_id
+                    if parent_id is not None and conn.execute(
+                            "SELECT 1 FROM generations WHERE id = ?", (parent_id,)).fetchone() is None:
+                        log.warning("parent #%s no longer exists; storing #%d without a parent", parent_id, new_id)
+                        parent_id = None
+                    try:
+                        atomic_write(path, data)
+                    except OSError as exc:
+                        path = None
+                        raise _oserror_to_studio(exc) from exc
                     conn.execute(
                         f"INSERT INTO generations ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
                         (new_id, *values[:10], self._rel(path), "[]", values[10], parent_id))
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    raise _sqlerror_to_studio(exc) from exc
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 if path is not None:
                     remove_files([path])
                 raise
@@ -300,36 +270,26 @@ class HistoryStore:
                 payload = bytes(content)
             prepared.append((target, payload))
         with self._lock:
-            conn = self.conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _sqlerror_to_studio(exc) from exc
             created: list[Path] = []
             try:
-                row = conn.execute("SELECT extra_paths FROM generations WHERE id = ?", (record_id,)).fetchone()
-                if row is None:
-                    raise StudioError("store.not_found", id=record_id)
-                extras: list[str] = list(_jload(row[0], [], record_id))
-                for target, payload in prepared:
-                    existed = target.exists()
-                    try:
-                        atomic_write(target, payload, overwrite=True)
-                    except OSError as exc:
-                        raise _oserror_to_studio(exc) from exc
-                    if not existed:
-                        created.append(target)
-                    rel = self._rel(target)
-                    if rel not in extras:
-                        extras.append(rel)
-                try:
+                with dbmod.immediate(self.conn, _sqlerror_to_studio) as conn:
+                    row = conn.execute("SELECT extra_paths FROM generations WHERE id = ?", (record_id,)).fetchone()
+                    if row is None:
+                        raise StudioError("store.not_found", id=record_id)
+                    extras: list[str] = list(_jload(row[0], [], record_id))
+                    for target, payload in prepared:
+                        existed = target.exists()
+                        try:
+                            atomic_write(target, payload, overwrite=True)
+                        except OSError as exc:
+                            raise _oserror_to_studio(exc) from exc
+                        if not existed:
+                            created.append(target)
+                        rel = self._rel(target)
+                        if rel not in extras:
+                            extras.append(rel)
                     conn.execute("UPDATE generations SET extra_paths = ? WHERE id = ?", (_jdump(extras), record_id))
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    raise _sqlerror_to_studio(exc) from exc
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 remove_files(created)
                 raise
         return self.get(record_id)
@@ -416,13 +376,10 @@ class HistoryStore:
                     back.append(rid)
             if now_missing or back:
                 try:
-                    self.conn.execute("BEGIN IMMEDIATE")
-                    self.conn.executemany("UPDATE generations SET missing = 1 WHERE id = ?", [(i,) for i in now_missing])
-                    self.conn.executemany("UPDATE generations SET missing = 0 WHERE id = ?", [(i,) for i in back])
-                    self.conn.execute("COMMIT")
+                    with dbmod.immediate(self.conn) as conn:
+                        conn.executemany("UPDATE generations SET missing = 1 WHERE id = ?", [(i,) for i in now_missing])
+                        conn.executemany("UPDATE generations SET missing = 0 WHERE id = ?", [(i,) for i in back])
                 except sqlite3.Error as exc:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
                     log.warning("could not update missing flags: %s", exc)
             missing = [self._record(r) for r in self.conn.execute(
                 f"SELECT {_COLUMNS} FROM generations WHERE missing = 1 ORDER BY id DESC").fetchall()]
