@@ -52,7 +52,7 @@ def _industry(services: Services, industry_id: str | None):
 
 def wire_handoffs(services: Services, tabs: gr.Tabs, tab_items: dict[str, Any], parts: dict[str, Any]) -> None:
     """Connect the hand-off buttons, and refresh the Overlay/Video pickers when their tab opens."""
-    from studio.store.gallery import safe_history_choices
+    from studio.workflows.gallery import safe_history_choices
     from studio.ui.tabs.overlay import _thumbs
 
     lang = services.lang

@@ -27,7 +27,7 @@ from studio.errors import InputError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import Notice
 from studio.services import Services
-from studio.store.gallery import record_image
+from studio.workflows.gallery import record_image
 
 if TYPE_CHECKING:
     from studio.engines.motion import EndCard

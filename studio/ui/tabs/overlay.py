@@ -18,7 +18,7 @@ from studio.errors import StudioError
 from studio.i18n import t
 from studio.render.overlay import load_layouts
 from studio.services import Services
-from studio.store.gallery import safe_history_choices
+from studio.workflows.gallery import safe_history_choices
 from studio.text.copywriter import TONES
 from studio.ui.common import esc, form_handler, guarded, upload_image
 from studio.workflows.overlay import (  # noqa: F401  (re-exported for callers of the tab module)

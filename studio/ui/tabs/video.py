@@ -16,7 +16,7 @@ from PIL import Image
 from studio.i18n import t
 from studio.runtime.jobs import CancelToken
 from studio.services import Services
-from studio.store.gallery import history_choices, safe_history_choices  # noqa: F401  (history_choices: the tab's own API)
+from studio.workflows.gallery import history_choices, safe_history_choices  # noqa: F401  (history_choices: the tab's own API)
 from studio.ui.common import esc, guarded
 from studio.ui.tabs.ads import upload_image
 

@@ -1,6 +1,8 @@
 """Gallery helpers over the history: labels, the image rows a picker offers, a history id from a
 widget value, and the source image of a record (read through the safe loader). Used by the
-Gallery, Overlay and Video tabs (moved out of workflows/overlay.py, issue 19)."""
+Gallery, Overlay and Video tabs and the video builder (moved out of workflows/overlay.py, issue 19).
+They sit at the workflows layer, not in store/: they read images through vision's safe loader,
+and the store stays below vision, render and schema, which use it."""
 
 from __future__ import annotations
 
