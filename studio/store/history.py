@@ -17,7 +17,6 @@ transaction also keeps a second process (e.g. a second app instance) from taking
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import io
 import json
@@ -38,6 +37,7 @@ from studio.errors import StudioError
 from studio.store import db as dbmod
 from studio.store.files import atomic_write, clean_stale_temps, is_temp_name, remove_files
 from studio.store.metadata import clean_pixels, png_info
+from studio.store.records import NewRecord, Record  # noqa: F401  (the row types, imported from here by callers)
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +46,6 @@ _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 _DISK_FULL_ERRNOS = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
-
-
-@dataclass(frozen=True)
-class NewRecord:
-    """What a workflow knows about a result before it is stored."""
-
-    workflow: str
-    engine: str
-    model_ids: list[str] = field(default_factory=list)
-    seed: int | None = None
-    prompt_ko: str = ""
-    prompt_en: str = ""
-    settings: dict = field(default_factory=dict)
-    copy: dict = field(default_factory=dict)
-    hashtags: list[str] = field(default_factory=list)
-    kept_owner_pixels: bool = True
-    parent_id: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Record(NewRecord):
-    """A stored result: the NewRecord plus where and when it was stored. `path` is the absolute
-    main file; `missing` is set by `reconcile`."""
-
-    id: int
-    created_at: str
-    path: Path
-    extra_paths: list[Path] = field(default_factory=list)
-    missing: bool = False
-
-    def to_new(self, **changes: Any) -> NewRecord:
-        """The NewRecord fields of this record (e.g. to store a variation with parent_id=self.id)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(NewRecord)}
-        values.update(changes)
-        return NewRecord(**values)
 
 
 @dataclass(frozen=True)

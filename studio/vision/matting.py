@@ -27,7 +27,7 @@ from PIL import Image
 
 from studio.errors import InputError, WeightsError
 from studio.vision import masks
-from studio.vision.toolkit import onnx_providers, to_rgb_array
+from studio.vision.base import onnx_providers, to_rgb_array
 
 log = logging.getLogger(__name__)
 
