@@ -4,7 +4,8 @@ On (the default), every task uses only models whose licence allows business use
 (`commercial_use` in presets/models.json): the engine registry skips non-commercial engines,
 the vision kit never picks InsightFace or OpenPose by itself and refuses a non-commercial
 cut-out model, and the stock upscaler uses only catalogued commercial files. Off, the
-non-commercial models become choosable again; `summary` says which, in plain words.
+non-commercial models become choosable again; the Models tab (`ui.tabs.models.commercial_summary`)
+says which, in plain words.
 
 No torch here: the Models tab calls these at start-up.
 """
@@ -71,27 +72,4 @@ def set_commercial_only(services: Any, on: bool) -> None:
             if choice.reason_key not in ("engine.reason.forced", "engine.reason.selected") or on:
                 engines.release(task, choice.name)
                 engines._choices.pop(task, None)
-    services._vision = None
-
-
-def summary(services: Any) -> str:
-    """Markdown for the Models tab: what the switch does now, which model each task uses and its
-    licence, where no commercial model is present (and what to download), and what turning it
-    off would change."""
-    from studio.engines.registry import commercial_gap
-    from studio.ui.common import esc
-
-    lang = services.lang
-    on = bool(getattr(services.settings, "commercial_only", True))
-    others = ", ".join(noncommercial_models(services.presets, lang)[:6]) or "-"
-    lines = [esc(t("commercial.on", lang)) if on else esc(t("commercial.off", lang, models=others))]
-    if on:
-        lines.append(esc(t("commercial.off_would", lang, models=others)))
-    for row in task_models(services):
-        flag = "✅" if row.commercial else "⚠️"
-        lines.append(f"- {esc(t('commercial.task.' + row.task, lang))}: {esc(row.label)} — {esc(row.licence)} {flag}")
-    for task in TASKS:
-        gap = commercial_gap(task, services.settings)
-        if gap:
-            lines.append(f"- ⬇️ {esc(gap['message'])}")
-    return "\n".join(lines)
+    services.reload_vision()

@@ -108,12 +108,16 @@ class ModelEntry(_Item):
     gated: bool = False
     note_ko: str = ""
     note_en: str = ""
-    # hf: the model hub; rembg: rembg's own session code (runtime.rembg_models); ollama: `ollama pull`;
+    # hf: the model hub; rembg: rembg's release assets (runtime.rembg_models, `url` + `checksum`); ollama: `ollama pull`;
     # mediapipe-wheel: installed with the studio (runtime.bundled_models)
     source: Literal["hf", "rembg", "ollama", "manual", "mediapipe-wheel"] = "hf"
     wheel_path: str = ""        # mediapipe-wheel: the file's path inside the pinned wheel
     sha256: str = ""            # mediapipe-wheel: checked after every extraction
     size_bytes: int = 0
+    # rembg: the release asset the file is fetched from and its checksum ("md5:<hex>" or "sha256:<hex>"),
+    # as rembg's own session code publishes them (runtime.rembg_models downloads and checks with these)
+    url: str = ""
+    checksum: str = Field(default="", pattern=r"^$|^(md5|sha256):[0-9a-f]+$")
     # ControlNets: the model card's recommended pose settings (conditioning_scale, guidance_end, guidance,
     # guidance_min, guidance_max); the one home of these numbers (engine, sliders and form read them)
     pose_defaults: dict[str, float] = Field(default_factory=dict)

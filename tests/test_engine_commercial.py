@@ -355,7 +355,8 @@ def test_vision_and_upscaler_follow_the_switch(tmp_path: Path) -> None:
 
 
 def test_models_tab_switch_summary_and_flip(tmp_path: Path) -> None:
-    from studio.commercial import set_commercial_only, summary, task_models
+    from studio.commercial import set_commercial_only, task_models
+    from studio.ui.tabs.models import commercial_summary as summary
     from studio.services import build_services
 
     models = tmp_path / "models"

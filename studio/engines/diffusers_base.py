@@ -104,6 +104,7 @@ class DiffusersEngine:
         self._pipe: Any = None
         self._placed: "MemoryPlan | None" = None
         self._kept: dict[str, Any] = {}
+        self._in_ram = False          # parked by the manager: on the CPU, hooks removed, kept for a switch back
         self.plan: "MemoryPlan | None" = None
         self.device_info: "DeviceInfo | None" = None
         self.load_notices: list[Notice] = []
@@ -185,7 +186,8 @@ class DiffusersEngine:
         """Load through the manager (the resident pipeline is freed first). Idempotent."""
         self._resolve_device()
         plan: MemoryPlan = self.plan  # type: ignore[assignment]
-        self.manager.activate(self.key, self.footprint_gb(plan), self._release_for_manager)
+        self._activate(plan)
+        self._in_ram = False          # (back from system RAM, if it was parked: placed again on the next run)
         if self._pipe is not None:
             return
         from studio.runtime.memory import quantization_config, ram_notice
@@ -202,6 +204,7 @@ class DiffusersEngine:
         pipe.set_progress_bar_config(disable=True)
         self._pipe = pipe
         self._placed = None
+        self._activate(plan)          # again, with the measured size of its weights
         self.manager.trim()  # shared components the previous pipeline held and this one does not
         log.info("%s loaded (device=%s, dtype=%s, plan=%s)", self.name, self.device, self._dtype, plan.name)
 
@@ -212,16 +215,45 @@ class DiffusersEngine:
         return W.load_shared_components(Path(self.models_dir or "."), own, self._dtype, "cpu",
                                         self.manager.components, holder=self.key)
 
+    def _activate(self, plan: "MemoryPlan") -> None:
+        self.manager.activate(self.key, self.footprint_gb(plan), self._release_for_manager,
+                              park=self._park_for_manager, ram_gb=self.weights_gb())
+
+    def weights_gb(self) -> float:
+        """The pipeline's weights in system RAM, GiB: measured once loaded, else the plan's VRAM need."""
+        if self._pipe is None:
+            return self.footprint_gb(self.plan) if self.plan is not None else 0.0
+        total = 0
+        for module in getattr(self._pipe, "components", {}).values():
+            if module is not None and hasattr(module, "parameters"):
+                total += sum(p.numel() * p.element_size() for p in module.parameters())
+        return total / 1024**3
+
     def _release_for_manager(self) -> None:
         self._free_pipeline()
+
+    def _park_for_manager(self) -> bool:
+        """The manager sets this pipeline aside and system RAM allows: move it to the CPU (hooks
+        removed) and keep it, so a switch back places it again instead of reloading. False when a
+        component cannot leave the card (then the manager frees it)."""
+        from studio.runtime.memory import free_memory, release_plan
+
+        if self._pipe is None or release_plan(self._pipe, free=False):
+            return False
+        self._placed = None
+        self._in_ram = True
+        free_memory()
+        return True
 
     def _free_pipeline(self) -> None:
         from studio.runtime.memory import free_memory, release_plan
 
-        if self._pipe is not None:
+        if self._pipe is not None and not self._in_ram:
+            # (a parked pipeline was released when parked; its shared parts may now serve another)
             release_plan(self._pipe, free=False)
         self._pipe = None
         self._placed = None
+        self._in_ram = False
         self._kept = {}
         free_memory()
 

@@ -28,17 +28,14 @@ from PIL import Image
 
 from studio.engines.base import EngineCaps, EngineResult, InpaintJob
 from studio.engines.diffusers_base import (
-    LOWER_RES_FACTORS,
     MAX_SIZE,
     MIN_SIZE,
     SIZE_MULTIPLE,
-    AllocHook,
     DiffusersEngine,
     notice_dict,
 )
 from studio.errors import InputError, StudioError, WeightsError
 from studio.runtime.jobs import CancelToken, ProgressFn
-from studio.runtime.manager import ModelManager
 from studio.schema import Notice
 
 if TYPE_CHECKING:
@@ -136,26 +133,11 @@ class FluxFillEngine(DiffusersEngine):
     model_label = "FLUX.1 Fill [dev]"
     model_ids = ("flux_fill_dev", "controlnet_union_pro2")
 
-    def __init__(
-        self,
-        models_dir: Path | None = None,
-        *,
-        parts: dict[str, Any] | None = None,
-        device: str | None = None,
-        dtype: Any = None,
-        memory_plan: str = "auto",
-        quantize: str = "none",
-        manager: ModelManager | None = None,
-        alloc_hook: AllocHook | None = None,
-        max_sequence_length: int = 512,
-        paste_back: bool = True,
-        lower_res_factors: tuple[float, ...] = LOWER_RES_FACTORS,
-        name: str = "flux",
-        ram_gb: float | None = None,
-    ) -> None:
-        super().__init__(models_dir, parts=parts, device=device, dtype=dtype, memory_plan=memory_plan,
-                         quantize=quantize, manager=manager, alloc_hook=alloc_hook,
-                         lower_res_factors=lower_res_factors, name=name, ram_gb=ram_gb)
+    def __init__(self, models_dir: Path | None = None, *, max_sequence_length: int = 512, paste_back: bool = True,
+                 name: str = "flux", **base: Any) -> None:
+        """`base`: `DiffusersEngine`'s keywords (parts, device, dtype, memory_plan, quantize, manager,
+        alloc_hook, lower_res_factors, ram_gb), passed on as they are."""
+        super().__init__(models_dir, name=name, **base)
         self.max_sequence_length = max_sequence_length
         self.paste_back = paste_back
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -30,6 +29,7 @@ from PIL import Image
 
 from studio.engines.base import EngineCaps, EngineResult, Text2ImageJob
 from studio.errors import CancelledError, InputError
+from studio.text.lite_words import FAMILY_WORDS, MOTIFS, PALETTE_WORDS, find_word as _find
 
 if TYPE_CHECKING:
     from studio.config import Settings
@@ -57,45 +57,6 @@ PALETTES: dict[str, tuple[str, ...]] = {
     "rose": ("#4a1c2b", "#a83e5a", "#e88ca5", "#f6c9d3", "#fdf0f3"),
     "mint": ("#0f4c4c", "#2a9d8f", "#8fd8c8", "#d8f3ec", "#fbfffd"),
 }
-PALETTE_WORDS: dict[str, tuple[str, ...]] = {
-    "pastel": ("pastel", "baby", "soft", "kids", "cute"),
-    "coffee": ("coffee", "cafe", "latte", "espresso", "brown", "chocolate", "bakery", "bread", "mocha"),
-    "ocean": ("ocean", "sea", "blue", "water", "summer", "beach", "wave", "navy", "aqua"),
-    "forest": ("forest", "green", "leaf", "nature", "plant", "botanical", "eco", "olive", "tea"),
-    "sunset": ("sunset", "dusk", "purple", "orange", "vibrant", "neon"),
-    "night": ("night", "dark", "moody", "midnight", "galaxy", "space"),
-    "spring": ("spring", "flower", "floral", "blossom", "cherry", "easter", "florist"),
-    "autumn": ("autumn", "fall", "harvest", "maple", "thanksgiving", "warm"),
-    "christmas": ("christmas", "xmas", "holiday", "winter", "festive", "new year"),
-    "luxury": ("luxury", "gold", "golden", "premium", "elegant", "black"),
-    "minimal": ("minimal", "white", "beige", "neutral", "clean", "simple", "grey", "gray", "paper"),
-    "citrus": ("citrus", "lemon", "fruit", "juice", "fresh", "yellow"),
-    "rose": ("rose", "pink", "wedding", "love", "valentine", "beauty", "cosmetic", "salon"),
-    "mint": ("mint", "teal", "medical", "clinic", "spa", "cool"),
-}
-
-# family -> words in the prompt that ask for it (first match in the prompt wins)
-FAMILY_WORDS: dict[str, tuple[str, ...]] = {
-    "marble": ("marble", "stone slab", "granite"),
-    "terrazzo": ("terrazzo", "speckle", "confetti"),
-    "watercolor": ("watercolor", "watercolour", "ink wash", "paint wash", "aquarelle"),
-    "concrete": ("concrete", "cement", "plaster", "stucco", "wall texture", "grunge"),
-    "wood": ("wood", "wooden", "timber", "oak", "walnut", "plank"),
-    "linen": ("linen", "fabric", "canvas", "cloth", "textile", "burlap"),
-    "bokeh": ("bokeh", "lights", "sparkle", "glitter", "defocused", "blurred light"),
-    "pattern": ("pattern", "seamless", "dots", "dot", "polka", "stripe", "stripes", "chevron", "wave", "waves",
-                "gingham", "check", "plaid", "geometric", "hexagon", "scales"),
-    "gradient": ("gradient", "mesh", "abstract", "aurora", "blur", "background", "backdrop", "wallpaper"),
-}
-MOTIFS: dict[str, tuple[str, ...]] = {
-    "dots": ("dots", "dot", "polka"),
-    "stripes": ("stripe", "stripes", "pinstripe"),
-    "chevron": ("chevron", "zigzag"),
-    "waves": ("wave", "waves", "scallop"),
-    "gingham": ("gingham", "check", "plaid", "tartan"),
-    "hexagon": ("hexagon", "honeycomb", "geometric"),
-    "scales": ("scales", "fish scale", "seigaiha"),
-}
 FAMILIES: tuple[str, ...] = tuple(FAMILY_WORDS)
 SEAMLESS_FAMILIES = frozenset({"pattern", "terrazzo", "concrete", "linen", "marble", "wood"})
 
@@ -103,18 +64,6 @@ SEAMLESS_FAMILIES = frozenset({"pattern", "terrazzo", "concrete", "linen", "marb
 def _hex(code: str) -> np.ndarray:
     code = code.lstrip("#")
     return np.array([int(code[i:i + 2], 16) for i in (0, 2, 4)], dtype=np.float32) / 255.0
-
-
-def _find(prompt: str, table: dict[str, tuple[str, ...]]) -> str | None:
-    """The key whose word occurs earliest in the prompt (whole words)."""
-    text = " " + re.sub(r"[^a-z]+", " ", prompt.lower()) + " "
-    best: tuple[int, str] | None = None
-    for key, words in table.items():
-        for word in words:
-            pos = text.find(f" {word} ")
-            if pos >= 0 and (best is None or pos < best[0]):
-                best = (pos, key)
-    return best[1] if best else None
 
 
 @dataclass(frozen=True)

@@ -121,24 +121,34 @@ def _affine(scale: float, ax: float, ay: float, dx: float = 0.0, dy: float = 0.0
     return np.float32([[scale, 0, ax * (1 - scale) + dx], [0, scale, ay * (1 - scale) + dy]])
 
 
+def _overlap(frame: np.ndarray, alpha: np.ndarray, x0: int, y0: int) -> tuple[slice, slice, slice, slice] | None:
+    """Where a layer of `alpha`'s size placed at (x0, y0) meets the frame: (frame rows, frame cols,
+    layer rows, layer cols), or None when it lies wholly outside."""
+    h, w = frame.shape[:2]
+    lh, lw = alpha.shape[:2]
+    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + lw), min(h, y0 + lh)
+    if fx1 <= fx0 or fy1 <= fy0:
+        return None
+    sx0, sy0 = fx0 - x0, fy0 - y0
+    return slice(fy0, fy1), slice(fx0, fx1), slice(sy0, sy0 + fy1 - fy0), slice(sx0, sx0 + fx1 - fx0)
+
+
 def _blend_into(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x0: int, y0: int,
                 opacity: float = 1.0) -> None:
     """frame[y0:, x0:] = rgb * a + frame * (1 - a) with a = alpha/255 * opacity, clipped to the frame
     (in place). Alpha is quantised to three levels (0, 1/2, 1: hard text masks and a feathered
     subject edge look the same at video resolution), so a blend is two masked copies instead of a
     float multiply over the whole box: a subject layer over most of a 1080x1920 frame costs ~5 ms."""
-    h, w = frame.shape[:2]
-    lh, lw = alpha.shape[:2]
-    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + lw), min(h, y0 + lh)
-    if fx1 <= fx0 or fy1 <= fy0 or opacity <= 0.0:
+    part = _overlap(frame, alpha, x0, y0)
+    if part is None or opacity <= 0.0:
         return
-    sx0, sy0 = fx0 - x0, fy0 - y0
-    if (sx0, sy0, fx1 - fx0, fy1 - fy0) == (0, 0, lw, lh):
+    fy, fx, sy, sx = part
+    if (sy.start, sx.start, sy.stop, sx.stop) == (0, 0, *alpha.shape[:2]):
         a, src = alpha, rgb
     else:
-        a = np.ascontiguousarray(alpha[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0])
-        src = np.ascontiguousarray(rgb[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0])
-    roi = frame[fy0:fy1, fx0:fx1]  # a view: cv2.copyTo writes into the frame
+        a = np.ascontiguousarray(alpha[sy, sx])
+        src = np.ascontiguousarray(rgb[sy, sx])
+    roi = frame[fy, fx]  # a view: cv2.copyTo writes into the frame
     full = cv2.compare(a, 191, cv2.CMP_GT)
     if opacity >= 1.0:
         cv2.copyTo(src, full, roi)
@@ -625,18 +635,16 @@ def _flat_rows(layer: _Layer) -> tuple[int, int, float] | None:
 
 def _over(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, x0: int, y0: int, opacity: float = 1.0) -> None:
     """frame = frame (1 - a) + rgb a with a = alpha (float 0..1) * opacity, clipped to the frame, in place."""
-    h, w = frame.shape[:2]
-    lh, lw = alpha.shape[:2]
-    fx0, fy0, fx1, fy1 = max(0, x0), max(0, y0), min(w, x0 + lw), min(h, y0 + lh)
-    if fx1 <= fx0 or fy1 <= fy0 or opacity <= 0.0:
+    part = _overlap(frame, alpha, x0, y0)
+    if part is None or opacity <= 0.0:
         return
-    sx0, sy0 = fx0 - x0, fy0 - y0
-    a = alpha[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0]
-    src = np.ascontiguousarray(rgb[sy0:sy0 + fy1 - fy0, sx0:sx0 + fx1 - fx0])
+    fy, fx, sy, sx = part
+    a = alpha[sy, sx]
+    src = np.ascontiguousarray(rgb[sy, sx])
     if opacity < 1.0:
         a = a * np.float32(opacity)
     a = np.ascontiguousarray(a, dtype=np.float32)
-    roi = frame[fy0:fy1, fx0:fx1]
+    roi = frame[fy, fx]
     roi[...] = cv2.blendLinear(np.ascontiguousarray(roi), src, 1.0 - a, a)
 
 

@@ -10,7 +10,14 @@
   a switch Fill -> schnell keeps T5/CLIP/VAE, a switch Fill -> lite frees them.
 - **Loaded models are context managers.** `with manager.use(key):` holds the engine's VRAM while a
   job runs; an engine in use is never freed under it (another thread's switch waits).
-- Every load/free is recorded in `events` (tests and `benchmarks/switch.py` read them).
+- **The idle previous pipeline may wait in system RAM** (InvokeAI's habit). When a manager has a
+  RAM gauge (`ram_free_gb`; `from_settings` gives it psutil's), the pipeline set aside for the
+  next one is *parked* instead of freed, if system RAM still leaves room for the next load
+  (`park_fits`): its engine moves it to the CPU and keeps it, so switching back places it on the
+  card again instead of re-reading its weights from disk. One pipeline is parked at most; parking
+  another, closing it, or `free_all` frees it. Without a gauge (tests build managers bare)
+  nothing is parked.
+- Every load/free/park/unpark is recorded in `events` (tests and `benchmarks/switch.py` read them).
 
 There is no module-level instance: `EngineProvider` builds one per app (tests build their own),
 so nothing leaks between tests. This module knows nothing of `studio.engines`: engines hand it
@@ -29,7 +36,10 @@ from typing import Any, Callable, Iterator
 log = logging.getLogger(__name__)
 
 ReleaseFn = Callable[[], None]
+ParkFn = Callable[[], bool]          # move the pipeline to system RAM and keep it; False: could not
 OllamaUnload = Callable[[], bool]
+RamGauge = Callable[[], "float | None"]   # system RAM available now, GiB
+PARK_HEADROOM_GB = 4.0               # system RAM left free beyond the next load's weights
 
 
 @dataclass
@@ -38,6 +48,8 @@ class _Resident:
     need_gb: float
     release: ReleaseFn
     users: int = 0
+    park: ParkFn | None = None       # None: this pipeline is never parked
+    ram_gb: float = 0.0              # its weights in system RAM once parked
 
 
 @dataclass
@@ -105,7 +117,8 @@ class ComponentCache:
 class ModelManager:
     """Owns GPU memory: at most one heavy pipeline resident, shared components loaded once."""
 
-    def __init__(self, *, vram_gb: float | None = None, ollama_unload: OllamaUnload | None = None) -> None:
+    def __init__(self, *, vram_gb: float | None = None, ollama_unload: OllamaUnload | None = None,
+                 ram_free_gb: RamGauge | None = None) -> None:
         # vram_gb: the budget heavy pipelines are planned against (None: detect on first need;
         # tests pass a simulated budget)
         self._vram_gb = vram_gb
@@ -113,6 +126,8 @@ class ModelManager:
         self.ollama_unload = ollama_unload
         self.components = ComponentCache()
         self._resident: _Resident | None = None
+        self._parked: _Resident | None = None
+        self.ram_free_gb = ram_free_gb
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
         self.events: list[tuple[str, str]] = []
@@ -126,7 +141,7 @@ class ModelManager:
                 from studio.runtime.memory import unload_ollama
 
                 return unload_ollama(host, model)
-        return cls(ollama_unload=unload)
+        return cls(ollama_unload=unload, ram_free_gb=available_ram_gb)
 
     # ---- budget -------------------------------------------------------------------------------
     @property
@@ -142,29 +157,65 @@ class ModelManager:
     def resident(self) -> str | None:
         return self._resident.key if self._resident is not None else None
 
+    @property
+    def parked(self) -> str | None:
+        return self._parked.key if self._parked is not None else None
+
+    def park_fits(self, park_gb: float, next_gb: float) -> bool:
+        """Whether system RAM holds a parked pipeline of `park_gb` and still leaves the next load
+        (`next_gb` of weights) and PARK_HEADROOM_GB free."""
+        free = self.ram_free_gb() if self.ram_free_gb is not None else None
+        return free is not None and free - park_gb >= next_gb + PARK_HEADROOM_GB
+
     # ---- heavy pipelines ----------------------------------------------------------------------
-    def activate(self, key: str, need_gb: float, release: ReleaseFn) -> None:
-        """`key` is about to load (or run): free the pipeline resident before it first, then ask
-        Ollama for its VRAM when the budget is short of `need_gb`."""
+    def activate(self, key: str, need_gb: float, release: ReleaseFn, park: ParkFn | None = None,
+                 ram_gb: float = 0.0) -> None:
+        """`key` is about to load (or run): set the pipeline resident before it aside first (parked
+        in system RAM when `park_fits`, else freed), then ask Ollama for its VRAM when the budget
+        is short of `need_gb`. `park`/`ram_gb`: how this pipeline parks later, and its size."""
         with self._idle:
             current = self._resident
             if current is not None and current.key == key:
-                current.release = release
+                current.release, current.park, current.ram_gb = release, park, ram_gb
                 return
             while self._resident is not None and self._resident.users > 0:
                 self._idle.wait()  # never free a pipeline under a running job
+            if self._parked is not None and self._parked.key == key:
+                self._parked = None                      # back from system RAM: no reload
+                self.events.append(("unpark", key))
             if self._resident is not None:
-                self._free(self._resident)
+                self._set_aside(self._resident, next_gb=ram_gb)
             budget = self.vram_gb
             if budget is not None and need_gb > budget and self.ollama_unload is not None:
                 asked = self.ollama_unload()
                 self.events.append(("ollama_unload", "ok" if asked else "unreachable"))
-            self._resident = _Resident(key, need_gb, release)
+            self._resident = _Resident(key, need_gb, release, park=park, ram_gb=ram_gb)
             self.events.append(("load", key))
+
+    def _set_aside(self, resident: _Resident, next_gb: float) -> None:
+        """Park `resident` in system RAM when it can park and RAM allows; else free it."""
+        self._resident = None
+        if resident.park is not None and self.park_fits(resident.ram_gb, next_gb):
+            if self._parked is not None:
+                self._free(self._parked)                 # one parked pipeline at most
+            try:
+                parked = resident.park()
+            except Exception:  # noqa: BLE001 - a failed park frees the pipeline instead
+                log.exception("model manager: parking %s failed; freeing it", resident.key)
+                parked = False
+            if parked:
+                log.info("model manager: %s waits in system RAM", resident.key)
+                self._parked = resident
+                self.events.append(("park", resident.key))
+                return
+        self._free(resident)
 
     def _free(self, resident: _Resident) -> None:
         log.info("model manager: freeing %s", resident.key)
-        self._resident = None
+        if self._resident is resident:
+            self._resident = None
+        if self._parked is resident:
+            self._parked = None
         try:
             resident.release()
         finally:
@@ -177,6 +228,9 @@ class ModelManager:
             if self._resident is not None and self._resident.key == key:
                 self._resident = None
                 self.events.append(("free", key))
+            if self._parked is not None and self._parked.key == key:
+                self._parked = None
+                self.events.append(("free", key))
             self.components.release(key)
             self._idle.notify_all()
 
@@ -186,6 +240,8 @@ class ModelManager:
                 self._idle.wait()
             if self._resident is not None:
                 self._free(self._resident)
+            if self._parked is not None:
+                self._free(self._parked)
             self.trim()
 
     def trim(self) -> list[str]:
@@ -218,3 +274,12 @@ class ModelManager:
 
     def evict(self, obj: Any) -> int:
         return self.components.evict(obj)
+
+
+def available_ram_gb() -> float | None:
+    """System RAM available now, GiB (None when psutil is missing)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.virtual_memory().available / 1024**3

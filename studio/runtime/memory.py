@@ -182,6 +182,30 @@ def _bitsandbytes_installed() -> bool:
     return importlib.util.find_spec("bitsandbytes") is not None
 
 
+def _cpu_plan(override: str, vram_gb: float | None, cuda: bool | None) -> MemoryPlan | None:
+    """Checks the override's name; the "cpu" plan when there is no CUDA card (None otherwise)."""
+    if override not in ("auto", *PLAN_ORDER, "cpu"):
+        raise StudioError("memory.bad_plan", plan=override)
+    if cuda is None:
+        cuda = vram_gb is not None
+    return None if cuda else _make("cpu", "none", [], vram_gb)
+
+
+def _fixed_plan(override: str, quantize: str, notes: list[tuple[str, dict]], vram_gb: float | None,
+                ram_gb: float | None, ram_short: bool) -> MemoryPlan | None:
+    """Notes the quantisation (in `notes`); the plan when the owner forced one, or the safest when
+    the card's size is unknown; None when the card's size decides."""
+    if quantize != "none":
+        notes.append(("memory.note.quant", {"quantize": quantize}))
+    if override != "auto":
+        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb,
+                     ram_gb, ram_short)
+    if vram_gb is None:
+        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb,
+                     ram_gb, ram_short)
+    return None
+
+
 def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "none",
                 cuda: bool | None = None, ram_gb: float | None = None,
                 can_quantize: bool | None = None) -> MemoryPlan:
@@ -195,12 +219,9 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
     """
     if quantize not in QUANTIZE_CHOICES:
         quantize = "none"
-    if override not in ("auto", *PLAN_ORDER, "cpu"):
-        raise StudioError("memory.bad_plan", plan=override)
-    if cuda is None:
-        cuda = vram_gb is not None
-    if not cuda:
-        return _make("cpu", "none", [], vram_gb)
+    cpu = _cpu_plan(override, vram_gb, cuda)
+    if cpu is not None:
+        return cpu
     notes: list[tuple[str, dict]] = []
     ram_short = False
     if ram_gb is not None:
@@ -212,14 +233,9 @@ def choose_plan(vram_gb: float | None, override: str = "auto", quantize: str = "
             quantize = chosen
         if ram_short:
             notes.append(("memory.note.ram_short", {"ram": ram_gb, "need": host_ram_needed_gb(quantize)}))
-    if quantize != "none":
-        notes.append(("memory.note.quant", {"quantize": quantize}))
-    if override != "auto":
-        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb,
-                     ram_gb, ram_short)
-    if vram_gb is None:
-        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb,
-                     ram_gb, ram_short)
+    fixed = _fixed_plan(override, quantize, notes, vram_gb, ram_gb, ram_short)
+    if fixed is not None:
+        return fixed
     transformer = TRANSFORMER_GB[quantize]
     if vram_gb >= gib(transformer + CONTROLNET_GB + T5_GB + CLIP_VAE_GB + ACTIVATIONS_GB):
         name = "gpu"
@@ -266,12 +282,9 @@ def choose_plan_for(profile: EngineProfile, vram_gb: float | None, override: str
         return choose_plan(vram_gb, override, quantize, cuda, ram_gb, can_quantize)
     if quantize not in QUANTIZE_CHOICES or not profile.allows(quantize):
         quantize = "none"
-    if override not in ("auto", *PLAN_ORDER, "cpu"):
-        raise StudioError("memory.bad_plan", plan=override)
-    if cuda is None:
-        cuda = vram_gb is not None
-    if not cuda:
-        return _make("cpu", "none", [], vram_gb)
+    cpu = _cpu_plan(override, vram_gb, cuda)
+    if cpu is not None:
+        return cpu
     bnb = _bitsandbytes_installed() if can_quantize is None else can_quantize
     notes: list[tuple[str, dict]] = []
     ram_short = False
@@ -286,14 +299,9 @@ def choose_plan_for(profile: EngineProfile, vram_gb: float | None, override: str
         else:
             ram_short = True
             notes.append(("memory.note.ram_short", {"ram": ram_gb, "need": profile.host_ram_gb(quantize)}))
-    if quantize != "none":
-        notes.append(("memory.note.quant", {"quantize": quantize}))
-    if override != "auto":
-        return _make(override, quantize, notes + [("memory.note.forced", {"plan": override})], vram_gb,
-                     ram_gb, ram_short)
-    if vram_gb is None:
-        return _make("sequential_offload", quantize, notes + [("memory.note.unknown_vram", {})], vram_gb,
-                     ram_gb, ram_short)
+    fixed = _fixed_plan(override, quantize, notes, vram_gb, ram_gb, ram_short)
+    if fixed is not None:
+        return fixed
     t = profile.transformer_gb
     rest = profile.resident_gb + profile.activations_gb
     if vram_gb >= gib(t[quantize] + rest + profile.encoder_gb + profile.vae_gb):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,47 +59,16 @@ class Batch:
         return self.id[:8]
 
 
-class BatchStore:
+class BatchStore(dbmod.Store):
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
-        self._conn: sqlite3.Connection | None = dbmod.connect(self.db_path)
-        dbmod.migrate(self._conn, path=self.db_path)
-        self._lock = threading.RLock()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("BatchStore is closed")
-        return self._conn
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> "BatchStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        conn = dbmod.connect(self.db_path)
+        dbmod.migrate(conn, path=self.db_path)
+        super().__init__(conn)
 
     def _tx(self, fn: Any) -> Any:
-        with self._lock:
-            conn = self.conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                out = fn(conn)
-                conn.execute("COMMIT")
-                return out
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StudioError("store.write_failed", err=str(exc)) from exc
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        with self._lock, dbmod.immediate(self.conn, lambda exc: StudioError("store.write_failed", err=str(exc))) as conn:
+            return fn(conn)
 
     # --- writing -----------------------------------------------------------------------------
     def create(self, request: dict, plan: list[tuple[dict, int]], notices: list | None = None) -> Batch:

@@ -16,8 +16,11 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from studio.errors import StudioError
 
@@ -25,6 +28,54 @@ log = logging.getLogger(__name__)
 
 
 BUSY_TIMEOUT_MS = 10_000
+
+
+class Store:
+    """One SQLite connection behind a re-entrant lock, closed once (HistoryStore, BatchStore)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.RLock()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"{type(self).__name__} is closed")
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection,
+              error: Callable[[sqlite3.Error], Exception] | None = None) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE` ... `COMMIT`; `ROLLBACK` when anything fails inside. An SQLite error (at
+    BEGIN, inside or at COMMIT) is raised as `error(exc)` when `error` is given, else as it is."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        if error is None:
+            raise
+        raise error(exc) from exc
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if error is not None and isinstance(exc, sqlite3.Error):
+            raise error(exc) from exc
+        raise
 
 Step = str | Callable[[sqlite3.Connection], None]
 
@@ -142,18 +193,12 @@ def migrate(conn: sqlite3.Connection, *, target: int | None = None,
     for number, step in migrations:
         if number <= current or number > target:
             continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             # Re-read inside the lock: another process may have migrated meanwhile.
             if schema_version(conn) >= number:
-                conn.execute("ROLLBACK")
-                continue
+                continue                  # (commits an empty transaction)
             _apply(conn, step)
             conn.execute(f"PRAGMA user_version = {int(number)}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         log.info("history database migrated to v%d", number)
     return schema_version(conn)
 

@@ -17,7 +17,6 @@ transaction also keeps a second process (e.g. a second app instance) from taking
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import io
 import json
@@ -26,7 +25,6 @@ import operator
 import os
 import re
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +37,7 @@ from studio.errors import StudioError
 from studio.store import db as dbmod
 from studio.store.files import atomic_write, clean_stale_temps, is_temp_name, remove_files
 from studio.store.metadata import clean_pixels, png_info
+from studio.store.records import NewRecord, Record  # noqa: F401  (the row types, imported from here by callers)
 
 log = logging.getLogger(__name__)
 
@@ -47,41 +46,6 @@ _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 _DISK_FULL_ERRNOS = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
-
-
-@dataclass(frozen=True)
-class NewRecord:
-    """What a workflow knows about a result before it is stored."""
-
-    workflow: str
-    engine: str
-    model_ids: list[str] = field(default_factory=list)
-    seed: int | None = None
-    prompt_ko: str = ""
-    prompt_en: str = ""
-    settings: dict = field(default_factory=dict)
-    copy: dict = field(default_factory=dict)
-    hashtags: list[str] = field(default_factory=list)
-    kept_owner_pixels: bool = True
-    parent_id: int | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Record(NewRecord):
-    """A stored result: the NewRecord plus where and when it was stored. `path` is the absolute
-    main file; `missing` is set by `reconcile`."""
-
-    id: int
-    created_at: str
-    path: Path
-    extra_paths: list[Path] = field(default_factory=list)
-    missing: bool = False
-
-    def to_new(self, **changes: Any) -> NewRecord:
-        """The NewRecord fields of this record (e.g. to store a variation with parent_id=self.id)."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(NewRecord)}
-        values.update(changes)
-        return NewRecord(**values)
 
 
 @dataclass(frozen=True)
@@ -140,15 +104,14 @@ _COLUMNS = ("id, created_at, workflow, engine, model_ids, seed, prompt_ko, promp
             "hashtags, path, extra_paths, kept_owner_pixels, parent_id, missing")
 
 
-class HistoryStore:
+class HistoryStore(dbmod.Store):
     """SQLite history plus the result files. Thread-safe; see the module docstring."""
 
     def __init__(self, outputs_dir: Path, db_path: Path, conn: sqlite3.Connection, *,
                  clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(conn)
         self.outputs_dir = outputs_dir
         self.db_path = db_path
-        self._conn: sqlite3.Connection | None = conn
-        self._lock = threading.RLock()
         self._clock = clock or (lambda: datetime.now().astimezone())
         self.cleaned_temp_files: list[Path] = []
 
@@ -173,24 +136,6 @@ class HistoryStore:
         store = cls(outputs_dir, db_path, conn, clock=clock)
         store.cleaned_temp_files = cleaned
         return store
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> "HistoryStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("HistoryStore is closed")
-        return self._conn
 
     # --- writing -----------------------------------------------------------------------------
     def save_image(self, image: Image.Image, rec: NewRecord, *, stem: str | None = None) -> Record:
@@ -232,38 +177,28 @@ class HistoryStore:
         folder = self.outputs_dir / created.strftime("%Y-%m-%d")
         name_stem = safe_stem(stem or default_stem(rec))
         with self._lock:
-            conn = self.conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _sqlerror_to_studio(exc) from exc
             path: Path | None = None
             try:
-                new_id = self._next_id(conn)
-                path = folder / f"{new_id:06d}_{name_stem}{suffix}"
-                while path.exists():  # a leftover from a crash before its row was committed
-                    new_id += 1
+                with dbmod.immediate(self.conn, _sqlerror_to_studio) as conn:
+                    new_id = self._next_id(conn)
                     path = folder / f"{new_id:06d}_{name_stem}{suffix}"
-                parent_id = rec.parent_id
-                if parent_id is not None and conn.execute(
-                        "SELECT 1 FROM generations WHERE id = ?", (parent_id,)).fetchone() is None:
-                    log.warning("parent #%s no longer exists; storing #%d without a parent", parent_id, new_id)
-                    parent_id = None
-                try:
-                    atomic_write(path, data)
-                except OSError as exc:
-                    path = None
-                    raise _oserror_to_studio(exc) from exc
-                try:
+                    while path.exists():  # a leftover from a crash before its row was committed
+                        new_id += 1
+                        path = folder / f"{new_id:06d}_{name_stem}{suffix}"
+                    parent_id = rec.parent_id
+                    if parent_id is not None and conn.execute(
+                            "SELECT 1 FROM generations WHERE id = ?", (parent_id,)).fetchone() is None:
+                        log.warning("parent #%s no longer exists; storing #%d without a parent", parent_id, new_id)
+                        parent_id = None
+                    try:
+                        atomic_write(path, data)
+                    except OSError as exc:
+                        path = None
+                        raise _oserror_to_studio(exc) from exc
                     conn.execute(
                         f"INSERT INTO generations ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
                         (new_id, *values[:10], self._rel(path), "[]", values[10], parent_id))
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    raise _sqlerror_to_studio(exc) from exc
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 if path is not None:
                     remove_files([path])
                 raise
@@ -300,36 +235,26 @@ class HistoryStore:
                 payload = bytes(content)
             prepared.append((target, payload))
         with self._lock:
-            conn = self.conn
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _sqlerror_to_studio(exc) from exc
             created: list[Path] = []
             try:
-                row = conn.execute("SELECT extra_paths FROM generations WHERE id = ?", (record_id,)).fetchone()
-                if row is None:
-                    raise StudioError("store.not_found", id=record_id)
-                extras: list[str] = list(_jload(row[0], [], record_id))
-                for target, payload in prepared:
-                    existed = target.exists()
-                    try:
-                        atomic_write(target, payload, overwrite=True)
-                    except OSError as exc:
-                        raise _oserror_to_studio(exc) from exc
-                    if not existed:
-                        created.append(target)
-                    rel = self._rel(target)
-                    if rel not in extras:
-                        extras.append(rel)
-                try:
+                with dbmod.immediate(self.conn, _sqlerror_to_studio) as conn:
+                    row = conn.execute("SELECT extra_paths FROM generations WHERE id = ?", (record_id,)).fetchone()
+                    if row is None:
+                        raise StudioError("store.not_found", id=record_id)
+                    extras: list[str] = list(_jload(row[0], [], record_id))
+                    for target, payload in prepared:
+                        existed = target.exists()
+                        try:
+                            atomic_write(target, payload, overwrite=True)
+                        except OSError as exc:
+                            raise _oserror_to_studio(exc) from exc
+                        if not existed:
+                            created.append(target)
+                        rel = self._rel(target)
+                        if rel not in extras:
+                            extras.append(rel)
                     conn.execute("UPDATE generations SET extra_paths = ? WHERE id = ?", (_jdump(extras), record_id))
-                    conn.execute("COMMIT")
-                except sqlite3.Error as exc:
-                    raise _sqlerror_to_studio(exc) from exc
             except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 remove_files(created)
                 raise
         return self.get(record_id)
@@ -416,13 +341,10 @@ class HistoryStore:
                     back.append(rid)
             if now_missing or back:
                 try:
-                    self.conn.execute("BEGIN IMMEDIATE")
-                    self.conn.executemany("UPDATE generations SET missing = 1 WHERE id = ?", [(i,) for i in now_missing])
-                    self.conn.executemany("UPDATE generations SET missing = 0 WHERE id = ?", [(i,) for i in back])
-                    self.conn.execute("COMMIT")
+                    with dbmod.immediate(self.conn) as conn:
+                        conn.executemany("UPDATE generations SET missing = 1 WHERE id = ?", [(i,) for i in now_missing])
+                        conn.executemany("UPDATE generations SET missing = 0 WHERE id = ?", [(i,) for i in back])
                 except sqlite3.Error as exc:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
                     log.warning("could not update missing flags: %s", exc)
             missing = [self._record(r) for r in self.conn.execute(
                 f"SELECT {_COLUMNS} FROM generations WHERE missing = 1 ORDER BY id DESC").fetchall()]

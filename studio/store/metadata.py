@@ -30,7 +30,7 @@ from PIL import Image, PngImagePlugin
 import studio
 
 if TYPE_CHECKING:
-    from studio.store.history import NewRecord
+    from studio.store.records import NewRecord
 
 IPTC_NEWSCODES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 DST_GENERATED = IPTC_NEWSCODES + "trainedAlgorithmicMedia"

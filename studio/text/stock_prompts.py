@@ -213,7 +213,8 @@ def keyword_prompts(keywords: str, count: int, seed: int, templates: StockTempla
     common = templates.common
     rng = random.Random(seed)
 
-    from studio.engines.lite_t2i import FAMILY_WORDS, _find
+    from studio.text.lite_words import FAMILY_WORDS
+    from studio.text.lite_words import find_word as _find
 
     # words naming a kind of asset (watercolor, bokeh, pattern, marble...): each leads in turn, so
     # one kind can't crowd out the others (the first kind word of a prompt decides what lite draws)
@@ -396,7 +397,7 @@ _LITE_GENERIC = {"texture", "pattern", "seamless", "background", "backdrop", "ar
 def lite_unfit_words(keywords: str, glossary: Glossary | None = None) -> list[str]:
     """The owner's words naming a photo subject the lite engine can't draw (a latte, a beach), in
     the owner's spelling; kinds, motifs, colours and moods it can honour are not listed."""
-    from studio.engines.lite_t2i import FAMILY_WORDS, MOTIFS, PALETTE_WORDS
+    from studio.text.lite_words import FAMILY_WORDS, MOTIFS, PALETTE_WORDS
 
     vocab = set(_LITE_GENERIC)
     for table in (FAMILY_WORDS, MOTIFS, PALETTE_WORDS):

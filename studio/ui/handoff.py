@@ -52,8 +52,8 @@ def _industry(services: Services, industry_id: str | None):
 
 def wire_handoffs(services: Services, tabs: gr.Tabs, tab_items: dict[str, Any], parts: dict[str, Any]) -> None:
     """Connect the hand-off buttons, and refresh the Overlay/Video pickers when their tab opens."""
-    from studio.ui.tabs.overlay import _safe_history, _thumbs
-    from studio.ui.tabs.video import _safe_history as video_history
+    from studio.workflows.gallery import safe_history_choices
+    from studio.ui.tabs.overlay import _thumbs
 
     lang = services.lang
     ov = (parts.get("overlay") or {}).get("_handoff") if isinstance(parts.get("overlay"), dict) else None
@@ -65,14 +65,14 @@ def wire_handoffs(services: Services, tabs: gr.Tabs, tab_items: dict[str, Any], 
         items, ids = _thumbs(services)
         ind = _industry(services, industry_id)
         return [gr.Tabs(selected="overlay"),
-                gr.update(choices=_safe_history(services), value=rid), items, ids,
+                gr.update(choices=safe_history_choices(services, "overlay"), value=rid), items, ids,
                 gr.update(value=ind.id) if ind else gr.update(),
                 gr.update(value=ind.copy_tone) if ind else gr.update(),
                 gr.update(value=shop) if shop else gr.update(),
                 gr.update(value=words) if words else gr.update()]
 
     def _video_updates(rid: int | None, shop: str | None, words: dict[str, str]) -> list:
-        choices = video_history(services)
+        choices = safe_history_choices(services, "video")
         return [gr.Tabs(selected="video"), gr.update(choices=choices, value=rid), gr.update(choices=choices),
                 gr.update(value=shop) if shop else gr.update()] + [
                 gr.update(value=words[k]) if words.get(k) else gr.update()
@@ -99,7 +99,7 @@ def wire_handoffs(services: Services, tabs: gr.Tabs, tab_items: dict[str, Any], 
             """The Overlay tab opens on the newest result when nothing is picked yet."""
             items, ids = _thumbs(services)
             value = current if current not in (None, "") else latest_id(services)
-            return [gr.update(choices=_safe_history(services), value=value), items, ids]
+            return [gr.update(choices=safe_history_choices(services, "overlay"), value=value), items, ids]
 
         if "overlay" in tab_items:
             tab_items["overlay"].select(open_overlay, [ov["record"]], [ov["record"], ov["history"], ov["thumb_ids"]],
@@ -126,7 +126,7 @@ def wire_handoffs(services: Services, tabs: gr.Tabs, tab_items: dict[str, Any], 
 
         @guarded(lang)
         def open_video(current: Any) -> list:
-            choices = video_history(services)
+            choices = safe_history_choices(services, "video")
             value = current if current not in (None, "") else latest_id(services)
             return [gr.update(choices=choices, value=value), gr.update(choices=choices)]
 

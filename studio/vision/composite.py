@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from studio.vision import masks
-from studio.vision.toolkit import to_rgb_array
+from studio.vision.base import to_rgb_array
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ def _windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
 def find_hands(image: np.ndarray, models_dir: Path | str, kit=None, max_hands: int = 8) -> list[Hand]:
     """Hands in an RGB image (see the module doc)."""
     from studio.vision.mp_models import available, box_iou, palm_to_hand_roi, shared_kit
-    from studio.vision.toolkit import to_rgb_array
+    from studio.vision.base import to_rgb_array
 
     if kit is None:
         if not available(models_dir):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -137,22 +137,21 @@ def invert(mask: np.ndarray) -> np.ndarray:
     return (255 - _check(mask)).astype(np.uint8)
 
 
-def union(*masks: np.ndarray) -> np.ndarray:
+def _fold(op: Any, what: str, masks: tuple[np.ndarray, ...]) -> np.ndarray:
     if not masks:
-        raise ValueError("union needs at least one mask")
+        raise ValueError(f"{what} needs at least one mask")
     out = _check(masks[0]).copy()
     for m in masks[1:]:
-        out = np.maximum(out, _check(m))
+        out = op(out, _check(m))
     return out
+
+
+def union(*masks: np.ndarray) -> np.ndarray:
+    return _fold(np.maximum, "union", masks)
 
 
 def intersection(*masks: np.ndarray) -> np.ndarray:
-    if not masks:
-        raise ValueError("intersection needs at least one mask")
-    out = _check(masks[0]).copy()
-    for m in masks[1:]:
-        out = np.minimum(out, _check(m))
-    return out
+    return _fold(np.minimum, "intersection", masks)
 
 
 def binarize(mask: np.ndarray, threshold: int = 128) -> np.ndarray:

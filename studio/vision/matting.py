@@ -1,10 +1,10 @@
 """Cut-outs: rembg sessions from models/rembg, an offline GrabCut fallback, or an uploaded alpha.
 
-- rembg: `U2NET_HOME` points at models/rembg while a session is built; a named model is used
-  only when its file is already there (rembg is never allowed to download), and a custom onnx
-  must lie inside that folder. Choices: birefnet-general (MIT), isnet-general-use, u2net,
-  u2net_human_seg (Apache-2.0), birefnet-general-lite (MIT), bria-rmbg (RMBG-2.0,
-  non-commercial: only when asked for by name). Downloads: studio.runtime.rembg_models.
+- rembg: the models, their files and licences are the catalogue's rows (presets/models.json,
+  read by studio.runtime.rembg_models, which also downloads them). A named model is used only
+  when its file is already under models/rembg, and its session is opened on that path explicitly
+  (nothing process-wide changes; rembg never downloads); a custom onnx must lie inside that
+  folder. bria-rmbg (RMBG-2.0) is non-commercial: used only when asked for by name.
 - GrabCut (no weights): seeded from a box, run at reduced resolution; the mask is then refined
   back at full size: a guided filter snaps the upsampled edge to the photo (soft, matte-like).
 - An uploaded RGBA image (or an explicit alpha) is used directly.
@@ -16,7 +16,6 @@ mask uint8 H x W, 255 = subject.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,29 +27,29 @@ from PIL import Image
 
 from studio.errors import InputError, WeightsError
 from studio.vision import masks
-from studio.vision.toolkit import onnx_providers, to_rgb_array
+from studio.vision.base import onnx_providers, to_rgb_array
 
 log = logging.getLogger(__name__)
 
 
 REMBG_DIR = "rembg"
-# rembg session name -> (file name, licence, commercial use)
-REMBG_MODELS: dict[str, tuple[str, str, bool]] = {
-    "birefnet-general": ("birefnet-general.onnx", "MIT", True),
-    "birefnet-general-lite": ("birefnet-general-lite.onnx", "MIT", True),
-    "isnet-general-use": ("isnet-general-use.onnx", "Apache-2.0", True),
-    "u2net": ("u2net.onnx", "Apache-2.0", True),
-    "u2net_human_seg": ("u2net_human_seg.onnx", "Apache-2.0", True),
-    "bria-rmbg": ("bria-rmbg.onnx", "BRIA RMBG-2.0, CC BY-NC 4.0: non-commercial", False),
-}
+# The rembg models themselves (file, folder, licence) are the catalogue's: studio.runtime.rembg_models.
 ALIASES: dict[str, str] = {"birefnet": "birefnet-general", "birefnet-lite": "birefnet-general-lite", "isnet": "isnet-general-use",
                            "human": "u2net_human_seg", "bria": "bria-rmbg"}
-LICENCES: dict[str, tuple[str, bool]] = {
-    **{k: (v[1], v[2]) for k, v in REMBG_MODELS.items()},
+OTHER_LICENCES: dict[str, tuple[str, bool]] = {
     "custom": ("custom onnx: licence unknown (check it before commercial use)", False),
     "grabcut": ("OpenCV GrabCut (Apache-2.0)", True),
     "alpha": ("uploaded transparency (the owner's own file)", True),
 }
+
+
+def licences(presets_dir: Path | str | None = None) -> dict[str, tuple[str, bool]]:
+    """backend -> (licence, commercial use): the catalogue's rembg rows, then GrabCut, alpha, custom."""
+    from studio.runtime.rembg_models import catalogue
+
+    return {**{k: (m.licence, m.commercial_use) for k, m in catalogue(presets_dir).items()}, **OTHER_LICENCES}
+
+
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "product": ("birefnet-general", "birefnet-general-lite", "isnet-general-use", "u2net"),
     "person": ("u2net_human_seg", "birefnet-general", "birefnet-general-lite", "isnet-general-use", "u2net"),
@@ -75,16 +74,11 @@ class MatteResult:
         return Image.fromarray(np.dstack([rgb, self.mask]), "RGBA")
 
 
-def find_weights(models_dir: Path) -> dict[str, Path]:
-    """rembg models present: models/rembg/<name>.onnx or models/rembg/models/<name>/<name>.onnx."""
-    home = Path(models_dir) / REMBG_DIR
-    found: dict[str, Path] = {}
-    for name, (fname, _, _) in REMBG_MODELS.items():
-        for cand in (home / fname, home / "models" / name / fname):
-            if cand.is_file():
-                found[name] = cand
-                break
-    return found
+def find_weights(models_dir: Path, presets_dir: Path | str | None = None) -> dict[str, Path]:
+    """rembg models present: models/rembg/models/<name>/<name>.onnx (or rembg's flat models/rembg/<name>.onnx)."""
+    from studio.runtime.rembg_models import find_all
+
+    return find_all(models_dir, presets_dir)
 
 
 def auto_choice(found: dict[str, Path], subject: str) -> str:
@@ -283,15 +277,16 @@ def _refine_full_size(rgb: np.ndarray, up: np.ndarray, band: int) -> np.ndarray:
 class Matter:
     """load from a folder -> `.to(device)` -> `__call__(image, ...) -> MatteResult`."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, presets_dir: Path | str | None = None) -> None:
         self.home = Path(home)
+        self.presets_dir = presets_dir      # the catalogue (None: the studio's presets/)
         self.device = "cpu"
         self._sessions: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def from_folder(cls, models_dir: Path | str) -> "Matter":
-        return cls(Path(models_dir) / REMBG_DIR)
+    def from_folder(cls, models_dir: Path | str, presets_dir: Path | str | None = None) -> "Matter":
+        return cls(Path(models_dir) / REMBG_DIR, presets_dir)
 
     def to(self, device: str) -> "Matter":
         with self._lock:
@@ -302,7 +297,7 @@ class Matter:
 
     @property
     def available(self) -> dict[str, Path]:
-        return find_weights(self.home.parent)
+        return find_weights(self.home.parent, self.presets_dir)
 
     def _custom_path(self, prefer: str) -> Path | None:
         if not str(prefer).lower().endswith(".onnx"):
@@ -327,42 +322,30 @@ class Matter:
             return auto_choice(self.available, subject)
         if name in ("grabcut", "alpha"):
             return name
-        if name not in REMBG_MODELS:
+        known = licences(self.presets_dir)
+        if name not in known or name in OTHER_LICENCES:
             raise InputError("vision.matting.unknown", model=prefer,
-                             choices=", ".join(["auto", "grabcut", *REMBG_MODELS]))
+                             choices=", ".join(["auto", "grabcut", *(k for k in known if k not in OTHER_LICENCES)]))
         if name not in self.available:
             raise WeightsError("vision.matting.missing", model=name)
         return name
 
     def session(self, name: str, custom: Path | None = None) -> Any:
-        """A rembg session for `name` built from files under `self.home` only."""
+        """A rembg session for `name` on its file under `self.home`, opened by explicit path
+        (studio.runtime.rembg_models.open_session: no environment variable, no download)."""
+        from studio.runtime.rembg_models import CUSTOM, open_session
+
         key = str(custom) if custom is not None else name
         with self._lock:
             if key in self._sessions:
                 return self._sessions[key]
-            providers = onnx_providers(self.device)
-            from studio.runtime.rembg_models import REMBG_LOCK
-
-            with REMBG_LOCK:
-                saved_home = os.environ.get("U2NET_HOME")
-                os.environ["U2NET_HOME"] = str(self.home.resolve())  # restored below: not left process-wide
-                try:
-                    from rembg import new_session
-                    from rembg.sessions import sessions as rembg_sessions
-
-                    if custom is not None:
-                        sess = new_session("u2net_custom", model_path=str(custom), providers=providers)
-                    else:
-                        cls = rembg_sessions[name]
-                        # never let rembg download: it must find the file itself, where we looked
-                        if cls.resolve_existing(REMBG_MODELS[name][0]) is None:
-                            raise WeightsError("vision.matting.missing", model=name)
-                        sess = new_session(name, providers=providers)
-                finally:
-                    if saved_home is None:
-                        os.environ.pop("U2NET_HOME", None)
-                    else:
-                        os.environ["U2NET_HOME"] = saved_home
+            if custom is not None:
+                sess = open_session(CUSTOM, custom, onnx_providers(self.device))
+            else:
+                path = self.available.get(name)
+                if path is None:
+                    raise WeightsError("vision.matting.missing", model=name)
+                sess = open_session(name, path, onnx_providers(self.device))
             self._sessions[key] = sess
             return sess
 
@@ -381,11 +364,11 @@ class Matter:
                 raise InputError("vision.matting.unknown", model="alpha (no transparency in the image)",
                                  choices="auto, grabcut")
             a = masks.resize_mask(np.asarray(given), (w, h))
-            lic, com = LICENCES["alpha"]
+            lic, com = OTHER_LICENCES["alpha"]
             return MatteResult(np.ascontiguousarray(apply_strokes(a, strokes)), "alpha", lic, com)
         backend = self.choose(prefer, subject)
         if backend == "grabcut":
-            lic, com = LICENCES["grabcut"]
+            lic, com = OTHER_LICENCES["grabcut"]
             return MatteResult(grabcut_cutout(rgb, box, strokes=strokes), "grabcut", lic, com)
         custom = self._custom_path(prefer) if backend == "custom" else None
         try:
@@ -397,7 +380,7 @@ class Matter:
             if prefer != "auto":
                 raise WeightsError("vision.matting.missing", model=backend) from exc
             log.warning("rembg %s failed (%s); falling back to GrabCut", backend, exc)
-            lic, com = LICENCES["grabcut"]
+            lic, com = OTHER_LICENCES["grabcut"]
             return MatteResult(grabcut_cutout(rgb, box, strokes=strokes), "grabcut", lic, com,
                                note="vision.matting.fallback")
         mask = masks.resize_mask(np.asarray(pred.convert("L"), dtype=np.uint8), (w, h))
@@ -406,7 +389,7 @@ class Matter:
             mx, my = int(0.03 * w), int(0.03 * h)
             mask = masks.intersection(mask, masks.box_mask((w, h), (x0 - mx, y0 - my, x1 + mx, y1 + my)))
         mask = apply_strokes(mask, strokes)
-        lic, com = LICENCES[backend]
+        lic, com = licences(self.presets_dir)[backend]
         return MatteResult(np.ascontiguousarray(mask), backend if custom is None else "custom", lic, com)
 
 

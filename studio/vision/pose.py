@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from studio.errors import WeightsError
-from studio.vision.toolkit import BackendInfo, onnx_providers, to_rgb_array
+from studio.vision.base import BackendInfo, onnx_providers, to_rgb_array
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from studio.i18n import t
+from studio.vision.base import BackendInfo, default_device, onnx_providers, to_rgb_array  # noqa: F401  (handed on)
 
 if TYPE_CHECKING:
     from studio.config import Settings
@@ -25,55 +25,6 @@ if TYPE_CHECKING:
     from studio.vision.pose import PoseEstimator, PoseResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    """Which backend a capability uses, under which licence, from which files."""
-
-    name: str
-    licence: str
-    commercial_use: bool
-    weights: tuple[str, ...] = ()
-    device: str = "cpu"
-
-
-def onnx_providers(device: str) -> list[str]:
-    """onnxruntime providers for `device` ("cuda", "cuda:0", "cpu"); CPU is always last."""
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if str(device).startswith("cuda") and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def to_rgb_array(image: Image.Image | np.ndarray) -> np.ndarray:
-    """PIL (any mode) or numpy (H x W, H x W x 3 RGB, H x W x 4 RGBA) -> contiguous uint8 RGB."""
-    from studio.errors import InputError
-
-    if isinstance(image, Image.Image):
-        return np.ascontiguousarray(np.asarray(image if image.mode == "RGB" else image.convert("RGB"),
-                                               dtype=np.uint8))
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
-            arr = arr * 255.0
-        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InputError("vision.bad_image", shape=str(tuple(arr.shape)))
-    return np.ascontiguousarray(arr[:, :, :3])
-
-
-def default_device() -> str:
-    """"cuda" when onnxruntime-gpu can run here, else "cpu" (no torch import)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return "cpu"
-    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
 
 
 class VisionKit:
@@ -235,12 +186,12 @@ class VisionKit:
                subject: str = "product", strokes: np.ndarray | None = None) -> "MatteResult":
         if self.commercial_only and alpha is None and prefer not in ("auto", "alpha", "grabcut"):
             from studio.errors import InputError
-            from studio.vision.matting import ALIASES, REMBG_MODELS
+            from studio.vision.matting import ALIASES, licences
 
             name = ALIASES.get(prefer, prefer)  # a named model (or a custom .onnx: licence unknown)
-            lic = REMBG_MODELS.get(name, ("", "licence unknown", False))
-            if not lic[2]:
-                raise InputError("vision.noncommercial", backend=name, licence=lic[1])
+            lic, com = licences().get(name, ("licence unknown", False))
+            if not com:
+                raise InputError("vision.noncommercial", backend=name, licence=lic)
         return self.matter(image, box=box, alpha=alpha, prefer=prefer, subject=subject, strokes=strokes)
 
     def paste_back(self, generated: Image.Image, original: Image.Image, keep_mask: np.ndarray,
@@ -288,12 +239,13 @@ class VisionKit:
 
         mat_found = matting_mod.find_weights(self.models_dir)
         mat_backend = matting_mod.auto_choice(mat_found, "product")
-        lic, com = matting_mod.LICENCES[mat_backend]
+        mat_licences = matting_mod.licences()
+        lic, com = mat_licences[mat_backend]
         out["matting"] = {"backend": mat_backend, "licence": lic, "commercial_use": com,
                           "weights": {k: str(v) for k, v in mat_found.items()},
                           "available": [*mat_found, "grabcut"],
                           "licences": {k: {"licence": v[0], "commercial_use": v[1]}
-                                       for k, v in matting_mod.LICENCES.items()},
+                                       for k, v in mat_licences.items()},
                           "note": ""}
         from studio.runtime import bundled_models
 

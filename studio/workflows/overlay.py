@@ -25,7 +25,7 @@ from studio.render.overlay import OverlaySpec, render_overlay
 from studio.services import Services
 from studio.text.copywriter import TONES, AdCopy, CopyRequest, clean_tag, write_copy_detailed
 from studio.text.limits import limit
-from studio.store.gallery import (  # noqa: F401  (the gallery helpers live in studio.store.gallery)
+from studio.workflows.gallery import (  # noqa: F401  (the gallery helpers live in studio.workflows.gallery)
     history_choices, history_images, local_time, record_id, record_label, source_image)
 
 log = logging.getLogger(__name__)

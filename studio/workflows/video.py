@@ -27,6 +27,7 @@ from studio.errors import InputError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import Notice
 from studio.services import Services
+from studio.workflows.gallery import record_image
 
 if TYPE_CHECKING:
     from studio.engines.motion import EndCard
@@ -180,16 +181,6 @@ def _given(value: Any) -> bool:
     return value is not None and str(value).strip() not in ("", "None")
 
 
-def _record_image(services: Services, record_id: Any) -> tuple[Image.Image, "Record", tuple | None]:
-    from studio.vision.io import load_image
-
-    rec = services.store.get(int(record_id))
-    image = load_image(rec.path).image
-    box = rec.settings.get("focus_box") if isinstance(rec.settings, dict) else None
-    focus = tuple(float(v) for v in box) if isinstance(box, (list, tuple)) and len(box) == 4 else None
-    return image, rec, focus
-
-
 def request_from_form(services: Services | None = None, *, image: Image.Image | None = None,
                       history_id: Any = None, upload: str | Path | None = None,
                       more_ids: list[Any] | None = None, more_paths: list[str | Path] | None = None,
@@ -218,12 +209,12 @@ def request_from_form(services: Services | None = None, *, image: Image.Image | 
         image = load_image(upload).image  # type: ignore[arg-type]
         ai_source = source_is_ai(path=upload)
     elif _given(history_id):
-        image, rec, focus = _record_image(services, history_id)
+        image, rec, focus = record_image(services, history_id)
         parent = rec.id
         ai_source = source_is_ai(record=rec, services=services)
     else:
         raise InputError("video.no_image")
-    more = [_record_image(services, rid)[0] for rid in (more_ids or []) if _given(rid)]
+    more = [record_image(services, rid)[0] for rid in (more_ids or []) if _given(rid)]
     more += [load_image(p).image for p in (more_paths or []) if _given(p)]
     overlay = None
     if any(str(x or "").strip() for x in (headline, sub_copy, cta, badge)):

@@ -359,7 +359,7 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
         if find_weights(services.settings.models_dir):
             return ""
-        m = rembg_models.MODELS[rembg_models.DEFAULT]
+        m = rembg_models.model(rembg_models.DEFAULT)
         return t("rembg.download.offer", lang, model=t("ui.cutout.model", lang), size=f"{m.size_mb} MB")
 
     @guarded(lang)

@@ -13,7 +13,7 @@ from studio.errors import StudioError
 from studio.i18n import t
 from studio.services import Services
 from studio.ui.common import esc, guarded
-from studio.store.gallery import local_time, record_label
+from studio.workflows.gallery import local_time, record_label
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def wire_reuse(services: Services, parts: dict[str, Any], tabs: gr.Tabs, forms: 
 
     @guarded(lang)
     def reuse(rec_id: Any) -> list[Any]:
-        from studio.store.gallery import record_id
+        from studio.workflows.gallery import record_id
 
         rid = record_id(rec_id)
         if rid is None:
@@ -136,7 +136,7 @@ def wire_reuse(services: Services, parts: dict[str, Any], tabs: gr.Tabs, forms: 
         if tab not in forms or not forms[tab]:
             raise StudioError("gallery.no_reuse")
         if tab == "overlay" and "record" in values:
-            from studio.store.gallery import history_choices
+            from studio.workflows.gallery import history_choices
 
             gr.Info(title=t("ui.info.title", lang), message=t("gallery.reused_overlay", lang, id=rec.id))
             out = [gr.Tabs(selected=tab)]
@@ -198,7 +198,7 @@ def build(services: Services) -> dict[str, Any]:
 
     @guarded(lang)
     def delete_item(rec_id: int | None, wf: str):
-        from studio.store.gallery import record_id
+        from studio.workflows.gallery import record_id
 
         rid = record_id(rec_id)
         if rid is None:  # nothing selected, or the owner said no in the confirm box

@@ -80,26 +80,49 @@ def vision_markdown(services: Services) -> str:
 
 
 def rembg_download(services: Services, entry, report) -> str:
-    """A rembg cut-out model, fetched by rembg's own session code into models/rembg."""
+    """A rembg cut-out model, fetched (URL and checksum from the catalogue) into models/rembg."""
     from pathlib import Path
 
     from studio.runtime import rembg_models
 
     name = Path(entry.files[0]).stem
-    path = rembg_models.download(services.settings.models_dir, name, progress=report)
+    path = rembg_models.download(services.settings.models_dir, name, progress=report,
+                                 presets_dir=services.settings.presets_dir)
     services.reload_vision()   # the next cut-out uses the new model
     return esc(t("rembg.download.done", services.lang, model=name, path=str(path)))
 
 
+def commercial_summary(services: Services) -> str:
+    """Markdown for the Models tab: what the switch does now, which model each task uses and its
+    licence, where no commercial model is present (and what to download), and what turning it
+    off would change."""
+    from studio.commercial import noncommercial_models, task_models
+    from studio.engines.base import TASKS
+    from studio.engines.registry import commercial_gap
+
+    lang = services.lang
+    on = bool(getattr(services.settings, "commercial_only", True))
+    others = ", ".join(noncommercial_models(services.presets, lang)[:6]) or "-"
+    lines = [esc(t("commercial.on", lang)) if on else esc(t("commercial.off", lang, models=others))]
+    if on:
+        lines.append(esc(t("commercial.off_would", lang, models=others)))
+    for row in task_models(services):
+        flag = "✅" if row.commercial else "⚠️"
+        lines.append(f"- {esc(t('commercial.task.' + row.task, lang))}: {esc(row.label)} — {esc(row.licence)} {flag}")
+    for task in TASKS:
+        gap = commercial_gap(task, services.settings)
+        if gap:
+            lines.append(f"- ⬇️ {esc(gap['message'])}")
+    return "\n".join(lines)
+
+
 def build_commercial_switch(services: Services) -> tuple[object, object]:
     """The one switch "상업용으로 쓸 수 있는 모델만" (issue 23) and what it means now."""
-    from studio.commercial import summary
-
     lang = services.lang
     gr.Markdown(f"### {esc(t('commercial.title', lang))}")
     box = gr.Checkbox(value=bool(getattr(services.settings, "commercial_only", True)),
                       label=t("commercial.switch", lang), elem_id="commercial-only")
-    md = gr.Markdown(summary(services), elem_id="commercial-summary")
+    md = gr.Markdown(commercial_summary(services), elem_id="commercial-summary")
     return box, md
 
 
@@ -124,10 +147,10 @@ def build(services: Services) -> None:
 
     @guarded(lang)
     def on_switch(on: bool):
-        from studio.commercial import set_commercial_only, summary
+        from studio.commercial import set_commercial_only
 
         set_commercial_only(services, bool(on))
-        return summary(services), device_markdown(services), vision_markdown(services)
+        return commercial_summary(services), device_markdown(services), vision_markdown(services)
 
     switch.change(on_switch, [switch], [switch_md, device_md, vision_md], api_name="models_commercial_only")
     # also on page load (after the first HTTP 200, so startup stays light)

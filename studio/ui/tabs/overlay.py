@@ -18,6 +18,7 @@ from studio.errors import StudioError
 from studio.i18n import t
 from studio.render.overlay import load_layouts
 from studio.services import Services
+from studio.workflows.gallery import safe_history_choices
 from studio.text.copywriter import TONES
 from studio.ui.common import esc, form_handler, guarded, upload_image
 from studio.workflows.overlay import (  # noqa: F401  (re-exported for callers of the tab module)
@@ -25,14 +26,6 @@ from studio.workflows.overlay import (  # noqa: F401  (re-exported for callers o
     md_text, parse_hashtags, preview, record_label, source_image, stream_caption)
 
 log = logging.getLogger(__name__)
-
-
-def _safe_history(services: Services) -> list[tuple[str, int]]:
-    try:
-        return history_choices(services)
-    except StudioError as exc:
-        log.warning("history unavailable for the overlay tab: %s", exc)
-        return []
 
 
 def _thumbs(services: Services) -> tuple[list[tuple[str, str]], list[int]]:
@@ -60,7 +53,7 @@ def build(services: Services) -> dict[str, Any]:
                                       allow_preview=False, elem_id="overlay-history")
             thumb_ids_state = gr.State(thumb_ids)
             with gr.Row():
-                record = gr.Dropdown(choices=_safe_history(services), value=None, show_label=False, scale=3,
+                record = gr.Dropdown(choices=safe_history_choices(services, "overlay"), value=None, show_label=False, scale=3,
                                      allow_custom_value=False, elem_id="overlay-record")
                 refresh = gr.Button(t("overlay.refresh", lang), size="sm", scale=1)
             upload = upload_image(label=t("overlay.upload", lang), sources=["upload", "clipboard"], height=260,

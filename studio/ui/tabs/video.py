@@ -13,40 +13,21 @@ from typing import Any, Callable
 import gradio as gr
 from PIL import Image
 
-from studio.errors import StudioError
 from studio.i18n import t
 from studio.runtime.jobs import CancelToken
 from studio.services import Services
+from studio.workflows.gallery import history_choices, safe_history_choices  # noqa: F401  (history_choices: the tab's own API)
 from studio.ui.common import esc, guarded
 from studio.ui.tabs.ads import upload_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 STYLES = ("auto", "zoom", "zoom_out", "pan", "parallax")
 STRENGTHS = ("gentle", "normal", "strong")  # studio.engines.motion.STRENGTHS
 SIZES = ("9:16", "1:1", "4:5")
 
 
 # --- handlers (no gradio inside) -----------------------------------------------------------------
-def history_choices(services: Services, limit: int = 200) -> list[tuple[str, int]]:
-    from studio.workflows.overlay import record_label
-
-    out = []
-    for rec in services.store.list(limit=limit):
-        if rec.path.suffix.lower() in IMAGE_SUFFIXES and rec.path.is_file():
-            out.append((record_label(rec, services.lang), rec.id))  # the workflow in words, the local date
-    return out
-
-
-def _safe_history(services: Services) -> list[tuple[str, int]]:
-    try:
-        return history_choices(services)
-    except StudioError as exc:
-        log.warning("history unavailable for the video tab: %s", exc)
-        return []
-
-
 def make_request(services: Services, **values: Any) -> Any:
     """The form's values -> the one video request (`studio.workflows.video.request_from_form`,
     looked up in the workflow registry)."""
@@ -82,7 +63,7 @@ def build(services: Services) -> dict[str, Any]:
     label = t(spec_for("image2video", choice.name).label_key, lang)
     gr.Markdown(esc(t("video.engine_note", lang, engine=label, reason=choice.reason(lang))) + "  \n"
                 + esc(t("video.hunyuan_excluded", lang)), elem_id="video-engine-note")
-    history = _safe_history(services)
+    history = safe_history_choices(services, "video")
     with gr.Row():
         with gr.Column(scale=1):
             pick = gr.Dropdown(choices=history, value=None, label=t("video.history", lang), elem_id="video-history")

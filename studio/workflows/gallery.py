@@ -1,17 +1,22 @@
 """Gallery helpers over the history: labels, the image rows a picker offers, a history id from a
 widget value, and the source image of a record (read through the safe loader). Used by the
-Gallery, Overlay and Video tabs (moved out of workflows/overlay.py, issue 19)."""
+Gallery, Overlay and Video tabs and the video builder (moved out of workflows/overlay.py, issue 19).
+They sit at the workflows layer, not in store/: they read images through vision's safe loader,
+and the store stays below vision, render and schema, which use it."""
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime
 from typing import Any
 
 from PIL import Image
 
-from studio.errors import InputError
+from studio.errors import InputError, StudioError
 from studio.i18n import t
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MAX_RECORD_ID = 2**63 - 1
@@ -39,6 +44,15 @@ def history_images(services: Any, limit_n: int = 200) -> list[Any]:
             if rec.path.suffix.lower() in IMAGE_SUFFIXES and rec.path.is_file()]
 
 
+def safe_history_choices(services: Any, where: str) -> list[tuple[str, int]]:
+    """`history_choices`, or none (logged) when the history cannot be read: a picker still builds."""
+    try:
+        return history_choices(services)
+    except StudioError as exc:
+        log.warning("history unavailable for the %s tab: %s", where, exc)
+        return []
+
+
 def record_id(value: object) -> int | None:
     """A history id from a widget/API value: None when empty, InputError when not a sane id."""
     if value is None or str(value).strip() in ("", "None"):
@@ -61,16 +75,26 @@ def source_image(services: Any, upload: Any, record: object) -> tuple[Image.Imag
         return load_image(upload).image, None, None
     rid = record_id(record)
     if rid is not None:
-        rec = services.store.get(rid)
-        image = load_image(rec.path).image
-        box = rec.settings.get("focus_box") if isinstance(rec.settings, dict) else None
-        focus = None
-        if isinstance(box, (list, tuple)) and len(box) == 4:
-            try:
-                focus = tuple(float(v) for v in box)
-            except (TypeError, ValueError):
-                focus = None
-            if focus is not None and not all(math.isfinite(v) for v in focus):
-                focus = None
+        image, rec, focus = record_image(services, rid)
         return image, rec.id, focus
     raise InputError("overlay.no_image")
+
+
+def record_focus(rec: Any) -> tuple[float, float, float, float] | None:
+    """The focus box saved with a record (x0, y0, x1, y1), or None when absent or not four finite numbers."""
+    box = rec.settings.get("focus_box") if isinstance(rec.settings, dict) else None
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return None
+    try:
+        focus = tuple(float(v) for v in box)
+    except (TypeError, ValueError):
+        return None
+    return focus if all(math.isfinite(v) for v in focus) else None  # type: ignore[return-value]
+
+
+def record_image(services: Any, rid: int) -> tuple[Image.Image, Any, tuple | None]:
+    """(image read through the safe loader, the record, its focus box or None) of history item `rid`."""
+    from studio.vision.io import load_image
+
+    rec = services.store.get(int(rid))
+    return load_image(rec.path).image, rec, record_focus(rec)
