@@ -197,3 +197,80 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
     log.debug("cut-out signals %s (raw %s)", sig, raw)
     return CutoutQuality(round(float(score), 4), {k: round(float(v), 4) for k, v in sig.items()},
                          raw={k: round(float(v), 4) for k, v in raw.items()})
+
+
+# product cut-outs (issue 18p): the owner's box is trusted more, and a product may be several pieces
+PIECE_SOLIDITY = 0.85      # a piece this compact (area / convex hull) is an object (a sweet, a jar)
+TRUST_EDGES = 0.98         # outline on the photo's edges almost everywhere...
+TRUST_STABILITY = 0.95     # ... and the cut holds from another start: a busy surround is no doubt
+
+
+def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] | None = None,
+                   other: np.ndarray | None = None) -> CutoutQuality:
+    """`assess` for a product cut-out, judged from the mask itself:
+
+    - several pieces are fine when every large piece is compact (sweets on a table, a set of
+      jars); ragged pieces (slabs of background) still count as fragments;
+    - a busy surround ("clutter") is forgiven when the outline follows the photo's edges almost
+      everywhere (`TRUST_EDGES`) and a second cut from a slightly different box agrees
+      (`TRUST_STABILITY`): the colour model did not guess there.
+    Every other signal (border contact, background slabs, the box, size, stability) is kept."""
+    q = assess(rgb, mask, box=box, other=other)
+    sig, raw = dict(q.signals), dict(q.raw)
+    if sig.get("fragments", 1.0) < 1.0:
+        solid = compact_pieces(mask)
+        raw["pieces_solidity"] = round(solid, 4)
+        if solid >= PIECE_SOLIDITY:
+            sig["fragments"] = 1.0
+            if other is not None and sig.get("stability", 1.0) < 1.0:
+                # several objects: the second cut may drop a whole object (a sweet) without
+                # doubting the others' outlines; judge the outlines of the pieces both hold
+                agree = piece_agreement(mask, other)
+                raw["stability_pieces"] = round(agree, 4)
+                sig["stability"] = max(sig["stability"], _ramp(agree, 0.85, 0.95))
+    if (sig.get("clutter", 1.0) < 1.0 and raw.get("edges", 0.0) >= TRUST_EDGES
+            and raw.get("stability", 0.0) >= TRUST_STABILITY and sig.get("background", 1.0) >= 1.0):
+        sig["clutter"] = 1.0
+    score = min(sig.values()) if sig else 0.0
+    return CutoutQuality(round(float(score), 4), sig, q.threshold, raw)
+
+
+def compact_pieces(mask: np.ndarray) -> float:
+    """The least compact (area / convex hull area) of the mask's large pieces (those of at least
+    8 % of the largest), measured on a copy no larger than `WORK_SIDE`."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    m = (cv2.resize(mask, (max(8, int(round(w * s))), max(8, int(round(h * s)))),
+                    interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return 0.0
+    areas = st[1:, cv2.CC_STAT_AREA]
+    worst = 1.0
+    for i in np.flatnonzero(areas >= 0.08 * areas.max()):
+        cs, _ = cv2.findContours((lab == i + 1).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        hull = cv2.contourArea(cv2.convexHull(max(cs, key=cv2.contourArea)))
+        worst = min(worst, float(areas[i]) / max(hull, 1.0))
+    return worst
+
+
+def piece_agreement(mask: np.ndarray, other: np.ndarray) -> float:
+    """Agreement of two cut-outs over the pieces of `mask` that `other` also holds (at least half
+    of the piece): IoU within those pieces' neighbourhood. 0 when `other` holds under half of
+    `mask`'s area (then the second cut really disagrees)."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
+    m = (cv2.resize(mask, size, interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    o = cv2.resize(other, size, interpolation=cv2.INTER_AREA) >= 128
+    n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    held = np.zeros(m.shape, bool)
+    for i in range(1, n):
+        piece = lab == i
+        if o[piece].mean() >= 0.5:
+            held |= piece
+    if held.sum() < 0.5 * m.sum():
+        return 0.0
+    near = cv2.dilate(held.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    a, b = held, o & near
+    return float((a & b).sum()) / float(max((a | b).sum(), 1))
