@@ -203,6 +203,7 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
 PIECE_SOLIDITY = 0.85      # a piece this compact (area / convex hull) is an object (a sweet, a jar)
 TRUST_EDGES = 0.98         # outline on the photo's edges almost everywhere...
 TRUST_STABILITY = 0.95     # ... and the cut holds from another start: a busy surround is no doubt
+PRODUCT_THRESHOLD = 0.6    # a product cut-out laid out alone must be clearly good; a marginal one is a card
 
 
 def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] | None = None,
@@ -232,7 +233,7 @@ def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, in
             and raw.get("stability", 0.0) >= TRUST_STABILITY and sig.get("background", 1.0) >= 1.0):
         sig["clutter"] = 1.0
     score = min(sig.values()) if sig else 0.0
-    return CutoutQuality(round(float(score), 4), sig, q.threshold, raw)
+    return CutoutQuality(round(float(score), 4), sig, max(q.threshold, PRODUCT_THRESHOLD), raw)
 
 
 def compact_pieces(mask: np.ndarray) -> float:

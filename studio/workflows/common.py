@@ -320,6 +320,11 @@ class Plan:
         out = None
         for p in self.parts:
             m = framing.map_mask(p.mask)
+            if p.edge_px > 0 and framing.scale > SHARPEN_FROM:
+                # an enlarged cut-out: smooth the outline's stair steps before it is binarised
+                import cv2
+
+                m = cv2.GaussianBlur(m, (0, 0), 0.5 * framing.scale)
             if p.edge_px > 0:
                 m = masks.feather(masks.erode(masks.binarize(m), 1), p.edge_px)
             out = m if out is None else masks.union(out, m)
