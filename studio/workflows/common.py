@@ -180,6 +180,16 @@ def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margi
                                                 max_upscale=max_upscale))
 
 
+def cutout_framing(image: Image.Image, size: tuple[int, int], plan: "Plan") -> Framing:
+    """The upload framed for a cut-out layout: placed by design when the plan has a `target`
+    (products), else cropped around the plan's focus (people)."""
+    if plan.target is not None and plan.focus is not None:
+        geo = placed_geometry(image.size, size, plan.focus, plan.target, max_upscale=plan.max_upscale,
+                              anchors=plan.anchors)
+        return render_framing(image, geo, sharpen=True)
+    return frame(image, size, plan.focus, margin=plan.margin, anchors=plan.anchors)
+
+
 def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
     """Fill padded pixels with the nearest edge colour, so the generator gets a sane start.
     (Telea inpainting at 1/8 size, upsampled into the padding only: the padding is regenerated
@@ -378,17 +388,13 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
     plan = make_plan(plan_fn, req, services, engine, out_size)
     notices = list(plan.notices)
     layout = choose_layout(plan, engine, req, services, notices)
-    if layout == "cutout" and plan.target is not None and plan.focus is not None:
-        geo = placed_geometry(req.image.size, out_size, plan.focus, plan.target,
-                              max_upscale=plan.max_upscale, anchors=plan.anchors)
-        framing = render_framing(req.image, geo, sharpen=True)
+    if layout == "cutout":
+        framing = cutout_framing(req.image, out_size, plan)
         keep = plan.keep_for(framing)
-        if framing.scale >= plan.max_upscale - 1e-6:
-            notices.append(Notice("lite.small_subject", {"scale": f"{plan.max_upscale:g}"}))
-    elif layout == "cutout":
-        framing = frame(req.image, out_size, plan.focus, margin=plan.margin, anchors=plan.anchors)
-        keep = plan.keep_for(framing)
-        if framing.scale >= MAX_UPSCALE - 1e-6 and framing.pad_mask.any():
+        if plan.target is not None and plan.focus is not None:
+            if framing.scale >= plan.max_upscale - 1e-6:
+                notices.append(Notice("lite.small_subject", {"scale": f"{plan.max_upscale:g}"}))
+        elif framing.scale >= MAX_UPSCALE - 1e-6 and framing.pad_mask.any():
             notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
     else:
         window = plan.focus if getattr(plan.cutout, "backend", None) == "box" else plan.card_window
