@@ -73,7 +73,7 @@ def plan(req: ProductRequest, services: Services, engine: Engine, out_size: tupl
     # a thin feather inside the product's edge; the product's body stays exact
     part = common.KeepPart(matte.mask, edge_px=max(0.5, min(opts.mask_feather, 3)))
     quality = cutout_quality(services, req.image, matte, req.product_box, strokes)
-    if engine.caps.needs_weights:   # a generator repaints around the photo as framed: unchanged
+    if engine.caps.needs_weights or engine.caps.changes_outfit:   # a generator: framed as before
         return common.Plan(subject="product", parts=[part], focus=bbox, margin=0.3, cutout=matte,
                            notices=notices, settings=settings, quality=quality)
     # a compositor (Lite): the product placed by design, cards of the owner's box (issue 18p)

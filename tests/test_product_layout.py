@@ -1,0 +1,185 @@
+"""Issue 18 (18p): Lite product ads on real photos: a clean cut-out is trusted and laid out as a
+cut-out at a sensible size, a ragged one becomes a card of the owner's box with a notice, and
+the signals that decide it are measured from the mask itself."""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from studio.config import REPO_ROOT, Settings
+from studio.schema import GenerationOptions, ProductRequest
+from studio.services import build_services
+from studio.vision import masks
+from studio.vision.confidence import assess, assess_product, compact_pieces, piece_agreement
+from studio.vision.io import load_image
+from studio.workflows import common, product
+
+FAST = GenerationOptions(steps=2, seed=3, num_images=1)
+OUT = (1080, 1350)
+
+
+@pytest.fixture
+def lite(settings: Settings):
+    svc = build_services(settings.with_(engine="lite"))
+    yield svc
+    svc.store.close()
+
+
+def _photo(name: str):
+    sys.path.insert(0, str(REPO_ROOT / "tests"))
+    from photoset import load_set
+
+    return next(p for p in load_set() if p.name == name)
+
+
+def _ad(lite, name: str):
+    p = _photo(name)
+    img = p.image()
+    req = ProductRequest(image=img, product_box=p.box(img.size), industry="cafe", sns_size="ig_portrait",
+                         options=FAST)
+    return p, img, product.run(req, lite)
+
+
+# -- on real photos ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["apple", "smarties"])
+def test_a_clean_cutout_on_a_real_photo_is_laid_out_as_a_cutout(lite, name) -> None:
+    """apple: a busy surround, but the outline follows the photo's edges all round and a second
+    cut agrees; smarties: many compact pieces. Both were cards before (issue 18p)."""
+    from photoset import iou
+
+    p, img, res = _ad(lite, name)
+    assert res.layout == "cutout", [n.key for n in res.notices]
+    assert iou(res.source_keep, p.mask(img.size)) >= 0.85
+    assert not any(n.key.startswith("lite.fallback") for n in res.notices)
+    # the product is placed by design: centred across, standing on the lower-third line
+    box = masks.mask_stats(masks.binarize(res.keep_mask)).bbox
+    assert box is not None
+    assert box[3] <= product.PRODUCT_TARGET[3] * OUT[1] + 4 or "bottom" in common.touching_edges(res.source_keep)
+    assert (box[2] - box[0]) >= 0.45 * OUT[0] or (box[3] - box[1]) >= 0.4 * OUT[1]   # not lost in backdrop
+
+
+def test_a_small_product_is_enlarged_by_design_and_sharpened(lite) -> None:
+    """The cream tub fills 3 % of its photo: it is enlarged up to 3x (not 1.5x), the owner is told
+    the cap, and the enlarged pixels are sharpened (not a plain Lanczos blow-up)."""
+    p, img, res = _ad(lite, "cream_tub")
+    assert res.layout == "cutout"
+    st = res.records[0].settings
+    assert 1.5 < st["upscale"] <= product.PRODUCT_MAX_UPSCALE + 1e-6
+    assert any(n.key == "lite.small_subject" and n.fields["scale"] == "3" for n in res.notices)
+    src = masks.mask_stats(masks.binarize(res.source_keep)).bbox
+    out = masks.mask_stats(masks.binarize(res.keep_mask)).bbox
+    assert (out[2] - out[0]) >= 2.5 * (src[2] - src[0])
+    # centred across the frame
+    assert abs((out[0] + out[2]) / 2 - OUT[0] / 2) <= 0.05 * OUT[0]
+
+
+def test_an_enlarged_upload_is_sharpened_a_plain_one_is_not() -> None:
+    astro = load_image(data.astronaut()).image.crop((150, 50, 350, 250))
+    geo = common.placed_geometry(astro.size, OUT, (0, 0, 200, 200), (0.14, 0.3, 0.86, 0.78), max_upscale=3.0)
+    plain = np.asarray(common.render_framing(astro, geo).image.convert("L"), np.float32)
+    sharp = np.asarray(common.render_framing(astro, geo, sharpen=True).image.convert("L"), np.float32)
+    lap = lambda a: float(np.abs(cv2.Laplacian(a, cv2.CV_32F)).mean())  # noqa: E731
+    assert lap(sharp) > 1.15 * lap(plain)
+    small = common.placed_geometry(astro.size, OUT, (0, 0, 200, 200), (0.14, 0.3, 0.86, 0.78), max_upscale=1.2)
+    assert np.array_equal(np.asarray(common.render_framing(astro, small, sharpen=True).image),
+                          np.asarray(common.render_framing(astro, small).image))
+
+
+def test_a_ragged_cutout_gets_a_card_of_the_drawn_box_with_a_notice(lite) -> None:
+    """The aloe's cut-out keeps a slab of the patterned cloth: a card, said in plain words, and
+    the card shows the part of the photo the owner drew (as the notice says), not a ragged slab."""
+    p, img, res = _ad(lite, "aloe")
+    assert res.layout == "card"
+    assert any(n.key == "lite.fallback.card_drawn" for n in res.notices)
+    text = next(n for n in res.notices if n.key == "lite.fallback.card_drawn").text("ko")
+    assert "상자" in text and "누끼" in text
+
+
+def test_a_card_of_a_small_box_shows_the_box_not_the_whole_table(lite) -> None:
+    """The lighter on a table of other things: not cut out cleanly (its cap is missed), so it is a
+    card; the card shows the drawn box with a little room, larger than the photo would be."""
+    p, img, res = _ad(lite, "lighter")
+    assert res.layout == "card"
+    box = p.box(img.size)
+    st = res.records[0].settings
+    placed_w = st["placed_size"][0]
+    kept = masks.mask_stats(masks.binarize(res.keep_mask)).bbox
+    card_w = kept[2] - kept[0]
+    # the card is a window of the photo around the box: narrower than the whole photo laid out
+    assert card_w < 0.8 * placed_w
+    # and the box's middle is in it
+    cx = (box[0] + box[2]) / 2 * st["upscale"] + st["offset"][0]
+    assert kept[0] < cx < kept[2]
+
+
+def test_a_generator_keeps_its_framing(settings) -> None:
+    """The designed placement is for a compositor; a generative engine frames the photo as before."""
+    svc = build_services(settings.with_(engine="tiny"))
+    try:
+        cup = load_image(data.coffee()).image
+        req = ProductRequest(image=cup, product_box=(90, 20, 520, 380), options=FAST)
+        plan = product.plan(req, svc, common.inpaint_engine(svc), OUT)
+        assert plan.target is None and plan.max_upscale == common.MAX_UPSCALE
+    finally:
+        svc.store.close()
+
+
+# -- the signals, from the mask itself -----------------------------------------------------------
+def _sweets(ragged: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    rgb = np.full((300, 400, 3), 200, np.uint8)
+    mask = np.zeros((300, 400), np.uint8)
+    for i, (x, y) in enumerate([(80, 80), (200, 90), (320, 100), (120, 210), (260, 220)]):
+        colour = [(220, 30, 30), (30, 160, 40), (40, 60, 220), (240, 150, 20), (120, 40, 160)][i]
+        cv2.circle(rgb, (x, y), 30, colour, -1)
+        if ragged:
+            pts = np.array([(x - 45, y - 5), (x + 40, y - 35), (x + 10, y + 5), (x + 45, y + 40), (x - 30, y + 10)])
+            cv2.fillPoly(mask, [pts.astype(np.int32)], 255)
+        else:
+            cv2.circle(mask, (x, y), 30, 255, -1)
+    return rgb, mask
+
+
+def test_several_compact_pieces_are_not_fragments_but_ragged_ones_are() -> None:
+    rgb, good = _sweets()
+    _, bad = _sweets(ragged=True)
+    assert compact_pieces(good) >= 0.95 and compact_pieces(bad) < 0.85
+    box = (20, 20, 380, 280)
+    assert assess(rgb, good, box=box).signals["fragments"] < 0.5            # the generic gate doubts sweets
+    assert assess_product(rgb, good, box=box).signals["fragments"] == 1.0   # a product may be several
+    assert assess_product(rgb, bad, box=box).signals["fragments"] < 0.5
+
+
+def test_a_second_cut_that_drops_one_whole_sweet_does_not_doubt_the_others() -> None:
+    _, good = _sweets()
+    other = good.copy()
+    cv2.circle(other, (320, 100), 31, 0, -1)          # one sweet left out by the second cut
+    assert piece_agreement(good, other) >= 0.95
+    shifted = np.roll(good, 12, axis=1)                  # every outline moved: real disagreement
+    assert piece_agreement(good, shifted) < 0.85
+    assert piece_agreement(good, np.zeros_like(good)) == 0.0
+
+
+def test_the_card_window_widens_a_thin_box_and_stays_in_the_photo() -> None:
+    win = product.card_window((290, 300, 380, 480), (640, 480))
+    x0, y0, x1, y1 = win
+    assert 0 <= x0 < 290 and 380 < x1 <= 640 and 0 <= y0 and y1 <= 480
+    assert (x1 - x0) / (y1 - y0) >= product.CARD_AREA_ASPECT / 1.35 - 0.02
+    assert product.card_window(None, (640, 480)) is None
+    assert product.card_window((0, 0, 640, 480), (640, 480)) == (0, 0, 640, 480)
+
+
+def test_placed_geometry_targets_the_frame_and_keeps_cut_edges_on_the_edge() -> None:
+    g = common.placed_geometry((600, 400), OUT, (250, 150, 350, 250), (0.14, 0.3, 0.86, 0.78), max_upscale=3.0)
+    assert abs(g.scale - 3.0) < 1e-9                       # a 100 px product: capped at 3x
+    assert abs(g.offset[0] + 300 * 3.0 - 540) <= 1         # centred across
+    assert abs(g.offset[1] + 250 * 3.0 - 0.78 * 1350) <= 1  # standing on the lower-third line
+    # a product that runs off the photo's bottom stays on the ad's bottom edge
+    g = common.placed_geometry((600, 400), OUT, (200, 100, 400, 400), (0.14, 0.3, 0.86, 0.78), max_upscale=3.0,
+                               anchors=("bottom",))
+    assert abs(g.offset[1] + 400 * g.scale - 1350) <= 1
