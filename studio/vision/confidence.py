@@ -218,6 +218,12 @@ def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, in
     Every other signal (border contact, background slabs, the box, size, stability) is kept."""
     q = assess(rgb, mask, box=box, other=other)
     sig, raw = dict(q.signals), dict(q.raw)
+    if box is not None and "box" in sig:
+        # the gaps between the cut-out and the box, in pixels over the box's SHORTER side: a box
+        # drawn with the same room all round a thin product (a lighter) is not a missed part
+        worst = box_gap(mask, box)
+        raw["box"] = round(worst, 4)
+        sig["box"] = _ramp(worst, 0.16, 0.1)
     if sig.get("fragments", 1.0) < 1.0:
         solid = compact_pieces(mask)
         raw["pieces_solidity"] = round(solid, 4)
@@ -275,3 +281,15 @@ def piece_agreement(mask: np.ndarray, other: np.ndarray) -> float:
     near = cv2.dilate(held.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     a, b = held, o & near
     return float((a & b).sum()) / float(max((a | b).sum(), 1))
+
+
+def box_gap(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """How far the cut-out stops short of one side of the owner's box more than of its snuggest
+    side, in pixels over the box's shorter side (0 = the same room all round)."""
+    ys, xs = np.nonzero(mask >= 128)
+    if ys.size == 0:
+        return 1.0
+    bx0, by0, bx1, by1 = box
+    short = float(max(1, min(bx1 - bx0, by1 - by0)))
+    gaps = [xs.min() - bx0, ys.min() - by0, bx1 - xs.max() - 1, by1 - ys.max() - 1]
+    return float(max(gaps) - max(0.0, min(gaps))) / short

@@ -237,6 +237,26 @@ def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, in
     return apply_strokes(out, strokes, feather_px=0) if strokes is not None else out
 
 
+CROP_ROOM = 0.25   # a cut in a crop around a small box: this much of the box's size around it
+
+
+def grabcut_in_crop(image: Image.Image | np.ndarray, box: tuple[int, int, int, int],
+                    room: float = CROP_ROOM) -> np.ndarray:
+    """GrabCut on a crop of the photo around `box` (the box grown by `room` of its own size), so a
+    small product is cut at a finer scale and against the background right around it (a second
+    method to the whole-photo cut). Returns the full-size mask (uint8, 255 = subject)."""
+    rgb = to_rgb_array(image)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = _clip_box(box, w, h)
+    bw, bh = x1 - x0, y1 - y0
+    cx0, cy0 = max(0, int(x0 - room * bw)), max(0, int(y0 - room * bh))
+    cx1, cy1 = min(w, int(round(x1 + room * bw))), min(h, int(round(y1 + room * bh)))
+    crop = np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1])
+    out = np.zeros((h, w), np.uint8)
+    out[cy0:cy1, cx0:cx1] = grabcut_cutout(crop, (x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0))
+    return out
+
+
 def _largest_components(mask: np.ndarray, keep_share: float = 0.05) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
     if n <= 2:

@@ -71,8 +71,9 @@ def plan(req: ProductRequest, services: Services, engine: Engine, out_size: tupl
                 "shadow": req.shadow, "reflection": req.reflection,
                 "extras": {"reflection": req.reflection, "shadow": req.shadow}}
     # a thin feather inside the product's edge; the product's body stays exact
-    part = common.KeepPart(matte.mask, edge_px=max(0.5, min(opts.mask_feather, 3)))
     quality = cutout_quality(services, req.image, matte, req.product_box, strokes)
+    matte, bbox, quality = closer_cut(services, req.image, req.product_box, matte, bbox, quality, strokes)
+    part = common.KeepPart(matte.mask, edge_px=max(0.5, min(opts.mask_feather, 3)))
     if engine.caps.needs_weights or engine.caps.changes_outfit:   # a generator: framed as before
         return common.Plan(subject="product", parts=[part], focus=bbox, margin=0.3, cutout=matte,
                            notices=notices, settings=settings, quality=quality)
@@ -108,6 +109,37 @@ def card_window(box: Box | None, size: tuple[int, int], room: float = CARD_ROOM,
     wx0 = min(max(cx - cw / 2, 0.0), W - cw)
     wy0 = min(max(cy - ch / 2, 0.0), H - ch)
     return (int(round(wx0)), int(round(wy0)), int(round(wx0 + cw)), int(round(wy0 + ch)))
+
+
+SMALL_BOX = 0.25   # a box under this share of the photo gets a second, finer cut in a crop around it
+
+
+def closer_cut(services: Services, image: Image.Image, box: Box | None, matte, bbox, quality,
+               strokes: np.ndarray | None = None):
+    """When the whole-photo GrabCut of a SMALL box is not clean enough, cut again in a crop around
+    the box (a finer scale, the background right around it: a lighter's grey cap on a grey table)
+    and keep whichever cut scores better, with its own stability check. Returns (matte, bbox,
+    quality), unchanged when nothing better was found."""
+    from studio.vision import masks
+    from studio.vision.confidence import assess_product
+    from studio.vision.matting import MatteResult, check_strokes, grabcut_in_crop
+
+    if (box is None or quality is None or quality.ok or matte.backend != "grabcut"
+            or check_strokes(strokes, image.size) is not None):
+        return matte, bbox, quality
+    W, H = image.size
+    if (box[2] - box[0]) * (box[3] - box[1]) > SMALL_BOX * W * H:
+        return matte, bbox, quality
+    rgb = np.asarray(image.convert("RGB"))
+    alt = grabcut_in_crop(rgb, box)
+    stats = masks.mask_stats(masks.binarize(alt))
+    if stats.bbox is None or stats.coverage < MIN_PRODUCT_COVERAGE:
+        return matte, bbox, quality
+    q = assess_product(rgb, alt, box=box, other=grabcut_in_crop(rgb, grown(box, image.size)))
+    log.debug("closer cut: %.2f (whole photo %.2f)", q.score, quality.score)
+    if q.score <= quality.score:
+        return matte, bbox, quality
+    return MatteResult(alt, matte.backend, matte.licence, matte.commercial_use, note=matte.note), stats.bbox, q
 
 
 def grown(box: Box | None, size: tuple[int, int], k: float = 0.05) -> Box:
