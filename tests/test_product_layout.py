@@ -102,20 +102,35 @@ def test_a_ragged_cutout_gets_a_card_of_the_drawn_box_with_a_notice(lite) -> Non
 
 
 def test_a_card_of_a_small_box_shows_the_box_not_the_whole_table(lite) -> None:
-    """The lighter on a table of other things: not cut out cleanly (its cap is missed), so it is a
-    card; the card shows the drawn box with a little room, larger than the photo would be."""
-    p, img, res = _ad(lite, "lighter")
+    """The toy whale among other toys: its cut-out keeps a wedge of the shadow above it, so it is
+    a card; the card shows the drawn box with a little room, not the whole table of toys."""
+    p, img, res = _ad(lite, "toy_whale")
     assert res.layout == "card"
+    assert any(n.key == "lite.fallback.card_drawn" for n in res.notices)
     box = p.box(img.size)
     st = res.records[0].settings
-    placed_w = st["placed_size"][0]
     kept = masks.mask_stats(masks.binarize(res.keep_mask)).bbox
-    card_w = kept[2] - kept[0]
-    # the card is a window of the photo around the box: narrower than the whole photo laid out
-    assert card_w < 0.8 * placed_w
-    # and the box's middle is in it
+    # the card is a window of the photo around the box: much narrower than the whole photo laid out
+    assert kept[2] - kept[0] < 0.6 * st["placed_size"][0]
     cx = (box[0] + box[2]) / 2 * st["upscale"] + st["offset"][0]
     assert kept[0] < cx < kept[2]
+
+
+def test_a_small_product_missed_by_the_whole_photo_cut_is_cut_again_closer(lite) -> None:
+    """The lighter's grey cap on a grey table is lost at the whole photo's scale; the cut in a crop
+    around the drawn box keeps it, scores better, and the ad is a clean cut-out."""
+    from photoset import iou
+
+    from studio.vision.matting import grabcut_cutout
+
+    p, img, res = _ad(lite, "lighter")
+    ref = p.mask(img.size)
+    assert iou(grabcut_cutout(np.asarray(img), p.box(img.size)), ref) < 0.85   # the whole-photo cut
+    assert res.layout == "cutout"
+    assert iou(res.source_keep, ref) >= 0.88
+    ys, _ = np.nonzero(ref)
+    top = int(ys.min())
+    assert (res.source_keep[top + 3:top + 12] >= 128).any()                     # the cap is kept
 
 
 def test_a_generator_keeps_its_framing(settings) -> None:
@@ -163,6 +178,27 @@ def test_a_second_cut_that_drops_one_whole_sweet_does_not_doubt_the_others() -> 
     shifted = np.roll(good, 12, axis=1)                  # every outline moved: real disagreement
     assert piece_agreement(good, shifted) < 0.85
     assert piece_agreement(good, np.zeros_like(good)) == 0.0
+
+
+def test_a_leak_along_the_box_is_told_from_a_tight_box() -> None:
+    """A cut-out that runs along the owner's box where the table goes on past it is a leak; a box
+    drawn tight against the product (another colour across the line) is not."""
+    from studio.vision.confidence import box_contact
+
+    rgb = np.zeros((300, 400, 3), np.uint8)
+    rgb[:] = (60, 60, 70)                       # a wall
+    rgb[200:, :] = (170, 140, 90)               # a table
+    cv2.circle(rgb, (200, 140), 60, (230, 120, 20), -1)     # an orange
+    orange = np.zeros((300, 400), np.uint8)
+    cv2.circle(orange, (200, 140), 60, 255, -1)
+    slab = orange.copy()
+    slab[200:230, 100:300] = 255                # a slab of the table kept with it
+    loose = (100, 60, 300, 230)
+    assert box_contact(slab, loose, rgb) > 0.05
+    assert box_contact(orange, (140, 80, 260, 200), rgb) < 0.015   # tight box all round
+    box = (100, 60, 300, 232)
+    assert assess_product(rgb, slab, box=box).signals["border"] < 0.6
+    assert assess_product(rgb, orange, box=(140, 80, 260, 201)).signals["border"] == 1.0
 
 
 def test_the_card_window_widens_a_thin_box_and_stays_in_the_photo() -> None:

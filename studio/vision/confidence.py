@@ -203,6 +203,9 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
 PIECE_SOLIDITY = 0.85      # a piece this compact (area / convex hull) is an object (a sweet, a jar)
 TRUST_EDGES = 0.98         # outline on the photo's edges almost everywhere...
 TRUST_STABILITY = 0.95     # ... and the cut holds from another start: a busy surround is no doubt
+PRODUCT_EDGE_BAD, PRODUCT_EDGE_GOOD = 0.8, 0.92
+BOX_CONTACT_BAD, BOX_CONTACT_GOOD = 0.05, 0.015
+LEAK_DE = 12.0             # colours this close across the owner's box line: the background goes on
 PRODUCT_THRESHOLD = 0.6    # a product cut-out laid out alone must be clearly good; a marginal one is a card
 
 
@@ -224,6 +227,18 @@ def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, in
         worst = box_gap(mask, box)
         raw["box"] = round(worst, 4)
         sig["box"] = _ramp(worst, 0.16, 0.1)
+    if "edges" in raw:
+        # a product's outline is crisp: the cut must follow the photo's edges almost everywhere
+        # (a cut through sky or a wall follows nothing)
+        sig["edges"] = min(sig["edges"], _ramp(raw["edges"], PRODUCT_EDGE_BAD, PRODUCT_EDGE_GOOD))
+    if box is not None:
+        # the cut-out running along the owner's box (where the owner said the product ends) is a
+        # leak into the surroundings (a table kept under an orange); running off the PHOTO's edge
+        # is a product cut by the frame, judged as before
+        touch = box_contact(mask, box, rgb)
+        edge = photo_edge_contact(mask)
+        raw["box_contact"], raw["photo_edge_contact"] = round(touch, 4), round(edge, 4)
+        sig["border"] = min(_ramp(edge, 0.12, 0.04), _ramp(touch, BOX_CONTACT_BAD, BOX_CONTACT_GOOD))
     if sig.get("fragments", 1.0) < 1.0:
         solid = compact_pieces(mask)
         raw["pieces_solidity"] = round(solid, 4)
@@ -293,3 +308,65 @@ def box_gap(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
     short = float(max(1, min(bx1 - bx0, by1 - by0)))
     gaps = [xs.min() - bx0, ys.min() - by0, bx1 - xs.max() - 1, by1 - ys.max() - 1]
     return float(max(gaps) - max(0.0, min(gaps))) / short
+
+
+def box_contact(mask: np.ndarray, box: tuple[int, int, int, int], rgb: np.ndarray | None = None) -> float:
+    """Share of the cut-out's outline that runs along a side of the owner's box (not the photo's
+    own edge) where the photo goes on unchanged across the box line: the background continues
+    past where the owner said the product ends, so the cut-out kept a slab of it (a leak). A box
+    drawn tight against the product's edge (a different colour across the line) is no leak.
+    Without `rgb` every contact counts. Measured on a copy no larger than `WORK_SIDE`."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    inner = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & (m > 0)
+    n = int(inner.sum())
+    if n == 0:
+        return 0.0
+    lab = None
+    if rgb is not None:
+        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        lab = cv2.blur(cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32), (3, 3))
+    b, edge, step = 2, 3, 3
+    bx0, by0, bx1, by1 = (int(round(v * s)) for v in box)
+    leak = 0
+    # (side is inside the photo, the mask's touching pixels along it, inside / outside samples)
+    sides = []
+    if bx0 > edge:
+        sides.append(("v", bx0, min(sw - 1, bx0 + step), max(0, bx0 - step)))
+    if bx1 < sw - edge:
+        sides.append(("v", bx1 - 1, max(0, bx1 - 1 - step), min(sw - 1, bx1 - 1 + step)))
+    if by0 > edge:
+        sides.append(("h", by0, min(sh - 1, by0 + step), max(0, by0 - step)))
+    if by1 < sh - edge:
+        sides.append(("h", by1 - 1, max(0, by1 - 1 - step), min(sh - 1, by1 - 1 + step)))
+    for kind, line, ins, out in sides:
+        lo, hi = max(0, line - b), line + b + 1
+        touching = (inner[:, lo:hi].any(axis=1) if kind == "v" else inner[lo:hi, :].any(axis=0))
+        idx = np.flatnonzero(touching)
+        if idx.size == 0:
+            continue
+        if lab is None:
+            leak += idx.size
+            continue
+        a = lab[idx, ins] if kind == "v" else lab[ins, idx]
+        c = lab[idx, out] if kind == "v" else lab[out, idx]
+        leak += int((np.sqrt(((a - c) ** 2).sum(axis=1)) < LEAK_DE).sum())
+    return float(leak) / n
+
+
+def photo_edge_contact(mask: np.ndarray) -> float:
+    """Share of the cut-out's outline on the photo's own border (within 2 px at `WORK_SIDE`)."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    inner = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & (m > 0)
+    n = int(inner.sum())
+    if n == 0:
+        return 0.0
+    band = np.zeros((sh, sw), bool)
+    band[:2, :] = band[-2:, :] = True
+    band[:, :2] = band[:, -2:] = True
+    return float((inner & band).sum()) / n
