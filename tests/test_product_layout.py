@@ -219,3 +219,25 @@ def test_placed_geometry_targets_the_frame_and_keeps_cut_edges_on_the_edge() -> 
     g = common.placed_geometry((600, 400), OUT, (200, 100, 400, 400), (0.14, 0.3, 0.86, 0.78), max_upscale=3.0,
                                anchors=("bottom",))
     assert abs(g.offset[1] + 400 * g.scale - 1350) <= 1
+
+
+def test_a_foreign_protrusion_is_trimmed_a_handle_in_the_cups_colour_is_kept() -> None:
+    """A yellow pencil end under a red apple is dropped from the cut-out; a handle in the cup's
+    own colour stays (both stick out of the body alike)."""
+    from studio.vision.matting import trim_protrusions
+
+    rgb = np.full((300, 400, 3), (40, 50, 40), np.uint8)
+    rgb[228:242, 20:200] = (230, 210, 30)                      # a pencil on the table
+    cv2.circle(rgb, (200, 150), 90, (200, 60, 30), -1)         # the apple over it
+    apple = np.zeros((300, 400), np.uint8)
+    cv2.circle(apple, (200, 150), 90, 255, -1)
+    cut = apple.copy()
+    cut[228:242, 80:200] = 255                                 # the cut kept the pencil's end
+    trimmed = trim_protrusions(rgb, cut)
+    assert (trimmed[232:238, 80:100] == 0).all()               # the pencil's end is gone
+    assert (trimmed >= 128).sum() >= 0.97 * (apple >= 128).sum()  # the apple is whole
+    cup_rgb = rgb.copy()
+    cup_rgb[130:150, 280:330] = (200, 60, 30)                  # a handle in the cup's colour
+    cup = apple.copy()
+    cup[130:150, 280:330] = 255
+    assert np.array_equal(trim_protrusions(cup_rgb, cup), cup)

@@ -42,6 +42,11 @@ def product_matte(services: Services, image: Image.Image, box: Box | None, alpha
 
     strokes = check_strokes(strokes, image.size)
     matte = services.vision.cutout(image, box=box, alpha=alpha, subject="product", strokes=strokes)
+    if matte.backend == "grabcut" and strokes is None:   # a colour model's cut: drop foreign protrusions
+        from studio.vision.matting import MatteResult, trim_protrusions
+
+        matte = MatteResult(trim_protrusions(image, matte.mask), matte.backend, matte.licence,
+                            matte.commercial_use, note=matte.note)
     stats = masks.mask_stats(masks.binarize(matte.mask))
     if stats.bbox is None or stats.coverage < MIN_PRODUCT_COVERAGE:
         drawn = box if box is not None else strokes_box(strokes)
@@ -122,7 +127,7 @@ def closer_cut(services: Services, image: Image.Image, box: Box | None, matte, b
     quality), unchanged when nothing better was found."""
     from studio.vision import masks
     from studio.vision.confidence import assess_product
-    from studio.vision.matting import MatteResult, check_strokes, grabcut_in_crop
+    from studio.vision.matting import MatteResult, check_strokes, grabcut_in_crop, trim_protrusions
 
     if (box is None or quality is None or quality.ok or matte.backend != "grabcut"
             or check_strokes(strokes, image.size) is not None):
@@ -131,7 +136,7 @@ def closer_cut(services: Services, image: Image.Image, box: Box | None, matte, b
     if (box[2] - box[0]) * (box[3] - box[1]) > SMALL_BOX * W * H:
         return matte, bbox, quality
     rgb = np.asarray(image.convert("RGB"))
-    alt = grabcut_in_crop(rgb, box)
+    alt = trim_protrusions(rgb, grabcut_in_crop(rgb, box))
     stats = masks.mask_stats(masks.binarize(alt))
     if stats.bbox is None or stats.coverage < MIN_PRODUCT_COVERAGE:
         return matte, bbox, quality
