@@ -206,6 +206,7 @@ TRUST_STABILITY = 0.95     # ... and the cut holds from another start: a busy su
 PRODUCT_EDGE_BAD, PRODUCT_EDGE_GOOD = 0.8, 0.92
 BOX_CONTACT_BAD, BOX_CONTACT_GOOD = 0.05, 0.015
 LEAK_DE = 12.0             # colours this close across the owner's box line: the background goes on
+FOREIGN_BAD, FOREIGN_GOOD = 0.03, 0.01   # share of the cut-out that is a foreign patch on its rim
 PRODUCT_THRESHOLD = 0.6    # a product cut-out laid out alone must be clearly good; a marginal one is a card
 
 
@@ -239,6 +240,9 @@ def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, in
         edge = photo_edge_contact(mask)
         raw["box_contact"], raw["photo_edge_contact"] = round(touch, 4), round(edge, 4)
         sig["border"] = min(_ramp(edge, 0.12, 0.04), _ramp(touch, BOX_CONTACT_BAD, BOX_CONTACT_GOOD))
+    foreign = foreign_rim(rgb, mask)
+    raw["foreign_rim"] = round(foreign, 4)
+    sig["background"] = min(sig.get("background", 1.0), _ramp(foreign, FOREIGN_BAD, FOREIGN_GOOD))
     if sig.get("fragments", 1.0) < 1.0:
         solid = compact_pieces(mask)
         raw["pieces_solidity"] = round(solid, 4)
@@ -370,3 +374,52 @@ def photo_edge_contact(mask: np.ndarray) -> float:
     band[:2, :] = band[-2:, :] = True
     band[:, :2] = band[:, -2:] = True
     return float((inner & band).sum()) / n
+
+
+def foreign_rim(rgb: np.ndarray, mask: np.ndarray, k: int = 3, work_side: int = 300) -> float:
+    """Share of the cut-out made of foreign patches on its rim: the cut-out's colours are grouped
+    (k-means, `k` groups); a patch of one group (1-15 % of the cut-out) that lies on the outline
+    (at least 30 % of its edge), whose colour is far from the cut-out right next to it and close
+    to the photo just outside, is background kept with the product (a wedge of shadow on a toy's
+    head). A product's own dark pupil is not on the rim; a sweet among sweets is its own piece."""
+    h, w = mask.shape[:2]
+    s = min(1.0, work_side / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    area = int(m.sum())
+    if area < 100:
+        return 0.0
+    lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+    cv2.setRNGSeed(0)
+    _, groups, _ = cv2.kmeans(lab[m > 0], k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5),
+                              3, cv2.KMEANS_PP_CENTERS)
+    group_img = np.full((sh, sw), -1, np.int32)
+    group_img[m > 0] = groups.ravel()
+    k3 = np.ones((3, 3), np.uint8)
+    outline = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, k3) > 0) & (m > 0)
+    r = max(3, int(0.05 * np.sqrt(4 * area / np.pi)))
+    ring = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool) & (m == 0)
+    square = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    foreign = 0
+    for g in range(k):
+        n, cc, st, _ = cv2.connectedComponentsWithStats((group_img == g).astype(np.uint8), connectivity=8)
+        for i in range(1, n):
+            a = int(st[i, cv2.CC_STAT_AREA])
+            if a < 0.01 * area or a > 0.15 * area:
+                continue
+            patch = cc == i
+            edge = cv2.morphologyEx(patch.astype(np.uint8), cv2.MORPH_GRADIENT, k3) > 0
+            if float((edge & outline).sum()) / max(1, int((edge & (m > 0)).sum())) < 0.3:
+                continue
+            near = cv2.dilate(patch.astype(np.uint8), square).astype(bool)
+            body, out = near & (m > 0) & ~patch, near & ring
+            if body.sum() < 4 or out.sum() < 9:
+                continue
+            c = lab[patch].mean(axis=0)
+            d_body = float(np.linalg.norm(c - lab[body].mean(axis=0)))
+            dist = np.sort(np.linalg.norm(lab[out] - c, axis=1))
+            d_out = float(dist[max(8, int(0.1 * dist.size))])
+            if d_body > 35.0 and d_out < 0.5 * d_body:
+                foreign += a
+    return foreign / area
