@@ -83,11 +83,24 @@ def plan(req: ProductRequest, services: Services, engine: Engine, out_size: tupl
         return common.Plan(subject="product", parts=[part], focus=bbox, margin=0.3, cutout=matte,
                            notices=notices, settings=settings, quality=quality)
     # a compositor (Lite): the product placed by design, cards of the owner's box (issue 18p)
-    anchors = common.touching_edges(matte.mask) if matte.backend != "box" else ()
+    anchors = common.touching_edges(main_piece(matte.mask)) if matte.backend != "box" else ()
     return common.Plan(subject="product", parts=[part], focus=bbox, margin=0.3, cutout=matte,
                        notices=notices, settings=settings, quality=quality, anchors=anchors,
                        target=PRODUCT_TARGET, max_upscale=PRODUCT_MAX_UPSCALE, card_upscale=CARD_MAX_UPSCALE,
                        card_window=card_window(req.product_box, req.image.size))
+
+
+def main_piece(mask: np.ndarray, share: float = 0.3) -> np.ndarray:
+    """The pieces of a cut-out that hold at least `share` of it (one product: all of it; a dozen
+    sweets: none, so the set is centred rather than pinned to the edge one sweet runs off)."""
+    import cv2
+
+    solid = (mask >= 128).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    if n <= 2:
+        return mask
+    big = np.flatnonzero(st[1:, cv2.CC_STAT_AREA] >= share * solid.sum()) + 1
+    return np.where(np.isin(lab, big), mask, 0).astype(np.uint8)
 
 
 def card_window(box: Box | None, size: tuple[int, int], room: float = CARD_ROOM,
