@@ -259,3 +259,15 @@ def test_a_foreign_patch_on_the_rim_is_found_a_products_own_colours_are_not() ->
     assert foreign_rim(*cut("toy_whale")) >= 0.03
     for name in ("coffee", "apple", "smarties", "butterfly"):
         assert foreign_rim(*cut(name)) < 0.01, name
+
+
+def test_one_product_cut_by_the_frame_is_pinned_a_set_of_sweets_is_not() -> None:
+    """A product running off the photo's bottom keeps its cut edge on the ad's bottom; one sweet
+    of a dozen cut by the photo's right edge does not pin the whole set to the right."""
+    _, sweets = _sweets()
+    cv2.circle(sweets, (395, 250), 30, 255, -1)            # one more sweet, cut by the right edge
+    assert "right" in common.touching_edges(sweets)
+    assert common.touching_edges(product.main_piece(sweets)) == ()
+    bottle = np.zeros((300, 400), np.uint8)
+    bottle[120:300, 170:230] = 255
+    assert common.touching_edges(product.main_piece(bottle)) == ("bottom",)
