@@ -257,8 +257,9 @@ def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, in
     if (sig.get("clutter", 1.0) < 1.0 and raw.get("edges", 0.0) >= TRUST_EDGES
             and raw.get("stability", 0.0) >= TRUST_STABILITY and sig.get("background", 1.0) >= 1.0):
         sig["clutter"] = 1.0
+    sig = {k: round(float(v), 4) + 0.0 for k, v in sig.items()}   # + 0.0: no "-0.00" in the history
     score = min(sig.values()) if sig else 0.0
-    return CutoutQuality(round(float(score), 4), sig, max(q.threshold, PRODUCT_THRESHOLD), raw)
+    return CutoutQuality(round(float(score), 4) + 0.0, sig, max(q.threshold, PRODUCT_THRESHOLD), raw)
 
 
 def compact_pieces(mask: np.ndarray) -> float:
