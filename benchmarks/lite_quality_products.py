@@ -1,7 +1,10 @@
 """Products on the labelled photo set (tests/data/photoset, kinds product-plain / product-busy), and
 a contact sheet of EVERY lite ad of the set (people and products) with a judgement per ad.
 
-    python benchmarks/lite_quality_products.py [--out DIR]
+    python benchmarks/lite_quality_products.py [--out DIR] [--ads-only] [--only NAME ...]
+
+`--ads-only`: only the product and animal/scene ads (no per-method IoU table, no people), each
+ad also saved full size as DIR/ad_<name>.png: the quick loop for looking at the product ads.
 
 `product_rows(services, sheet_rows)` (imported by benchmarks/lite_quality.py): per cut-out method
 (GrabCut always; every rembg / learned model present in models/rembg) the product-mask IoU against
@@ -105,7 +108,7 @@ def other_rows(services, sheet_rows: list) -> dict:
     return {"photos": len(photos), **_ads(services, photos, sheet_rows, "product")}
 
 
-def _ads(services, photos, sheet_rows: list, mode: str) -> dict:
+def _ads(services, photos, sheet_rows: list, mode: str, save_dir: Path | None = None) -> dict:
     from photoset import iou
 
     counts = {"postable": 0, "fallback": 0, "broken": 0}
@@ -135,6 +138,10 @@ def _ads(services, photos, sheet_rows: list, mode: str) -> dict:
             broken.append(p.name)
         conf = "-" if res.confidence is None else f"{res.confidence:.2f}"
         sheet_rows.append((p.name, res.images[0], f"{res.layout} c{conf} IoU {score:.2f} [{verdict}]"))
+        if save_dir is not None:
+            res.images[0].save(save_dir / f"ad_{p.name}.png")
+            notes = " | ".join(n.text("ko") for n in res.notices)
+            print(f"     notices: {notes}")
         print(f"  ad {p.name:16s} {res.layout:7s} conf {conf:5s} IoU {score:.2f} {secs[-1]:.2f}s {verdict}")
     return {"ads": counts, "broken_names": broken,
             "seconds_per_ad": round(statistics.median(secs), 2) if secs else None}
@@ -147,14 +154,40 @@ def contact_sheet(rows: list, path: Path, thumb: int = 240) -> None:
     sheet(rows, path, thumb)
 
 
+def ads_only(out_dir: Path, only: list[str] | None) -> None:
+    from photoset import load_set
+
+    photos = [p for p in load_set() if p.available() and p.mode == "product" and (not only or p.name in only)]
+    rows: list = []
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(models_dir=REPO_ROOT / "models", outputs_dir=Path(tmp) / "outputs",
+                            presets_dir=REPO_ROOT / "presets", engine="lite", ollama_host="http://127.0.0.1:9")
+        services = build_services(settings)
+        res = _ads(services, photos, rows, "product", save_dir=out_dir)
+        services.store.close()
+    sheet = out_dir / "lite_product_ads_sheet.png"
+    contact_sheet(rows, sheet)
+    n = sum(res["ads"].values())
+    print(f"contact sheet: {sheet}")
+    print(json.dumps({"bench": "lite_quality_products", "ads_only": True, "photos": n, **res,
+                      "share_postable": round(res["ads"]["postable"] / n, 3) if n else 0.0,
+                      "ok": res["ads"]["broken"] == 0}, ensure_ascii=False))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "bench"))
+    parser.add_argument("--ads-only", action="store_true",
+                        help="only the product and animal/scene ads, each saved full size")
+    parser.add_argument("--only", nargs="*", default=None, help="photo names (with --ads-only)")
     args = parser.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list = []
+    if args.ads_only:
+        ads_only(out_dir, args.only)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(models_dir=REPO_ROOT / "models", outputs_dir=Path(tmp) / "outputs",
                             presets_dir=REPO_ROOT / "presets", engine="lite", ollama_host="http://127.0.0.1:9")

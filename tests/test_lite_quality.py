@@ -45,8 +45,7 @@ def test_preview_mask_is_the_generation_mask(settings: Settings, engine: str) ->
             # ...and that upload mask, carried into the frame, is exactly what the ad kept
             plan = registry.preview_plan(req, svc)
             sns = svc.presets.sns(req.sns_size)
-            framing = common.frame(req.image, (sns.width, sns.height), plan.focus, margin=plan.margin,
-                                   anchors=plan.anchors)
+            framing = common.cutout_framing(req.image, (sns.width, sns.height), plan)
             assert np.array_equal(plan.keep_for(framing), res.keep_mask), module.__name__
     svc.store.close()
 
@@ -56,13 +55,14 @@ def test_upscale_cap_composes_small_subjects_smaller(lite) -> None:
     cup = load_image(data.coffee()).image.resize((200, 133), Image.Resampling.LANCZOS)
     res = product.run(ProductRequest(image=cup, product_box=(30, 6, 173, 127), options=FAST), lite)
     st = res.records[0].settings
-    assert st["upscale"] <= common.MAX_UPSCALE + 1e-6
+    assert st["upscale"] <= product.PRODUCT_MAX_UPSCALE + 1e-6   # products: up to 3x, sharpened (issue 18p)
     assert any(n.key == "lite.small_subject" for n in res.notices)
-    # whatever the layout, what is kept is at most 1.5x its size in the upload
+    # whatever the layout, what is kept is at most the product cap (cut-out) or card cap its size in the upload
+    cap = product.PRODUCT_MAX_UPSCALE if res.layout == "cutout" else product.CARD_MAX_UPSCALE
     box = masks.mask_stats(masks.binarize(res.keep_mask)).bbox
     src = masks.mask_stats(masks.binarize(res.source_keep)).bbox if res.layout == "cutout" else (0, 0, 200, 133)
     assert box is not None and src is not None
-    assert box[2] - box[0] <= 1.5 * (src[2] - src[0]) + 4 and box[3] - box[1] <= 1.5 * (src[3] - src[1]) + 4
+    assert box[2] - box[0] <= cap * (src[2] - src[0]) + 4 and box[3] - box[1] <= cap * (src[3] - src[1]) + 4
 
 
 def test_geometry_cap_and_anchors() -> None:

@@ -197,3 +197,230 @@ def assess(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] 
     log.debug("cut-out signals %s (raw %s)", sig, raw)
     return CutoutQuality(round(float(score), 4), {k: round(float(v), 4) for k, v in sig.items()},
                          raw={k: round(float(v), 4) for k, v in raw.items()})
+
+
+# product cut-outs (issue 18p): the owner's box is trusted more, and a product may be several pieces
+PIECE_SOLIDITY = 0.85      # a piece this compact (area / convex hull) is an object (a sweet, a jar)
+TRUST_EDGES = 0.98         # outline on the photo's edges almost everywhere...
+TRUST_STABILITY = 0.95     # ... and the cut holds from another start: a busy surround is no doubt
+PRODUCT_EDGE_BAD, PRODUCT_EDGE_GOOD = 0.8, 0.92
+BOX_CONTACT_BAD, BOX_CONTACT_GOOD = 0.05, 0.015
+LEAK_DE = 12.0             # colours this close across the owner's box line: the background goes on
+FOREIGN_BAD, FOREIGN_GOOD = 0.03, 0.01   # share of the cut-out that is a foreign patch on its rim
+PRODUCT_THRESHOLD = 0.6    # a product cut-out laid out alone must be clearly good; a marginal one is a card
+
+
+def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, int, int] | None = None,
+                   other: np.ndarray | None = None) -> CutoutQuality:
+    """`assess` for a product cut-out, judged from the mask itself:
+
+    - several pieces are fine when every large piece is compact (sweets on a table, a set of
+      jars); ragged pieces (slabs of background) still count as fragments;
+    - a busy surround ("clutter") is forgiven when the outline follows the photo's edges almost
+      everywhere (`TRUST_EDGES`) and a second cut from a slightly different box agrees
+      (`TRUST_STABILITY`): the colour model did not guess there.
+    Every other signal (border contact, background slabs, the box, size, stability) is kept."""
+    q = assess(rgb, mask, box=box, other=other)
+    sig, raw = dict(q.signals), dict(q.raw)
+    if box is not None and "box" in sig:
+        # the gaps between the cut-out and the box, in pixels over the box's SHORTER side: a box
+        # drawn with the same room all round a thin product (a lighter) is not a missed part
+        worst = box_gap(mask, box)
+        raw["box"] = round(worst, 4)
+        sig["box"] = _ramp(worst, 0.16, 0.1)
+    if "edges" in raw:
+        # a product's outline is crisp: the cut must follow the photo's edges almost everywhere
+        # (a cut through sky or a wall follows nothing)
+        sig["edges"] = min(sig["edges"], _ramp(raw["edges"], PRODUCT_EDGE_BAD, PRODUCT_EDGE_GOOD))
+    if box is not None:
+        # the cut-out running along the owner's box (where the owner said the product ends) is a
+        # leak into the surroundings (a table kept under an orange); running off the PHOTO's edge
+        # is a product cut by the frame, judged as before
+        touch = box_contact(mask, box, rgb)
+        edge = photo_edge_contact(mask)
+        raw["box_contact"], raw["photo_edge_contact"] = round(touch, 4), round(edge, 4)
+        sig["border"] = min(_ramp(edge, 0.12, 0.04), _ramp(touch, BOX_CONTACT_BAD, BOX_CONTACT_GOOD))
+    foreign = foreign_rim(rgb, mask)
+    raw["foreign_rim"] = round(foreign, 4)
+    sig["background"] = min(sig.get("background", 1.0), _ramp(foreign, FOREIGN_BAD, FOREIGN_GOOD))
+    if sig.get("fragments", 1.0) < 1.0:
+        solid = compact_pieces(mask)
+        raw["pieces_solidity"] = round(solid, 4)
+        if solid >= PIECE_SOLIDITY:
+            sig["fragments"] = 1.0
+            if other is not None and sig.get("stability", 1.0) < 1.0:
+                # several objects: the second cut may drop a whole object (a sweet) without
+                # doubting the others' outlines; judge the outlines of the pieces both hold
+                agree = piece_agreement(mask, other)
+                raw["stability_pieces"] = round(agree, 4)
+                sig["stability"] = max(sig["stability"], _ramp(agree, 0.85, 0.95))
+    if (sig.get("clutter", 1.0) < 1.0 and raw.get("edges", 0.0) >= TRUST_EDGES
+            and raw.get("stability", 0.0) >= TRUST_STABILITY and sig.get("background", 1.0) >= 1.0):
+        sig["clutter"] = 1.0
+    sig = {k: round(float(v), 4) + 0.0 for k, v in sig.items()}   # + 0.0: no "-0.00" in the history
+    score = min(sig.values()) if sig else 0.0
+    return CutoutQuality(round(float(score), 4) + 0.0, sig, max(q.threshold, PRODUCT_THRESHOLD), raw)
+
+
+def compact_pieces(mask: np.ndarray) -> float:
+    """The least compact (area / convex hull area) of the mask's large pieces (those of at least
+    8 % of the largest), measured on a copy no larger than `WORK_SIDE`."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    m = (cv2.resize(mask, (max(8, int(round(w * s))), max(8, int(round(h * s)))),
+                    interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return 0.0
+    areas = st[1:, cv2.CC_STAT_AREA]
+    worst = 1.0
+    for i in np.flatnonzero(areas >= 0.08 * areas.max()):
+        cs, _ = cv2.findContours((lab == i + 1).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        hull = cv2.contourArea(cv2.convexHull(max(cs, key=cv2.contourArea)))
+        worst = min(worst, float(areas[i]) / max(hull, 1.0))
+    return worst
+
+
+def piece_agreement(mask: np.ndarray, other: np.ndarray) -> float:
+    """Agreement of two cut-outs over the pieces of `mask` that `other` also holds (at least half
+    of the piece): IoU within those pieces' neighbourhood. 0 when `other` holds under half of
+    `mask`'s area (then the second cut really disagrees)."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
+    m = (cv2.resize(mask, size, interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    o = cv2.resize(other, size, interpolation=cv2.INTER_AREA) >= 128
+    n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    held = np.zeros(m.shape, bool)
+    for i in range(1, n):
+        piece = lab == i
+        if o[piece].mean() >= 0.5:
+            held |= piece
+    if held.sum() < 0.5 * m.sum():
+        return 0.0
+    near = cv2.dilate(held.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    a, b = held, o & near
+    return float((a & b).sum()) / float(max((a | b).sum(), 1))
+
+
+def box_gap(mask: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """How far the cut-out stops short of one side of the owner's box more than of its snuggest
+    side, in pixels over the box's shorter side (0 = the same room all round)."""
+    ys, xs = np.nonzero(mask >= 128)
+    if ys.size == 0:
+        return 1.0
+    bx0, by0, bx1, by1 = box
+    short = float(max(1, min(bx1 - bx0, by1 - by0)))
+    gaps = [xs.min() - bx0, ys.min() - by0, bx1 - xs.max() - 1, by1 - ys.max() - 1]
+    return float(max(gaps) - max(0.0, min(gaps))) / short
+
+
+def box_contact(mask: np.ndarray, box: tuple[int, int, int, int], rgb: np.ndarray | None = None) -> float:
+    """Share of the cut-out's outline that runs along a side of the owner's box (not the photo's
+    own edge) where the photo goes on unchanged across the box line: the background continues
+    past where the owner said the product ends, so the cut-out kept a slab of it (a leak). A box
+    drawn tight against the product's edge (a different colour across the line) is no leak.
+    Without `rgb` every contact counts. Measured on a copy no larger than `WORK_SIDE`."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    inner = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & (m > 0)
+    n = int(inner.sum())
+    if n == 0:
+        return 0.0
+    lab = None
+    if rgb is not None:
+        small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+        lab = cv2.blur(cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32), (3, 3))
+    b, edge, step = 2, 3, 3
+    bx0, by0, bx1, by1 = (int(round(v * s)) for v in box)
+    leak = 0
+    # (side is inside the photo, the mask's touching pixels along it, inside / outside samples)
+    sides = []
+    if bx0 > edge:
+        sides.append(("v", bx0, min(sw - 1, bx0 + step), max(0, bx0 - step)))
+    if bx1 < sw - edge:
+        sides.append(("v", bx1 - 1, max(0, bx1 - 1 - step), min(sw - 1, bx1 - 1 + step)))
+    if by0 > edge:
+        sides.append(("h", by0, min(sh - 1, by0 + step), max(0, by0 - step)))
+    if by1 < sh - edge:
+        sides.append(("h", by1 - 1, max(0, by1 - 1 - step), min(sh - 1, by1 - 1 + step)))
+    for kind, line, ins, out in sides:
+        lo, hi = max(0, line - b), line + b + 1
+        touching = (inner[:, lo:hi].any(axis=1) if kind == "v" else inner[lo:hi, :].any(axis=0))
+        idx = np.flatnonzero(touching)
+        if idx.size == 0:
+            continue
+        if lab is None:
+            leak += idx.size
+            continue
+        a = lab[idx, ins] if kind == "v" else lab[ins, idx]
+        c = lab[idx, out] if kind == "v" else lab[out, idx]
+        leak += int((np.sqrt(((a - c) ** 2).sum(axis=1)) < LEAK_DE).sum())
+    return float(leak) / n
+
+
+def photo_edge_contact(mask: np.ndarray) -> float:
+    """Share of the cut-out's outline on the photo's own border (within 2 px at `WORK_SIDE`)."""
+    h, w = mask.shape[:2]
+    s = min(1.0, WORK_SIDE / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    inner = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & (m > 0)
+    n = int(inner.sum())
+    if n == 0:
+        return 0.0
+    band = np.zeros((sh, sw), bool)
+    band[:2, :] = band[-2:, :] = True
+    band[:, :2] = band[:, -2:] = True
+    return float((inner & band).sum()) / n
+
+
+def foreign_rim(rgb: np.ndarray, mask: np.ndarray, k: int = 3, work_side: int = 300) -> float:
+    """Share of the cut-out made of foreign patches on its rim: the cut-out's colours are grouped
+    (k-means, `k` groups); a patch of one group (1-15 % of the cut-out) that lies on the outline
+    (at least 30 % of its edge), whose colour is far from the cut-out right next to it and close
+    to the photo just outside, is background kept with the product (a wedge of shadow on a toy's
+    head). A product's own dark pupil is not on the rim; a sweet among sweets is its own piece."""
+    h, w = mask.shape[:2]
+    s = min(1.0, work_side / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    area = int(m.sum())
+    if area < 100:
+        return 0.0
+    lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+    cv2.setRNGSeed(0)
+    _, groups, _ = cv2.kmeans(lab[m > 0], k, None, (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5),
+                              3, cv2.KMEANS_PP_CENTERS)
+    group_img = np.full((sh, sw), -1, np.int32)
+    group_img[m > 0] = groups.ravel()
+    k3 = np.ones((3, 3), np.uint8)
+    outline = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, k3) > 0) & (m > 0)
+    r = max(3, int(0.05 * np.sqrt(4 * area / np.pi)))
+    ring = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool) & (m == 0)
+    square = np.ones((2 * r + 1, 2 * r + 1), np.uint8)
+    foreign = 0
+    for g in range(k):
+        n, cc, st, _ = cv2.connectedComponentsWithStats((group_img == g).astype(np.uint8), connectivity=8)
+        for i in range(1, n):
+            a = int(st[i, cv2.CC_STAT_AREA])
+            if a < 0.01 * area or a > 0.15 * area:
+                continue
+            patch = cc == i
+            edge = cv2.morphologyEx(patch.astype(np.uint8), cv2.MORPH_GRADIENT, k3) > 0
+            if float((edge & outline).sum()) / max(1, int((edge & (m > 0)).sum())) < 0.3:
+                continue
+            near = cv2.dilate(patch.astype(np.uint8), square).astype(bool)
+            body, out = near & (m > 0) & ~patch, near & ring
+            if body.sum() < 4 or out.sum() < 9:
+                continue
+            c = lab[patch].mean(axis=0)
+            d_body = float(np.linalg.norm(c - lab[body].mean(axis=0)))
+            dist = np.sort(np.linalg.norm(lab[out] - c, axis=1))
+            d_out = float(dist[max(8, int(0.1 * dist.size))])
+            if d_body > 35.0 and d_out < 0.5 * d_body:
+                foreign += a
+    return foreign / area

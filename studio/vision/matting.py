@@ -231,6 +231,78 @@ def grabcut_cutout(image: Image.Image | np.ndarray, box: tuple[int, int, int, in
     return apply_strokes(out, strokes, feather_px=0) if strokes is not None else out
 
 
+CROP_ROOM = 0.25   # a cut in a crop around a small box: this much of the box's size around it
+
+
+def grabcut_in_crop(image: Image.Image | np.ndarray, box: tuple[int, int, int, int],
+                    room: float = CROP_ROOM) -> np.ndarray:
+    """GrabCut on a crop of the photo around `box` (the box grown by `room` of its own size), so a
+    small product is cut at a finer scale and against the background right around it (a second
+    method to the whole-photo cut). Returns the full-size mask (uint8, 255 = subject)."""
+    rgb = to_rgb_array(image)
+    h, w = rgb.shape[:2]
+    x0, y0, x1, y1 = _clip_box(box, w, h)
+    bw, bh = x1 - x0, y1 - y0
+    cx0, cy0 = max(0, int(x0 - room * bw)), max(0, int(y0 - room * bh))
+    cx1, cy1 = min(w, int(round(x1 + room * bw))), min(h, int(round(y1 + room * bh)))
+    crop = np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1])
+    out = np.zeros((h, w), np.uint8)
+    out[cy0:cy1, cx0:cx1] = grabcut_cutout(crop, (x0 - cx0, y0 - cy0, x1 - cx0, y1 - cy0))
+    return out
+
+
+PROTRUSION_SIZE = 0.12        # protrusions: what an opening this share of the subject's width removes
+PROTRUSION_MIN_DE = 40.0      # ... whose colour is this far from the body right next to it
+PROTRUSION_OUTSIDE = 0.75     # ... and clearly closer to the surroundings than to the body
+
+
+def trim_protrusions(image: Image.Image | np.ndarray, mask: np.ndarray, work_side: int = 400) -> np.ndarray:
+    """Drop from a product cut-out the thin parts sticking out of it that belong to something
+    else: a pencil's end under an apple. A protrusion (what an opening of `PROTRUSION_SIZE` of the
+    subject's width removes) is dropped when its colour is far from the body next to it and
+    closer to the surroundings; a cup's handle or a spoon in the cup's colours stays."""
+    rgb = to_rgb_array(image)
+    h, w = mask.shape[:2]
+    s = min(1.0, work_side / float(max(h, w)))
+    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    area = int(m.sum())
+    if area < 100:
+        return mask
+    k = max(3, int(PROTRUSION_SIZE * np.sqrt(4 * area / np.pi))) | 1
+    opened = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    n, lab, st, _ = cv2.connectedComponentsWithStats(((m > 0) & (opened == 0)).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    lab_img = cv2.cvtColor(small, cv2.COLOR_RGB2LAB).astype(np.float32)
+    r = max(3, k // 2)
+    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    drop = np.zeros((sh, sw), bool)
+    for i in range(1, n):
+        if st[i, cv2.CC_STAT_AREA] < max(6, 0.004 * area):
+            continue
+        blob = lab == i
+        near = cv2.dilate(blob.astype(np.uint8), ring).astype(bool)
+        body, out = near & (opened > 0), near & (m == 0)
+        if body.sum() < 3 or out.sum() < 3:
+            continue
+        c = lab_img[blob].mean(axis=0)
+        d_body = float(np.linalg.norm(c - lab_img[body].mean(axis=0)))
+        # the surroundings' closest colours (a handful of pixels: the rest of the object it belongs to)
+        dist = np.sort(np.linalg.norm(lab_img[out] - c, axis=1))
+        d_out = float(dist[min(dist.size - 1, max(8, int(0.02 * dist.size)))])
+        if d_body > PROTRUSION_MIN_DE and d_out < PROTRUSION_OUTSIDE * d_body:
+            drop |= blob
+    if not drop.any():
+        return mask
+    grown_drop = cv2.dilate(drop.astype(np.uint8), np.ones((3, 3), np.uint8)) * 255
+    big = cv2.resize(grown_drop, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
+    out_mask = mask.copy()
+    out_mask[big] = 0
+    return out_mask
+
+
 def _largest_components(mask: np.ndarray, keep_share: float = 0.05) -> np.ndarray:
     n, labels, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
     if n <= 2:

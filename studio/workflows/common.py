@@ -132,9 +132,44 @@ def frame_geometry(upload_size: tuple[int, int], size: tuple[int, int], focus: B
     return _Geometry(size, scale, (round(ox), round(oy)), None)
 
 
-def render_framing(image: Image.Image, geo: _Geometry) -> Framing:
+
+
+def placed_geometry(upload_size: tuple[int, int], size: tuple[int, int], focus: Box,
+                    target: tuple[float, float, float, float], *, max_upscale: float,
+                    anchors: tuple[str, ...] = ()) -> _Geometry:
+    """A cut-out subject placed by design, not by where it sat in the photo: `focus` (its box on
+    the upload) is scaled to fit `target` (fractions x0, y0, x1, y1 of the frame), at most
+    `max_upscale`, centred across and standing on the target's bottom. An edge of the upload the
+    subject runs off (`anchors`) stays on the frame's edge, so a cut edge never floats."""
+    out_w, out_h = size
+    tx0, ty0, tx1, ty1 = target[0] * out_w, target[1] * out_h, target[2] * out_w, target[3] * out_h
+    if "bottom" in anchors:
+        ty1 = float(out_h)
+    if "top" in anchors:
+        ty0 = 0.0
+    if "left" in anchors and "right" not in anchors:
+        tx0 = 0.0
+    if "right" in anchors and "left" not in anchors:
+        tx1 = float(out_w)
+    fx0, fy0, fx1, fy1 = focus
+    fw, fh = max(fx1 - fx0, 1.0), max(fy1 - fy0, 1.0)
+    scale = min((tx1 - tx0) / fw, (ty1 - ty0) / fh, max_upscale)
+    ox = (tx0 + tx1) / 2 - (fx0 + fx1) / 2 * scale
+    if "left" in anchors and "right" not in anchors:
+        ox = -fx0 * scale
+    elif "right" in anchors and "left" not in anchors:
+        ox = out_w - fx1 * scale
+    oy = ty1 - fy1 * scale
+    if "top" in anchors and "bottom" not in anchors:
+        oy = -fy0 * scale
+    return _Geometry(size, scale, (round(ox), round(oy)), None)
+
+
+def render_framing(image: Image.Image, geo: _Geometry, sharpen: bool = True) -> Framing:
+    """The upload laid out by `geo`. `sharpen`: an upload enlarged past `SHARPEN_FROM` gets a
+    light unsharp mask scaled with the enlargement (the quality-aware part of an upscale)."""
     framed = _apply(image.convert("RGB"), geo, Image.Resampling.LANCZOS, (0, 0, 0))
-    if geo.scale > SHARPEN_FROM:
+    if sharpen and geo.scale > SHARPEN_FROM:
         framed = sharpen_enlarged(framed, geo.scale)
     cover = np.asarray(_apply(Image.new("L", image.size, 255), geo, Image.Resampling.NEAREST, 0))
     pad = np.where(cover > 0, 0, 255).astype(np.uint8)
@@ -151,7 +186,7 @@ def sharpen_enlarged(img: Image.Image, scale: float) -> Image.Image:
     from PIL import ImageFilter
 
     radius = 0.5 * scale
-    amount = int(min(90, 45 * (scale - 1.0)))
+    amount = int(min(60, 40 * (scale - 1.0)))   # more shows a 3x product's JPEG blocks (engineer 18p)
     return img.filter(ImageFilter.UnsharpMask(radius=radius, percent=amount, threshold=3))
 
 
@@ -160,6 +195,16 @@ def frame(image: Image.Image, size: tuple[int, int], focus: Box | None, *, margi
     """Crop to the output aspect around `focus` (with a margin); pad when `focus` can't fit."""
     return render_framing(image, frame_geometry(image.size, size, focus, margin=margin, anchors=anchors,
                                                 max_upscale=max_upscale))
+
+
+def cutout_framing(image: Image.Image, size: tuple[int, int], plan: "Plan") -> Framing:
+    """The upload framed for a cut-out layout: placed by design when the plan has a `target`
+    (products), else cropped around the plan's focus (people)."""
+    if plan.target is not None and plan.focus is not None:
+        geo = placed_geometry(image.size, size, plan.focus, plan.target, max_upscale=plan.max_upscale,
+                              anchors=plan.anchors)
+        return render_framing(image, geo, sharpen=True)
+    return frame(image, size, plan.focus, margin=plan.margin, anchors=plan.anchors, max_upscale=plan.max_upscale)
 
 
 def _fill_padding(arr: np.ndarray, pad: np.ndarray) -> np.ndarray:
@@ -283,8 +328,15 @@ class Plan:
     settings: dict = field(default_factory=dict)
     quality: Any = None                   # vision.confidence.CutoutQuality of the cut-out
     soft_alpha: bool = False              # hair/fur stretches of a cut-out's edge get a matted alpha
-    max_upscale: float = MAX_UPSCALE      # how far the kept subject may be enlarged
     soft_boxes: list | None = None        # upload boxes where soft alpha may act (None: the whole edge)
+    # products (issue 18p): the cut-out placed by design (fractions of the frame) rather than
+    # cropped where it sat, enlarged up to `max_upscale` (sharpened past SHARPEN_FROM); a card
+    # may be enlarged up to `card_upscale` and show `card_window` (the owner's box with room).
+    # People on Lite: `max_upscale` is PERSON_MAX_UPSCALE (framed around the whole figure)
+    target: tuple[float, float, float, float] | None = None
+    max_upscale: float = MAX_UPSCALE
+    card_upscale: float = MAX_UPSCALE
+    card_window: Box | None = None
 
     def preview(self) -> np.ndarray:
         """The keep mask on the upload (255 = kept)."""
@@ -302,6 +354,11 @@ class Plan:
         out = None
         for p in self.parts:
             m = framing.map_mask(p.mask)
+            if p.edge_px > 0 and framing.scale > SHARPEN_FROM:
+                # an enlarged cut-out: smooth the outline's stair steps before it is binarised
+                import cv2
+
+                m = cv2.GaussianBlur(m, (0, 0), 0.5 * framing.scale)
             if p.edge_px > 0:
                 m = masks.feather(masks.erode(masks.binarize(m), 1), p.edge_px)
             out = m if out is None else masks.union(out, m)
@@ -366,16 +423,17 @@ def run_ad(workflow: str, plan_fn: PlanFn, req: AdRequest, services: Services,
     notices = list(plan.notices)
     layout = choose_layout(plan, engine, req, services, notices)
     if layout == "cutout":
-        framing = frame(req.image, out_size, plan.focus, margin=plan.margin, anchors=plan.anchors,
-                        max_upscale=plan.max_upscale)
+        framing = cutout_framing(req.image, out_size, plan)
         keep = plan.keep_for(framing)
-        if framing.scale >= plan.max_upscale - 1e-6 and framing.pad_mask.any():
+        placed = plan.target is not None and plan.focus is not None
+        if framing.scale >= plan.max_upscale - 1e-6 and (placed or framing.pad_mask.any()):
             notices.append(Notice("lite.small_subject", {"scale": f"{plan.max_upscale:g}"}))
     else:
-        window = plan.focus if getattr(plan.cutout, "backend", None) == "box" else None
-        framing, keep = fallback_framing(req.image, out_size, layout, plan.focus, window=window)
-        if framing.scale >= MAX_UPSCALE - 1e-6:
-            notices.append(Notice("lite.small_subject", {"scale": f"{MAX_UPSCALE:g}"}))
+        window = plan.focus if getattr(plan.cutout, "backend", None) == "box" else plan.card_window
+        framing, keep = fallback_framing(req.image, out_size, layout, plan.focus, window=window,
+                                         max_upscale=plan.card_upscale)
+        if framing.scale >= plan.card_upscale - 1e-6:
+            notices.append(Notice("lite.small_subject", {"scale": f"{plan.card_upscale:g}"}))
     notices = people_notices(plan.faces, framing, keep, notices)
     if framing.pad_mask.any() and engine.caps.needs_weights:
         notices.append(Notice("workflow.padded"))
@@ -559,7 +617,8 @@ CARD_MAX_STRETCH = 1.35             # a card may be at most this much wider (or 
 
 
 def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str,
-                     focus: Box | None = None, window: Box | None = None) -> tuple[Framing, np.ndarray]:
+                     focus: Box | None = None, window: Box | None = None,
+                     max_upscale: float = MAX_UPSCALE) -> tuple[Framing, np.ndarray]:
     """The photo laid out on the ad: a framed card with room for a headline above ("card"), or
     filling the frame, a designed backdrop in what is left ("extend"). Keep = the photo, exactly.
 
@@ -580,12 +639,12 @@ def fallback_framing(image: Image.Image, out_size: tuple[int, int], layout: str,
             win = card_window((W, H), (box[2] - box[0]) / (box[3] - box[1]), focus)
     bw, bh = box[2] - box[0], box[3] - box[1]
     cw, ch = win[2] - win[0], win[3] - win[1]
-    scale = min(bw / cw, bh / ch, MAX_UPSCALE)
+    scale = min(bw / cw, bh / ch, max_upscale)
     sw, sh = cw * scale, ch * scale
     ox = box[0] + (bw - sw) / 2
     oy = box[1] + (bh - sh) / 2 if layout == "extend" else box[3] - sh - (bh - sh) * 0.35
     geo = _Geometry(out_size, scale, (round(ox - win[0] * scale), round(oy - win[1] * scale)), None)
-    framing = render_framing(image, geo)
+    framing = render_framing(image, geo, sharpen=max_upscale > MAX_UPSCALE)
     pad = framing.pad_mask
     if win != (0.0, 0.0, float(W), float(H)):  # only the window is the card; the rest is backdrop
         inside = np.zeros_like(pad)
