@@ -36,13 +36,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from studio.config import REPO_ROOT, Settings  # noqa: E402
 from studio.errors import StudioError  # noqa: E402
 from studio.schema import GenerationOptions, PersonRequest, ProductRequest  # noqa: E402
 from studio.services import build_services  # noqa: E402
 from studio.workflows import person, product  # noqa: E402
+from contact_sheet import contact_sheet  # noqa: E402
 
 IOU_MIN = 0.85
 TARGET_PRODUCT_S = 2.0
@@ -190,20 +191,6 @@ def run_method(services, photos, sheet_rows: list, method: str) -> dict:
     return {"method": method, "photos": n, "mean_iou": round(float(np.mean(ious)), 3) if ious else None,
             "share_passing_gate": round(passed / n, 3), "share_gated_with_fallback": round(fell_back / gated, 3) if gated else 1.0,
             "seconds_per_ad": round(statistics.median(secs), 2), "broken": broken}
-
-
-def contact_sheet(rows: list, path: Path, thumb: int = 260) -> None:
-    cols = 6
-    h = int(thumb * 1350 / 1080)
-    sheet = Image.new("RGB", (cols * thumb, ((len(rows) + cols - 1) // cols) * (h + 28)), "white")
-    d = ImageDraw.Draw(sheet)
-    for i, (name, img, label) in enumerate(rows):
-        x, y = (i % cols) * thumb, (i // cols) * (h + 28)
-        if img is not None:
-            sheet.paste(img.resize((thumb - 4, h - 4), Image.Resampling.LANCZOS), (x + 2, y + 2))
-        d.text((x + 4, y + h), name, fill="black")
-        d.text((x + 4, y + h + 12), label, fill="black")
-    sheet.save(path)
 
 
 def product_speed(services) -> float:

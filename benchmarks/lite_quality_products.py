@@ -149,7 +149,7 @@ def _ads(services, photos, sheet_rows: list, mode: str, save_dir: Path | None = 
 
 def contact_sheet(rows: list, path: Path, thumb: int = 240) -> None:
     """The same sheet as benchmarks/lite_quality.py writes (one layout for both)."""
-    from lite_quality import contact_sheet as sheet
+    from contact_sheet import contact_sheet as sheet
 
     sheet(rows, path, thumb)
 
