@@ -36,7 +36,7 @@ from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
 from studio.schema import Notice
 from studio.store.batches import DONE, FAILED, PENDING, REJECTED, Batch, BatchItem, BatchStore
 from studio.store.history import NewRecord, Record
-from studio.text.stock_meta import PLATFORMS, StockMeta, build_meta, write_csv
+from studio.text.stock_meta import PLATFORMS, StockMeta, write_csv
 from studio.text.stock_prompts import MODES, build_prompts
 
 log = logging.getLogger(__name__)
@@ -270,19 +270,13 @@ def _seen_hashes(services: Any, batch_id: str) -> Seen:
 def item_meta(item: BatchItem, produced: Produced, request: StockRequest, seen: Seen) -> StockMeta:
     """Metadata from what was made: the lite engine's drawing (kind, colours, tiling test), else the
     prompt actually used; the category follows the content; titles unique in the batch."""
-    from studio.text.stock_meta import (CAT_GRAPHIC_RESOURCES, category_for, meta_from_drawn,
-                                        unique_title)
+    from studio.text.stock_meta import meta_from_drawn, meta_from_prompt, unique_title
 
     colours = [tuple(c) for c in produced.colours]
     if produced.drawn and produced.engine == "lite":
         meta = meta_from_drawn(produced.drawn, colours, produced.tiles)
     else:
-        meta = build_meta(item.prompt, request.industry)
-        if not produced.tiles:
-            meta.keywords_en = [k for k in meta.keywords_en if "seamless" not in k.lower()]
-            meta.title_en = " ".join(w for w in meta.title_en.split() if w.lower() != "seamless") or meta.title_en
-        words = [p.strip() for p in str(item.prompt.get("prompt_en", "")).split(",")]
-        meta.category = category_for(words[:1] + list(item.prompt.get("tags_en", [])), CAT_GRAPHIC_RESOURCES)
+        meta = meta_from_prompt(item.prompt, produced.tiles)
     extras_en = [f"with {c[0]}" for c in colours[2:]] + [f"{k}" for k in meta.keywords_en[3:8]]
     extras_ko = [c[1] for c in colours[2:]] + list(meta.keywords_ko[1:6])
     meta.title_en = unique_title(meta.title_en, seen.titles_en, extras_en, 70, False)
