@@ -179,15 +179,16 @@ def mood_palette(mood: str, seed: int, prompt: str = "") -> list[np.ndarray]:
         turn = float(rng.uniform(-0.08, 0.08))
         pal = [_hue_turn(c, turn) for c in base]
     else:
-        pal = [_hex(c) for c in variants[int(rng.integers(len(variants)))]]
+        # consecutive items (seed + i) walk through the mood's palettes in turn
+        pal = [_hex(c) for c in variants[(int(seed) + sum(map(ord, mood))) % len(variants)]]
     low = prompt.lower()
     grey = lambda c, k: c * (1 - k) + float(c.mean()) * k  # noqa: E731
     if "pastel" in low:
-        pal = [c * 0.55 + 0.45 for c in pal]
+        pal = [c * 0.7 + 0.3 for c in pal]
     elif "vibrant" in low:
         pal = [np.clip(grey(c, -0.35), 0, 1) for c in pal]
     elif "muted" in low or "earth" in low or "monochrome" in low:
-        pal = [grey(c, 0.4 if "monochrome" not in low else 0.75) for c in pal]
+        pal = [grey(c, 0.35 if "monochrome" not in low else 0.55) for c in pal]
     return [np.clip(c, 0.0, 1.0).astype(np.float32) for c in pal]
 
 

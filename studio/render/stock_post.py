@@ -257,22 +257,29 @@ class Signature:
     phash: int
     hist: tuple[float, ...]          # 4x4x4 RGB histogram, sums to 1
     thumb: bytes                     # 32x32 grey, uint8
+    kind: str = ""                   # what the lite engine drew ("marble:-", "pattern:dots"); "" unknown
+    mean: tuple[float, ...] = ()     # mean colour in CIELAB (L 0..100), finer than the histogram
+    names: tuple[str, ...] = ()      # its main colours by name (what a reviewer would say it is in)
 
     def to_dict(self) -> dict:
         import base64
 
         return {"phash": f"{self.phash:016x}", "hist": [round(x, 5) for x in self.hist],
-                "thumb": base64.b64encode(self.thumb).decode("ascii")}
+                "thumb": base64.b64encode(self.thumb).decode("ascii"), "kind": self.kind,
+                "mean": [round(x, 2) for x in self.mean], "names": list(self.names)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Signature":
         import base64
 
-        return cls(int(d["phash"], 16), tuple(float(x) for x in d["hist"]), base64.b64decode(d["thumb"]))
+        return cls(int(d["phash"], 16), tuple(float(x) for x in d["hist"]), base64.b64decode(d["thumb"]),
+                   str(d.get("kind", "")), tuple(float(x) for x in d.get("mean", ())),
+                   tuple(str(x) for x in d.get("names", ())))
 
 
-def signature(img: Image.Image) -> Signature:
+def signature(img: Image.Image, kind: str = "", names: tuple[str, ...] | list[str] = ()) -> Signature:
     rgb = img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+    lab = cv2.cvtColor(np.asarray(rgb, np.float32) / 255.0, cv2.COLOR_RGB2LAB).reshape(-1, 3).mean(0)
     # soft binning (each channel value shares its weight between the two nearest of 4 bin centres),
     # so two beiges either side of a bin edge still compare as the same colour
     x = np.asarray(rgb, np.float64).reshape(-1, 3) / 255.0 * 3.0
@@ -289,7 +296,8 @@ def signature(img: Image.Image) -> Signature:
         hist += np.bincount(idx, weights=wgt, minlength=64)
     hist /= hist.sum()
     thumb = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.BILINEAR), np.uint8)
-    return Signature(phash(img), tuple(round(float(x), 5) for x in hist), thumb.tobytes())
+    return Signature(phash(img), tuple(round(float(x), 5) for x in hist), thumb.tobytes(), kind,
+                     tuple(round(float(x), 2) for x in lab), tuple(names))
 
 
 def ssim_small(a: np.ndarray, b: np.ndarray) -> float:
@@ -309,6 +317,10 @@ class DupConfig:
     phash_bits: int = 5              # pHash this close: duplicate
     hist_min: float = 0.85           # colour histogram intersection at least this ...
     ssim_min: float = 0.75           # ... and structure this similar: duplicate (catches plain look-alikes)
+    # the same kind of drawing (two cream marbles, two brown bokeh) in the same colours reads as
+    # "similar content" to a reviewer even when veins or lights lie elsewhere: same kind and the same
+    # main colours by name, or mean colours closer than this (CIE76 ΔE)
+    kind_delta_e: float = 6.0
 
 
 def near_duplicate(sig: Signature, seen: list[Signature], cfg: DupConfig | None = None) -> dict | None:
@@ -321,6 +333,13 @@ def near_duplicate(sig: Signature, seen: list[Signature], cfg: DupConfig | None 
         if bits <= cfg.phash_bits:
             return {"by": "phash", "bits": bits, "of": f"{other.phash:016x}"}
         inter = float(np.minimum(h, np.asarray(other.hist)).sum())
+        if sig.kind and sig.kind == other.kind:
+            de = float(np.linalg.norm(np.asarray(sig.mean) - np.asarray(other.mean))) \
+                if sig.mean and other.mean else 99.0
+            same_names = bool(sig.names) and set(sig.names) == set(other.names)
+            if same_names or de <= cfg.kind_delta_e:
+                return {"by": "same kind and colours", "kind": sig.kind, "colours": list(sig.names),
+                        "delta_e": round(de, 1), "of": f"{other.phash:016x}"}
         if inter < cfg.hist_min:
             continue
         s = ssim_small(t, np.frombuffer(other.thumb, np.uint8).reshape(32, 32))

@@ -238,10 +238,11 @@ def produce_item(chain: EngineChain, item: BatchItem, request: StockRequest, ups
                         notices=notices + chain.notices[:])
     drawn = dict(img.info.get("drawn") or {})
     seam = post.seam_ratio(img)
-    sig = post.signature(img)
     from studio.text.stock_meta import dominant_colours
 
     colours = [list(c) for c in dominant_colours(img)]
+    kind = f"{drawn.get('family')}:{drawn.get('motif') or '-'}" if drawn and engine == "lite" else ""
+    sig = post.signature(img, kind, [c[0] for c in colours])
     method = "none"
     if request.min_short:
         img, method = post.upscale(img, request.min_short, upscaler)
