@@ -299,18 +299,32 @@ def _marble(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> 
 
 
 def _watercolor(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    paper = np.array([0.98, 0.97, 0.95], np.float32)
+    """Watercolour on cold-press paper: two or three glazes of related colours with smooth outlines,
+    pigment pooled at the wet edges and granulation, over plenty of white paper. Half of them are a
+    graded wash (colour running in from one side), the rest loose pools."""
+    paper = np.array([0.985, 0.975, 0.955], np.float32)
     img = np.ones((h, w, 3), np.float32) * paper
     fibre = fractal_noise(h, w, rng, beta=1.2)
-    for i in range(int(rng.integers(3, 6))):
-        field = fractal_noise(h, w, rng, beta=3.4)
-        level = rng.uniform(0.5, 0.68)
-        wash = np.clip((field - level) / 0.18, 0.0, 1.0)
-        edge = np.exp(-((field - level) / 0.02) ** 2) * 0.35  # pigment pools at the wet edge
-        alpha = np.clip(wash * 0.55 + edge, 0.0, 0.9)[..., None]
-        colour = pal[int(rng.integers(len(pal)))]
+    gran = fractal_noise(h, w, rng, beta=0.6)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    graded = rng.random() < 0.5
+    ang = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(ang) * (xx / w - 0.5) + np.sin(ang) * (yy / h - 0.5)) * 1.4 + 0.5
+    start = int(rng.integers(len(pal)))
+    for i in range(int(rng.integers(2, 4))):
+        field = fractal_noise(h, w, rng, beta=rng.uniform(3.6, 4.2))
+        if graded:
+            field = 0.55 * field + 0.45 * np.clip(ramp + rng.uniform(-0.15, 0.15), 0, 1)
+        level = rng.uniform(0.5, 0.62)
+        wash = np.clip((field - level) / 0.25, 0.0, 1.0) ** 0.8
+        edge = np.exp(-((field - level) / 0.03) ** 2) * 0.22   # pigment pools at the wet edge
+        edge = cv2.GaussianBlur(edge, (0, 0), max(0.6, min(h, w) * 0.0015))
+        alpha = np.clip(wash * (0.5 + 0.2 * gran) + edge, 0.0, 0.9)[..., None]
+        colour = pal[(start + i) % len(pal)]
+        lum = float(colour @ np.array([0.299, 0.587, 0.114], np.float32))
+        colour = np.clip(colour, 0.02, 1.0) ** (1.0 + 2.5 * max(0.0, lum - 0.55))   # pale pigment: richer
         img = img * (1 - alpha) + (img * colour) * alpha  # multiply glaze like real pigment
-    img *= (0.96 + 0.04 * fibre[..., None])
+    img *= (0.965 + 0.035 * fibre[..., None])
     return img
 
 
@@ -586,18 +600,51 @@ def _linen(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> n
 
 
 def _bokeh(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Defocused lights in one of four looks stock sites sell: night lights on a dark ground, high-key
+    (pale ground, soft white and pastel discs), a garland band of lights across the frame, or fine
+    glitter. Discs are round or hexagonal (a six-blade aperture), with a brighter rim."""
     pal = _by_luma(pal)
-    base = _gradient(h, w, [pal[0], pal[1], pal[0] * 0.6], rng) * 0.8
-    lights = np.zeros((h, w, 3), np.float32)
+    look = ("night", "airy", "garland", "glitter")[int(rng.integers(4))]
     scale = min(h, w)
-    for _ in range(int(rng.integers(25, 55))):
-        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        r = rng.uniform(0.015, 0.07) * scale
-        colour = pal[int(rng.integers(len(pal) // 2, len(pal)))] * rng.uniform(0.35, 0.8)
-        layer = np.zeros((h, w), np.float32)
-        cv2.circle(layer, (int(cx), int(cy)), int(r), 1.0, -1, lineType=cv2.LINE_AA)
-        lights += layer[..., None] * colour
-    lights = cv2.GaussianBlur(lights, (0, 0), scale * 0.006)
+    if look == "airy":
+        base = _gradient(h, w, [pal[-2], pal[len(pal) // 2], 0.6 * pal[-1] + 0.4 * pal[1]], rng) * 0.9
+        lights_pal = [0.4 * c + 0.6 for c in pal[-2:]] + [np.ones(3, np.float32)]
+    else:
+        base = _gradient(h, w, [pal[0], pal[1], pal[0] * 0.6], rng) * 0.8
+        lights_pal = pal[len(pal) // 2:]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if look == "glitter":
+        n, rmin, rmax = int(rng.integers(120, 220)), 0.004, 0.018
+    elif look == "garland":
+        n, rmin, rmax = int(rng.integers(40, 70)), 0.015, 0.055
+    else:
+        n, rmin, rmax = int(rng.integers(22, 50)), 0.015, 0.08
+    hexagon = rng.random() < 0.35
+    lights = np.zeros((h, w, 3), np.float32)
+    a0, a1 = rng.uniform(-0.4, 0.4), rng.uniform(0.15, 0.35)     # the garland's curve
+    for _ in range(n):
+        if look == "garland":
+            cx = rng.uniform(0, w)
+            cy = h * (0.5 + a0 * (cx / w - 0.5) + a1 * math.sin(math.pi * cx / w) - a1 * 0.6) \
+                + rng.normal(0, 0.06 * h)
+        else:
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        r = rng.uniform(rmin, rmax) * scale
+        colour = lights_pal[int(rng.integers(len(lights_pal)))] * rng.uniform(0.35, 0.85)
+        x0, x1 = int(max(0, cx - r - 2)), int(min(w, cx + r + 3))
+        y0, y1 = int(max(0, cy - r - 2)), int(min(h, cy + r + 3))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        dx, dy = xx[y0:y1, x0:x1] - cx, yy[y0:y1, x0:x1] - cy
+        if hexagon:
+            ang = np.arctan2(dy, dx)
+            d = np.sqrt(dx * dx + dy * dy) * np.cos(((ang + np.pi / 6) % (np.pi / 3)) - np.pi / 6) / math.cos(0)
+        else:
+            d = np.sqrt(dx * dx + dy * dy)
+        disc = _smooth(d - r, max(1.0, r * 0.08))
+        rim = np.exp(-((d - r * 0.9) / max(1.0, r * 0.08)) ** 2) * 0.35
+        lights[y0:y1, x0:x1] += (disc * (0.8 + 0.2 * rng.random()) + rim)[..., None] * colour
+    lights = cv2.GaussianBlur(lights, (0, 0), scale * 0.002)
     img = 1 - (1 - np.clip(base, 0, 1)) * (1 - np.clip(lights, 0, 1))  # screen blend
     return _grain(img, rng, 0.01)
 
