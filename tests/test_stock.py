@@ -326,8 +326,11 @@ def test_cancel_then_resume_finishes_without_gaps(services) -> None:
     token = CancelToken()
     batch = W.plan_batch(_req(count=6), services)
 
+    saved: list[int] = []
+
     def on_image(rec) -> None:
-        if rec.settings["batch_item"] == 2:
+        saved.append(rec.settings["batch_item"])
+        if len(saved) == 3:
             token.cancel()
 
     first = W.run_batch(batch.id, services, cancel=token, on_image=on_image)
@@ -335,7 +338,10 @@ def test_cancel_then_resume_finishes_without_gaps(services) -> None:
     second = W.run_batch(batch.id, services)
     assert second.status == "done" and second.done == 6
     items = sorted(r.settings["batch_item"] for r in services.store.list(workflow="stock"))
-    assert items == list(range(6))
+    with W.batch_store(services) as bs:
+        every = [i.idx for i in bs.items(batch.id)]          # the plan and any refills
+    assert items == sorted(set(items)) and len(items) == 6   # no duplicates
+    assert set(items) | {r["item"] for r in second.rejected} == set(every)   # no gaps
 
 
 _CHILD = r"""

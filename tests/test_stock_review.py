@@ -192,3 +192,26 @@ def test_ray_connection_errors_get_plain_messages() -> None:
     assert connect_error("1.2.3.4:6379", ConnectionRefusedError("refused")).key == "stock.ray_refused"
     assert connect_error("x", ConnectionError("Could not find any running Ray instance")).key == "stock.ray_refused"
     assert connect_error("x", ValueError("odd")).key == "stock.ray_failed"
+
+
+def test_same_kind_in_the_same_colours_is_caught_and_palettes_vary_per_item() -> None:
+    from studio.engines.lite_t2i import mood_palette
+
+    def sig(prompt: str, seed: int) -> post.Signature:
+        img, plan = render_asset(prompt, 192, 192, seed)
+        return post.signature(img, f"{plan.family}:{plan.motif or '-'}", [c[0] for c in dominant_colours(img)])
+
+    # two cream marbles whose veins lie elsewhere (pHash differs): a reviewer's "similar content"
+    a, b = sig("marble texture coffee", 2), sig("marble texture coffee", 2 + 8)   # same palette in turn
+    assert post.hamming(a.phash, b.phash) > 5
+    dup = post.near_duplicate(b, [a])
+    assert dup is not None and dup["by"] == "same kind and colours"
+    # the next item of the batch draws the mood's next palette: kept
+    c = sig("marble texture coffee", 3)
+    assert set(c.names) != set(a.names) and post.near_duplicate(c, [a]) is None
+    # another kind in the same colours is not "the same": kept
+    assert post.near_duplicate(post.Signature(a.phash ^ 0xFFFF_FFFF, a.hist, bytes(1024), "bokeh:-", a.mean,
+                                              a.names), [a]) is None
+    # one mood ("cafe"), several palettes across consecutive items
+    pals = {tuple(np.round(mood_palette("coffee", s)[0], 3)) for s in range(8)}
+    assert len(pals) == 8
