@@ -2,9 +2,9 @@
 
     python benchmarks/stock.py [--images 16] [--no-ray]
 
-1. Reuse vs reload: 16 images on the tiny FLUX text-to-image engine with ONE loaded pipeline,
-   then again building and loading the pipeline for every image (the reference system's way).
-   Target: reuse ≥ 5x faster per image.
+1. Reuse vs reload: 16 rounds on the tiny FLUX text-to-image engine, each one image on ONE kept
+   pipeline and one image on a freshly built and loaded pipeline (the reference system's way),
+   interleaved; medians. Target: reuse ≥ 5x faster per image.
 2. Ray vs in-process: the same stock batch (tiny engine, no upscaling, no gate) run in-process and
    on a local 2-worker Ray cluster with a warmed actor pool (`RayPool`). Dispatch overhead per image =
    (2 workers x Ray wall time / images) / (in-process time per image) - 1. Target ≤ 20 %.
@@ -40,31 +40,90 @@ def _settings(root: Path) -> Settings:
                     engine="lite", ollama_host="http://127.0.0.1:9")
 
 
+def _weight_files(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*.safetensors")}
+
+
 def reuse_vs_reload(settings: Settings, n: int) -> dict:
+    """Per image: one pipeline kept loaded (reuse) vs a fresh engine that loads the weights again
+    for every image and frees them after it (reload, what a batch without reuse does).
+
+    Measured honestly on a shared box: reuse and reload images are INTERLEAVED (one of each per
+    round, so load spikes from other processes hit both alike) and the figures are MEDIANS over the
+    rounds. Each reload builds a new engine with its own model manager, so nothing is cached between
+    images: the transformer comes from models/flux-schnell/ and T5, CLIP, the VAE and tokenizers
+    from models/flux-fill/ (the app's layout; `model_index.json` lists every component as the real
+    repo's does). The check `reload_reads_fresh_weights` confirms that every reload holds new
+    component objects, read from those files (the files and their bytes are reported).
+
+    What the ratio measures: (load + generate) / generate. On the tiny set the load is mostly
+    constructing modules and reading config/tokenizer files (the weights are a few hundred KB), and
+    the generate step is a 2-step 64x64 denoise, so the ratio says how much fixed per-load work the
+    code does relative to a tiny forward pass; it is not the full-size figure (see the report)."""
+    import statistics
+
     from studio.engines.base import Text2ImageJob
     from studio.engines.t2i import create_tiny
     from studio.engines.tiny import tiny_models_dir
     from studio.workflows.stock import call_text2image
 
-    tiny_models_dir(settings)
+    root = tiny_models_dir(settings)
+    files = _weight_files(root)
     jobs = [Text2ImageJob(prompt=f"latte art {i}", width=SIZE, height=SIZE, seed=i, steps=2) for i in range(n)]
-    engine = create_tiny(settings)
-    call_text2image(engine, jobs[0])           # warm imports (both ways pay them once)
-    engine.close()
+    warm = create_tiny(settings)
+    call_text2image(warm, jobs[0])               # imports and first-call costs, paid once for both ways
+    warm.close()
     t0 = time.perf_counter()
-    engine = create_tiny(settings)
+    kept = create_tiny(settings)
+    kept.load()
+    call_text2image(kept, jobs[0])
+    kept_first = time.perf_counter() - t0       # the one load (and first image) a reusing batch pays
+    reuse_t: list[float] = []
+    reload_t: list[float] = []
+    load_t: list[float] = []
+    gen_t: list[float] = []
+    previous: list = []                          # last round's components, kept alive so ids can't repeat
+    fresh = True
     for job in jobs:
-        call_text2image(engine, job)
-    engine.close()
-    reuse = (time.perf_counter() - t0) / n
-    t0 = time.perf_counter()
-    for job in jobs:
+        t0 = time.perf_counter()
+        call_text2image(kept, job)
+        reuse_t.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
         engine = create_tiny(settings)
+        engine.load()
+        t1 = time.perf_counter()
         call_text2image(engine, job)
+        t2 = time.perf_counter()
+        pipe = engine._pipe  # noqa: SLF001 - the check below: fresh objects every time
+        now = [pipe.transformer, pipe.text_encoder, pipe.text_encoder_2, pipe.vae, pipe.tokenizer_2]
+        mine = [kept._pipe.transformer, kept._pipe.text_encoder_2, kept._pipe.vae]  # noqa: SLF001
+        fresh = fresh and engine.manager is not kept.manager and \
+            not any(a is b for a in now for b in previous + mine)
+        previous = now
         engine.close()
-    reload = (time.perf_counter() - t0) / n
-    return {"reuse_s_per_image": round(reuse, 4), "reload_s_per_image": round(reload, 4),
-            "reload_over_reuse": round(reload / reuse, 2)}
+        t3 = time.perf_counter()
+        reload_t.append(t3 - t0)
+        load_t.append(t1 - t0)
+        gen_t.append(t2 - t1)
+        del pipe, engine
+    del previous
+    kept.close()
+    reuse = statistics.median(reuse_t)
+    reload = statistics.median(reload_t)
+    # a whole batch of n images: reuse pays one load and first image, then n-1 reuse images
+    batch_reuse = (kept_first + (n - 1) * reuse) / n
+    batch_500 = (kept_first + 499 * reuse) / 500
+    return {"batch_of_n_reload_over_reuse": round(reload / batch_reuse, 2),
+            "batch_of_500_reload_over_reuse": round(reload / batch_500, 2),
+            "reuse_first_image_with_load_s": round(kept_first, 4),
+            "reuse_s_per_image": round(reuse, 4), "reload_s_per_image": round(reload, 4),
+            "reload_over_reuse": round(reload / reuse, 2),
+            "reload_over_reuse_means": round(statistics.fmean(reload_t) / statistics.fmean(reuse_t), 2),
+            "reload_load_s": round(statistics.median(load_t), 4),
+            "reload_generate_s": round(statistics.median(gen_t), 4),
+            "reload_reads_fresh_weights": bool(fresh), "rounds": n,
+            "tiny_weight_files": len(files), "tiny_weight_bytes": sum(files.values())}
 
 
 def ray_vs_inprocess(root: Path, n: int) -> dict:
@@ -148,6 +207,8 @@ def main() -> int:
     try:
         out: dict = {"images": args.images, "size": SIZE}
         out.update(reuse_vs_reload(_settings(root / "reuse"), args.images))
+        # the target is per image with the pipeline loaded once (median of interleaved rounds);
+        # batch_of_n_* also charges the reusing batch its one load, spread over n images
         out["target_reload_over_reuse"] = 5.0
         ok = out["reload_over_reuse"] >= 5.0
         if not args.no_ray:
