@@ -126,6 +126,12 @@ def reuse_vs_reload(settings: Settings, n: int) -> dict:
             "tiny_weight_files": len(files), "tiny_weight_bytes": sum(files.values())}
 
 
+def _made(sv, W, batch_id: str) -> int:
+    """Items the batch generated: the plan plus any refills (a rejected near-duplicate is replaced)."""
+    with W.batch_store(sv) as bs:
+        return len(bs.items(batch_id))
+
+
 def ray_vs_inprocess(root: Path, n: int) -> dict:
     import ray
 
@@ -141,7 +147,8 @@ def ray_vs_inprocess(root: Path, n: int) -> dict:
     batch = W.plan_batch(W.StockRequest(**req), sv)
     t0 = time.perf_counter()
     W.run_batch(batch.id, sv)
-    inproc = (time.perf_counter() - t0) / n
+    made_in = _made(sv, W, batch.id)
+    inproc = (time.perf_counter() - t0) / made_in
     sv.store.close()
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -160,15 +167,18 @@ def ray_vs_inprocess(root: Path, n: int) -> dict:
         t0 = time.perf_counter()
         run_batch_ray(batch.id, sv, address=None, wait_s=0.05, pool=pool)
         wall = time.perf_counter() - t0
+        made_ray = _made(sv, W, batch.id)
         pool.close()
         sv.store.close()
     finally:
         ray.shutdown()
-    per_worker_image = 2 * wall / n
-    return {"inprocess_s_per_image": round(inproc, 4), "ray_wall_s_per_image": round(wall / n, 4),
+    # per image GENERATED (refills included: each costs a generation like any other item)
+    per_worker_image = 2 * wall / made_ray
+    return {"inprocess_items": made_in, "ray_items": made_ray,
+            "inprocess_s_per_image": round(inproc, 4), "ray_wall_s_per_image": round(wall / made_ray, 4),
             "ray_worker_s_per_image": round(per_worker_image, 4),
             "ray_dispatch_overhead": round(per_worker_image / inproc - 1, 3),
-            "ray_speedup": round(inproc / (wall / n), 2),
+            "ray_speedup": round(inproc / (wall / made_ray), 2),
             "ray_pool_start_and_warm_batch_s": round(warm_s, 1)}
 
 
@@ -191,11 +201,53 @@ def lite_at_2500(root: Path, n: int) -> dict:
             "lite_2500_sizes": sorted(list(s) for s in sizes)}
 
 
+def contact_sheets(root: Path, out_dir: Path, seed: int = 1) -> dict:
+    """The two 30-image lite batches a reviewer looks at (keyword "카페, 라떼아트, 수채화, 보케, 패턴,
+    대리석, 질감" and random background), each as a numbered contact sheet with its titles, plus a
+    text file per sheet: number, batch item, kind, tiles, English and Korean title."""
+    from PIL import Image, ImageDraw
+
+    from studio.services import build_services
+    from studio.workflows import stock as W
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reqs = {"keyword": dict(mode="keyword", keywords="카페, 라떼아트, 수채화, 보케, 패턴, 대리석, 질감"),
+            "random": dict(mode="random", industry="background")}
+    out: dict = {}
+    for name, extra in reqs.items():
+        sv = build_services(_settings(root / f"sheet-{name}"))
+        req = W.StockRequest(count=30, chain=("lite",), width=384, height=384, min_short=0, seed=seed, **extra)
+        batch = W.plan_batch(req, sv)
+        summary = W.run_batch(batch.id, sv)
+        recs = W._batch_records(sv, batch.id)  # noqa: SLF001
+        side = 200
+        sheet = Image.new("RGB", (6 * side, 5 * (side + 20)), "white")
+        draw = ImageDraw.Draw(sheet)
+        lines = []
+        for k, rec in enumerate(recs):
+            x, y = (k % 6) * side, (k // 6) * (side + 20)
+            with Image.open(rec.path) as im:
+                sheet.paste(im.convert("RGB").resize((side, side)), (x, y))
+            meta = rec.settings["meta"]
+            draw.text((x + 2, y + side + 3), f"{k} {meta['title_en']}"[:34], fill="black")
+            drawn = rec.settings.get("drawn") or {}
+            lines.append(f"{k}\titem {rec.settings['batch_item']}\t{drawn.get('family')}:{drawn.get('motif') or '-'}"
+                         f"\ttiles={rec.settings['tiles']}\t{meta['title_en']}\t{meta['title_ko']}")
+        sheet.save(out_dir / f"stock-{name}-sheet.png")
+        (out_dir / f"stock-{name}-sheet.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        out[f"sheet_{name}_done"] = summary.done
+        out[f"sheet_{name}_refilled"] = len(summary.rejected)
+        sv.store.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--lite-images", type=int, default=4, help="lite images at 2500 px (0 = skip)")
+    ap.add_argument("--sheets", type=Path, default=None,
+                    help="only draw the two 30-image lite contact sheets into this folder")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -204,6 +256,12 @@ def main() -> int:
     # 2-core box is ~10x slower with oversubscribed threads, which would hide what is measured here
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="stock-bench-"))
+    if args.sheets is not None:
+        try:
+            print(json.dumps(contact_sheets(root, args.sheets)))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return 0
     try:
         out: dict = {"images": args.images, "size": SIZE}
         out.update(reuse_vs_reload(_settings(root / "reuse"), args.images))

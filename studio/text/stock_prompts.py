@@ -239,6 +239,8 @@ def keyword_prompts(keywords: str, count: int, seed: int, templates: StockTempla
         if kinds and plain:
             kind = kinds[i % len(kinds)]
             chosen = [kind] + [w for w in chosen if w not in kinds]
+            if len(chosen) == 1:   # keep the owner's subject words in play: they set the mood (colours)
+                chosen.append(plain[i % len(plain)])
         style, light, comp = rng.choice(common.styles), rng.choice(common.lighting), rng.choice(common.composition)
         col = rng.choice(common.colors)
         en = f"{', '.join(chosen)}, {style[0]}, {light[0]}, {col[0]}, {comp[0]}"
