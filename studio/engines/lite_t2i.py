@@ -143,6 +143,9 @@ FAMILIES: tuple[str, ...] = tuple(FAMILY_WORDS)
 SEAMLESS_FAMILIES = frozenset({"pattern", "terrazzo", "concrete", "linen", "marble", "wood"})
 
 
+_STYLE: dict[str, str] = {}   # the look a renderer chose for the image being drawn (render_asset reads it)
+
+
 def _hex(code: str) -> np.ndarray:
     code = code.lstrip("#")
     return np.array([int(code[i:i + 2], 16) for i in (0, 2, 4)], dtype=np.float32) / 255.0
@@ -269,10 +272,16 @@ def _gradient(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -
 def _marble(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Polished stone: a cloudy base, broad soft veins and a few sharp ones, all following one flow."""
     pal = _by_luma(pal)
-    if rng.random() < 0.35:   # dark stone (nero / emperador) with light veins
+    tier = rng.random()
+    _STYLE["style"] = "dark" if tier < 0.3 else ("coloured" if tier < 0.55 else "light")
+    if tier < 0.3:   # dark stone (nero / emperador) with light veins
         base = 0.8 * pal[0] + 0.2 * np.array([0.08, 0.08, 0.08], np.float32)
         vein = 0.6 * pal[-1] + 0.4 * np.array([0.95, 0.93, 0.88], np.float32)
         accent = pal[-2]
+    elif tier < 0.55:  # coloured stone (verde, rosa, travertine) in a mid colour of the palette
+        base = 0.75 * pal[len(pal) // 2 + 1] + 0.25 * pal[-1]
+        vein = 0.5 * pal[-1] + 0.5 * np.array([0.97, 0.96, 0.93], np.float32)
+        accent = pal[1]
     else:
         base = 0.55 * pal[-1] + 0.45 * np.array([0.96, 0.95, 0.93], np.float32)
         vein = pal[0] if rng.random() < 0.6 else pal[1]
@@ -308,9 +317,11 @@ def _watercolor(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator)
     gran = fractal_noise(h, w, rng, beta=0.6)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     graded = rng.random() < 0.5
+    _STYLE["style"] = "graded" if graded else "loose"
     ang = rng.uniform(0, 2 * np.pi)
     ramp = (np.cos(ang) * (xx / w - 0.5) + np.sin(ang) * (yy / h - 0.5)) * 1.4 + 0.5
-    start = int(rng.integers(len(pal)))
+    pigments = _by_luma(pal)[1:]                     # the darkest colour is never a pigment
+    start = int(rng.integers(len(pigments)))
     for i in range(int(rng.integers(2, 4))):
         field = fractal_noise(h, w, rng, beta=rng.uniform(3.6, 4.2))
         if graded:
@@ -320,8 +331,11 @@ def _watercolor(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator)
         edge = np.exp(-((field - level) / 0.03) ** 2) * 0.22   # pigment pools at the wet edge
         edge = cv2.GaussianBlur(edge, (0, 0), max(0.6, min(h, w) * 0.0015))
         alpha = np.clip(wash * (0.5 + 0.2 * gran) + edge, 0.0, 0.9)[..., None]
-        colour = pal[(start + i) % len(pal)]
+        colour = pigments[(start + i) % len(pigments)]
         lum = float(colour @ np.array([0.299, 0.587, 0.114], np.float32))
+        if lum < 0.4:   # a near-black in the palette would read as dirt: dilute it like a wash
+            colour = colour + (paper - colour) * (0.4 - lum) / 0.5
+        colour = np.clip(colour.mean() + (colour - colour.mean()) * 1.5, 0.02, 1.0)   # pigment, not mud
         colour = np.clip(colour, 0.02, 1.0) ** (1.0 + 2.5 * max(0.0, lum - 0.55))   # pale pigment: richer
         img = img * (1 - alpha) + (img * colour) * alpha  # multiply glaze like real pigment
     img *= (0.965 + 0.035 * fibre[..., None])
@@ -333,6 +347,9 @@ def _pattern(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator, mo
     bg = pal[-1] if rng.random() < 0.6 else pal[0]
     fg_choices = [c for c in pal if not np.allclose(c, bg)]
     fg = fg_choices[int(rng.integers(len(fg_choices)))]
+    luma = np.array([0.299, 0.587, 0.114], np.float32)
+    if abs(float((fg - bg) @ luma)) < 0.2:   # too faint to read as a pattern: the most contrasting colour
+        fg = max(fg_choices, key=lambda c: abs(float((c - bg) @ luma)))
     fg2 = fg_choices[int(rng.integers(len(fg_choices)))]
     # cells per tile side: an integer divisor grid keeps the whole image a seamless tile
     n = int(rng.integers(6, 13))
@@ -605,6 +622,7 @@ def _bokeh(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -> n
     glitter. Discs are round or hexagonal (a six-blade aperture), with a brighter rim."""
     pal = _by_luma(pal)
     look = ("night", "airy", "garland", "glitter")[int(rng.integers(4))]
+    _STYLE["style"] = look
     scale = min(h, w)
     if look == "airy":
         base = _gradient(h, w, [pal[-2], pal[len(pal) // 2], 0.6 * pal[-1] + 0.4 * pal[1]], rng) * 0.9
@@ -662,15 +680,17 @@ def render_asset(prompt: str, width: int, height: int, seed: int) -> tuple[Image
     pal = mood_palette(plan.palette, seed, prompt)
     order = rng.permutation(len(pal))
     pal = [pal[i] for i in order]
+    _STYLE.clear()
     if plan.family == "pattern":
         arr = _pattern(height, width, pal, rng, plan.motif or "dots")
     else:
         arr = _RENDER[plan.family](height, width, pal, rng)
+    style = _STYLE.pop("style", "")
     img = Image.fromarray((np.clip(arr, 0.0, 1.0) * 255 + 0.5).astype(np.uint8), "RGB")
     img.info["asset"] = f"{plan.family}:{plan.motif or '-'}:{plan.palette}"
     # what was drawn, for metadata made from the image rather than from the words typed (issue 21)
     img.info["drawn"] = {"family": plan.family, "motif": plan.motif, "palette": plan.palette,
-                         "periodic": plan.seamless}
+                         "periodic": plan.seamless, "style": style}
     return img, plan
 
 

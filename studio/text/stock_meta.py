@@ -193,6 +193,18 @@ COLOUR_NAMES: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
 )
 
 
+def colour_shares(img: Any, floor: float = 0.02) -> list[tuple[str, float]]:
+    """How much of the image each named colour covers (English name, share), largest first."""
+    import numpy as np
+
+    arr = np.asarray(img.convert("RGB").resize((48, 48)), np.float32).reshape(-1, 3)
+    refs = np.array([c[2] for c in COLOUR_NAMES], np.float32)
+    d = ((arr[:, None, :] - refs[None]) ** 2).sum(-1)
+    counts = np.bincount(d.argmin(1), minlength=len(COLOUR_NAMES)) / len(arr)
+    return [(COLOUR_NAMES[int(i)][0], round(float(counts[i]), 3)) for i in np.argsort(-counts)
+            if counts[i] >= floor]
+
+
 def dominant_colours(img: Any, k: int = 3) -> list[tuple[str, str]]:
     """The image's main colours by name (English, Korean), most covered first."""
     import numpy as np

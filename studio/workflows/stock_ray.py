@@ -165,7 +165,8 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
         seen = W._seen_hashes(services, batch.id)  # noqa: SLF001 - same module family
         # a rejected item (gate or near-duplicate) is replaced by a NEW prompt, as in-process
         refill = W.Refill(services, request, [i.prompt for i in items],
-                          sum(1 for i in items if i.state == REJECTED))
+                          sum(1 for i in items if i.state == REJECTED),
+                          live=[i.prompt for i in items if i.state != REJECTED])
         bs.set_status(batch.id, "running")
         progress(finished, total, "stock")
 
@@ -218,7 +219,7 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
                             notices.append(n)
                     finished += 1
                     if saved is None and not produced.reason.startswith("stock."):
-                        new = refill.next_item(bs, batch.id)
+                        new = refill.next_item(bs, batch.id, item.prompt)
                         if new is not None:
                             queue.append(new)
                             total += 1
