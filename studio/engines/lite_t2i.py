@@ -259,8 +259,8 @@ def _gradient(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -
     wsum = np.zeros((h, w), np.float32)
     for i in range(k):
         cy, cx = rng.uniform(-0.15, 1.15, 2)
-        s = rng.uniform(0.25, 0.5)
-        wgt = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s)))
+        s = rng.uniform(0.18, 0.4)
+        wgt = np.exp(-(((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))) ** 1.5
         acc += wgt[..., None] * pal[i % len(pal)]
         wsum += wgt
     img = acc / np.maximum(wsum, 1e-6)[..., None]
@@ -335,7 +335,11 @@ def _watercolor(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator)
         lum = float(colour @ np.array([0.299, 0.587, 0.114], np.float32))
         if lum < 0.4:   # a near-black in the palette would read as dirt: dilute it like a wash
             colour = colour + (paper - colour) * (0.4 - lum) / 0.5
-        colour = np.clip(colour.mean() + (colour - colour.mean()) * 1.5, 0.02, 1.0)   # pigment, not mud
+        chroma = float(colour.max() - colour.min())
+        if chroma < 0.25:   # a greyish colour would wash out as mud: a little more pigment
+            colour = np.clip(colour.mean() + (colour - colour.mean()) * 1.5, 0.02, 1.0)
+        elif chroma > 0.45:  # a loud one (lime, neon) is toned down, as a wash would be
+            colour = colour.mean() + (colour - colour.mean()) * 0.55
         colour = np.clip(colour, 0.02, 1.0) ** (1.0 + 2.5 * max(0.0, lum - 0.55))   # pale pigment: richer
         img = img * (1 - alpha) + (img * colour) * alpha  # multiply glaze like real pigment
     img *= (0.965 + 0.035 * fibre[..., None])
@@ -453,7 +457,7 @@ def _concrete(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -
     "concrete wall". Everything lies on a periodic lattice, so the tile repeats seamlessly."""
     pal = _by_luma(pal)
     grey = np.array([0.66, 0.65, 0.63], np.float32)
-    tone = 0.7 * grey + 0.3 * pal[int(rng.integers(1, len(pal) - 1))]
+    tone = 0.85 * grey + 0.15 * pal[int(rng.integers(1, len(pal) - 1))]   # concrete is grey, barely tinted
     tone *= rng.uniform(0.8, 1.15)
     scale = min(h, w)
     stains = fractal_noise(h, w, rng, beta=3.0)

@@ -327,8 +327,9 @@ class DupConfig:
     # the same mean colour, CIE76 ΔE)
     kind_shares_min: float = 0.8
     kind_shares_same_look: float = 0.6
+    same_look_delta_e: float = 12.0  # the same look with mean colours this close: similar too
     kind_shares_with_mean: float = 0.6
-    kind_delta_e: float = 2.5
+    kind_delta_e: float = 3.5
 
 
 def _kind_base(kind: str) -> str:
@@ -353,7 +354,8 @@ def near_duplicate(sig: Signature, seen: list[Signature], cfg: DupConfig | None 
                 if sig.mean and other.mean else 99.0
             mine, theirs = dict(zip(sig.names, sig.shares)), dict(zip(other.names, other.shares))
             common = sum(min(f, theirs.get(n, 0.0)) for n, f in mine.items()) if mine and theirs else 0.0
-            if common >= need or (common >= cfg.kind_shares_with_mean and de <= cfg.kind_delta_e):
+            same_look_close = sig.kind == other.kind and de <= cfg.same_look_delta_e
+            if common >= need or same_look_close or (common >= cfg.kind_shares_with_mean and de <= cfg.kind_delta_e):
                 return {"by": "same kind and colours", "kind": sig.kind, "colours": list(sig.names[:3]),
                         "shared": round(common, 3), "delta_e": round(de, 1), "of": f"{other.phash:016x}"}
         if inter < cfg.hist_min:
