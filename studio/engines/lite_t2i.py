@@ -429,14 +429,14 @@ def _terrazzo(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -
     img = np.ones((h, w, 3), np.float32) * base
     img *= (0.95 + 0.05 * fractal_noise(h, w, rng, beta=2.5))[..., None]
     scale = min(h, w)
-    count = int(rng.integers(260, 420) * (h * w) / (1024 * 1024))
+    count = int(rng.integers(700, 1100) * (h * w) / (1024 * 1024)) + 20
     canvas = (img * 255).astype(np.uint8)
     big = np.zeros((h + 2 * scale // 8, w + 2 * scale // 8, 3), np.uint8)
     pad = scale // 8
     big[pad:pad + h, pad:pad + w] = canvas
     for _ in range(count):
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        r = rng.uniform(0.008, 0.03) * scale
+        r = rng.uniform(0.008, 0.03) * scale * (2.2 if rng.random() < 0.12 else 1.0)   # a few large chips
         sides = int(rng.integers(4, 8))
         ang = np.sort(rng.uniform(0, 2 * np.pi, sides))
         rad = r * rng.uniform(0.55, 1.0, sides)
