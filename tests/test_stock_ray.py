@@ -100,10 +100,12 @@ def test_ray_refills_rejected_items_with_new_prompts(ray_cluster, services, monk
     assert summary.status == "done" and summary.done == 4 and summary.total == 4
     with W.batch_store(services) as bs:
         items = bs.items(batch.id)
-    assert len(items) == 6 and [i.state for i in items].count("rejected") == 2
+    rejected = [i for i in items if i.state == "rejected"]
+    assert len(rejected) >= 2 and len(items) == 4 + len(rejected)       # one new item per reject
     planned = {i.prompt["prompt_en"] for i in items if not i.prompt.get("refill")}
     new = [i for i in items if i.prompt.get("refill")]
-    assert len(new) == 2 and all(i.state == "done" and i.prompt["prompt_en"] not in planned for i in new)
+    assert len(new) == len(rejected) and all(i.prompt["prompt_en"] not in planned for i in new)
+    assert len({i.prompt["prompt_en"] for i in items}) == len(items)   # never a prompt twice
 
     monkeypatch.setattr(post, "near_duplicate", lambda sig, seen: {"by": "test"})
     batch = W.plan_batch(W.StockRequest(mode="keyword", keywords="pattern", count=1, chain=("lite",), width=96,

@@ -440,7 +440,11 @@ def _terrazzo(h: int, w: int, pal: list[np.ndarray], rng: np.random.Generator) -
         sides = int(rng.integers(4, 8))
         ang = np.sort(rng.uniform(0, 2 * np.pi, sides))
         rad = r * rng.uniform(0.55, 1.0, sides)
-        colour = tuple(int(c * 255) for c in pal[int(rng.integers(0, len(pal) - 1))])
+        chip = pal[int(rng.integers(0, len(pal) - 1))]
+        luma = np.array([0.299, 0.587, 0.114], np.float32)
+        if abs(float((chip - base) @ luma)) < 0.18:   # a chip as pale as the ground would vanish
+            chip = chip * 0.62
+        colour = tuple(int(c * 255) for c in chip)
         for ox in (-w, 0, w):           # wrap chips across the edges: the tile stays seamless
             for oy in (-h, 0, h):
                 pts = np.stack([cx + ox + pad + rad * np.cos(ang), cy + oy + pad + rad * np.sin(ang)], -1)
