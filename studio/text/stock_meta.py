@@ -146,7 +146,8 @@ def write_csv(platform: str, rows: list[tuple[str, StockMeta]]) -> bytes:
 # 18 Sports, 19 Technology, 20 Transport, 21 Travel.
 CAT_GRAPHIC_RESOURCES = 8
 CONTENT_CATEGORY: dict[str, int] = {
-    "coffee": 4, "latte": 4, "americano": 4, "cappuccino": 4, "cafe": 4, "espresso": 4, "tea": 4, "juice": 4, "cocktail": 4, "wine": 4, "drink": 4,
+    "coffee": 4, "latte": 4, "americano": 4, "cappuccino": 4, "cafe": 4, "espresso": 4, "tea": 4, "juice": 4,
+    "cocktail": 4, "wine": 4, "drink": 4,
     "bread": 7, "cake": 7, "dessert": 7, "croissant": 7, "pasta": 7, "pizza": 7, "food": 7, "salad": 7,
     "flower": 14, "flowers": 14, "bouquet": 14, "plant": 14, "leaf": 14, "blossom": 14, "rose": 14, "tulip": 14,
     "beach": 11, "mountain": 11, "sea": 11, "sky": 11, "landscape": 11, "forest": 11,
