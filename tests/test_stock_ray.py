@@ -73,6 +73,42 @@ def test_ray_batch_survives_a_killed_worker(ray_cluster, services) -> None:
     assert killed
     items = _items(services)
     assert sorted(items) == sorted(set(items))                               # no duplicates
-    assert set(items) | {r["item"] for r in summary.rejected} == set(range(12))  # no gaps
-    assert summary.status == "done"
+    with W.batch_store(services) as bs:
+        every = [i.idx for i in bs.items(batch.id)]                          # plan + refills
+    assert set(items) | {r["item"] for r in summary.rejected} == set(every)  # no gaps
+    assert summary.status == "done" and summary.done == 12
     assert any(n.key == "stock.ray_worker_restarted" for n in summary.notices)
+
+
+def test_ray_refills_rejected_items_with_new_prompts(ray_cluster, services, monkeypatch) -> None:
+    """The driver's near-duplicate check rejects items 0 and 2: each is replaced by a NEW prompt and
+    the batch still ends with the count asked for; with every item rejected it stops and says why."""
+    from studio.render import stock_post as post
+
+    real = post.near_duplicate
+    verdicts: list[int] = []
+
+    def picky(sig, seen):
+        verdicts.append(len(seen))
+        return {"by": "test"} if len(verdicts) in (1, 3) else real(sig, seen)
+
+    monkeypatch.setattr(post, "near_duplicate", picky)
+    req = W.StockRequest(mode="keyword", keywords="pattern, marble, linen", count=4, chain=("lite",), width=96,
+                         height=96, min_short=0, seed=9)
+    batch = W.plan_batch(req, services)
+    summary = run_batch_ray(batch.id, services, address=None, workers=2, wait_s=0.2)
+    assert summary.status == "done" and summary.done == 4 and summary.total == 4
+    with W.batch_store(services) as bs:
+        items = bs.items(batch.id)
+    rejected = [i for i in items if i.state == "rejected"]
+    assert len(rejected) >= 2 and len(items) == 4 + len(rejected)       # one new item per reject
+    planned = {i.prompt["prompt_en"] for i in items if not i.prompt.get("refill")}
+    new = [i for i in items if i.prompt.get("refill")]
+    assert len(new) == len(rejected) and all(i.prompt["prompt_en"] not in planned for i in new)
+    assert len({i.prompt["prompt_en"] for i in items}) == len(items)   # never a prompt twice
+
+    monkeypatch.setattr(post, "near_duplicate", lambda sig, seen: {"by": "test"})
+    batch = W.plan_batch(W.StockRequest(mode="keyword", keywords="pattern", count=1, chain=("lite",), width=96,
+                                        height=96, min_short=0, seed=4), services)
+    summary = run_batch_ray(batch.id, services, address=None, workers=2, wait_s=0.2)
+    assert summary.done == 0 and "stock.refill_exhausted" in [n.key for n in summary.notices]

@@ -14,7 +14,7 @@ from studio.config import Settings
 from studio.engines.lite_t2i import render_asset
 from studio.render import stock_post as post
 from studio.store.batches import BatchStore
-from studio.text.stock_meta import dominant_colours, meta_from_drawn
+from studio.text.stock_meta import colour_shares, dominant_colours, meta_from_drawn
 from studio.text.stock_prompts import build_prompts, lite_unfit_words
 from studio.workflows import stock as W
 
@@ -192,3 +192,29 @@ def test_ray_connection_errors_get_plain_messages() -> None:
     assert connect_error("1.2.3.4:6379", ConnectionRefusedError("refused")).key == "stock.ray_refused"
     assert connect_error("x", ConnectionError("Could not find any running Ray instance")).key == "stock.ray_refused"
     assert connect_error("x", ValueError("odd")).key == "stock.ray_failed"
+
+
+def test_same_kind_in_the_same_colours_is_caught_and_palettes_vary_per_item() -> None:
+    from studio.engines.lite_t2i import mood_palette
+
+    def draw(seed: int):
+        img, plan = render_asset("marble texture coffee", 192, 192, seed)
+        d = img.info["drawn"]
+        return post.signature(img, f"{d['family']}:{d['motif'] or '-'}:{d['style']}", colour_shares(img)), d
+
+    drawn = {s: draw(s) for s in range(40)}
+    # two light marbles in the same palette (seeds 8 apart walk to the same one), veins elsewhere
+    a = next(s for s in range(8) if drawn[s][1]["style"] == "light" and drawn[s + 8][1]["style"] == "light")
+    sa, sb = drawn[a][0], drawn[a + 8][0]
+    assert post.hamming(sa.phash, sb.phash) > 5                                  # pHash alone misses it
+    dup = post.near_duplicate(sb, [sa])
+    assert dup is not None and dup["by"] == "same kind and colours"               # a reviewer's "similar"
+    # a dark stone of the same batch is another picture: kept
+    dark = next(s for s in range(40) if drawn[s][1]["style"] == "dark")
+    assert post.near_duplicate(drawn[dark][0], [sa]) is None
+    # another kind in the same colours is not "the same": kept
+    assert post.near_duplicate(post.Signature(sa.phash ^ 0xFFFF_FFFF, sa.hist, bytes(1024), "bokeh:-:night",
+                                              sa.mean, sa.names, sa.shares), [sa]) is None
+    # one mood ("cafe"), several palettes across consecutive items
+    pals = {tuple(np.round(mood_palette("coffee", s)[0], 3)) for s in range(8)}
+    assert len(pals) == 8

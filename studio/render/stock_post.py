@@ -257,22 +257,32 @@ class Signature:
     phash: int
     hist: tuple[float, ...]          # 4x4x4 RGB histogram, sums to 1
     thumb: bytes                     # 32x32 grey, uint8
+    kind: str = ""                   # what the lite engine drew ("marble:-", "pattern:dots"); "" unknown
+    mean: tuple[float, ...] = ()     # mean colour in CIELAB (L 0..100), finer than the histogram
+    names: tuple[str, ...] = ()      # its colours by name (what a reviewer would say it is in) ...
+    shares: tuple[float, ...] = ()   # ... and how much of the image each covers
 
     def to_dict(self) -> dict:
         import base64
 
         return {"phash": f"{self.phash:016x}", "hist": [round(x, 5) for x in self.hist],
-                "thumb": base64.b64encode(self.thumb).decode("ascii")}
+                "thumb": base64.b64encode(self.thumb).decode("ascii"), "kind": self.kind,
+                "mean": [round(x, 2) for x in self.mean], "names": list(self.names),
+                "shares": [round(x, 3) for x in self.shares]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Signature":
         import base64
 
-        return cls(int(d["phash"], 16), tuple(float(x) for x in d["hist"]), base64.b64decode(d["thumb"]))
+        return cls(int(d["phash"], 16), tuple(float(x) for x in d["hist"]), base64.b64decode(d["thumb"]),
+                   str(d.get("kind", "")), tuple(float(x) for x in d.get("mean", ())),
+                   tuple(str(x) for x in d.get("names", ())), tuple(float(x) for x in d.get("shares", ())))
 
 
-def signature(img: Image.Image) -> Signature:
+def signature(img: Image.Image, kind: str = "", named: list[tuple[str, float]] | None = None) -> Signature:
+    """`named`: (colour name, share) pairs (`stock_meta.colour_shares`), for the same-kind check."""
     rgb = img.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+    lab = cv2.cvtColor(np.asarray(rgb, np.float32) / 255.0, cv2.COLOR_RGB2LAB).reshape(-1, 3).mean(0)
     # soft binning (each channel value shares its weight between the two nearest of 4 bin centres),
     # so two beiges either side of a bin edge still compare as the same colour
     x = np.asarray(rgb, np.float64).reshape(-1, 3) / 255.0 * 3.0
@@ -289,7 +299,9 @@ def signature(img: Image.Image) -> Signature:
         hist += np.bincount(idx, weights=wgt, minlength=64)
     hist /= hist.sum()
     thumb = np.asarray(img.convert("L").resize((32, 32), Image.Resampling.BILINEAR), np.uint8)
-    return Signature(phash(img), tuple(round(float(x), 5) for x in hist), thumb.tobytes())
+    return Signature(phash(img), tuple(round(float(x), 5) for x in hist), thumb.tobytes(), kind,
+                     tuple(round(float(x), 2) for x in lab), tuple(n for n, _ in named or ()),
+                     tuple(float(f) for _, f in named or ()))
 
 
 def ssim_small(a: np.ndarray, b: np.ndarray) -> float:
@@ -309,6 +321,20 @@ class DupConfig:
     phash_bits: int = 5              # pHash this close: duplicate
     hist_min: float = 0.85           # colour histogram intersection at least this ...
     ssim_min: float = 0.75           # ... and structure this similar: duplicate (catches plain look-alikes)
+    # the same kind of drawing (two cream marbles, two brown bokeh) in the same colours reads as
+    # "similar content" to a reviewer even when veins or lights lie elsewhere: same kind and the
+    # named colours cover the image in nearly the same shares (or fairly alike shares and nearly
+    # the same mean colour, CIE76 ΔE)
+    kind_shares_min: float = 0.8
+    kind_shares_same_look: float = 0.6
+    same_look_delta_e: float = 12.0  # the same look with mean colours this close: similar too
+    kind_shares_with_mean: float = 0.6
+    kind_delta_e: float = 3.5
+
+
+def _kind_base(kind: str) -> str:
+    """"family:motif" of "family:motif:look" (older rows carry no look)."""
+    return kind.rsplit(":", 1)[0] if kind.count(":") >= 2 else kind
 
 
 def near_duplicate(sig: Signature, seen: list[Signature], cfg: DupConfig | None = None) -> dict | None:
@@ -321,6 +347,17 @@ def near_duplicate(sig: Signature, seen: list[Signature], cfg: DupConfig | None 
         if bits <= cfg.phash_bits:
             return {"by": "phash", "bits": bits, "of": f"{other.phash:016x}"}
         inter = float(np.minimum(h, np.asarray(other.hist)).sum())
+        if sig.kind and _kind_base(sig.kind) == _kind_base(other.kind):
+            # the same look too (a garland of lights, a dark marble, a graded wash): looser colours
+            need = cfg.kind_shares_same_look if sig.kind == other.kind else cfg.kind_shares_min
+            de = float(np.linalg.norm(np.asarray(sig.mean) - np.asarray(other.mean))) \
+                if sig.mean and other.mean else 99.0
+            mine, theirs = dict(zip(sig.names, sig.shares)), dict(zip(other.names, other.shares))
+            common = sum(min(f, theirs.get(n, 0.0)) for n, f in mine.items()) if mine and theirs else 0.0
+            same_look_close = sig.kind == other.kind and de <= cfg.same_look_delta_e
+            if common >= need or same_look_close or (common >= cfg.kind_shares_with_mean and de <= cfg.kind_delta_e):
+                return {"by": "same kind and colours", "kind": sig.kind, "colours": list(sig.names[:3]),
+                        "shared": round(common, 3), "delta_e": round(de, 1), "of": f"{other.phash:016x}"}
         if inter < cfg.hist_min:
             continue
         s = ssim_small(t, np.frombuffer(other.thumb, np.uint8).reshape(32, 32))

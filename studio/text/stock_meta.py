@@ -146,9 +146,10 @@ def write_csv(platform: str, rows: list[tuple[str, StockMeta]]) -> bytes:
 # 18 Sports, 19 Technology, 20 Transport, 21 Travel.
 CAT_GRAPHIC_RESOURCES = 8
 CONTENT_CATEGORY: dict[str, int] = {
-    "coffee": 4, "latte": 4, "espresso": 4, "tea": 4, "juice": 4, "cocktail": 4, "wine": 4, "drink": 4,
+    "coffee": 4, "latte": 4, "americano": 4, "cappuccino": 4, "cafe": 4, "espresso": 4, "tea": 4, "juice": 4,
+    "cocktail": 4, "wine": 4, "drink": 4,
     "bread": 7, "cake": 7, "dessert": 7, "croissant": 7, "pasta": 7, "pizza": 7, "food": 7, "salad": 7,
-    "flower": 14, "flowers": 14, "bouquet": 14, "plant": 14, "leaf": 14, "blossom": 14,
+    "flower": 14, "flowers": 14, "bouquet": 14, "plant": 14, "leaf": 14, "blossom": 14, "rose": 14, "tulip": 14,
     "beach": 11, "mountain": 11, "sea": 11, "sky": 11, "landscape": 11, "forest": 11,
     "hanok": 2, "building": 2, "interior": 2, "architecture": 2, "palace": 2,
     "gym": 18, "fitness": 18, "yoga": 18, "workout": 18,
@@ -191,6 +192,18 @@ COLOUR_NAMES: tuple[tuple[str, str, tuple[int, int, int]], ...] = (
     ("mint", "민트색", (190, 235, 220)), ("green", "초록색", (70, 130, 80)), ("sage", "세이지", (175, 195, 160)),
     ("olive", "올리브색", (110, 115, 60)), ("dark green", "진초록", (25, 60, 45)),
 )
+
+
+def colour_shares(img: Any, floor: float = 0.02) -> list[tuple[str, float]]:
+    """How much of the image each named colour covers (English name, share), largest first."""
+    import numpy as np
+
+    arr = np.asarray(img.convert("RGB").resize((48, 48)), np.float32).reshape(-1, 3)
+    refs = np.array([c[2] for c in COLOUR_NAMES], np.float32)
+    d = ((arr[:, None, :] - refs[None]) ** 2).sum(-1)
+    counts = np.bincount(d.argmin(1), minlength=len(COLOUR_NAMES)) / len(arr)
+    return [(COLOUR_NAMES[int(i)][0], round(float(counts[i]), 3)) for i in np.argsort(-counts)
+            if counts[i] >= floor]
 
 
 def dominant_colours(img: Any, k: int = 3) -> list[tuple[str, str]]:
@@ -240,10 +253,40 @@ def meta_from_drawn(drawn: dict, colours: list[tuple[str, str]], tiles: bool) ->
 def category_for(words: list[str], default: int = CAT_GRAPHIC_RESOURCES) -> int:
     """The Adobe category of the first content word that has one (prompt order = importance)."""
     for w in words:
-        for token in str(w).lower().split():
-            if token in CONTENT_CATEGORY:
-                return CONTENT_CATEGORY[token]
+        for token in re.findall(r"[a-z]+", str(w).lower()):
+            for form in (token, token[:-1] if token.endswith("s") else token):
+                if form in CONTENT_CATEGORY:
+                    return CONTENT_CATEGORY[form]
     return default
+
+
+def meta_from_prompt(prompt: dict, tiles: bool) -> StockMeta:
+    """Metadata of an AI engine's image from the prompt actually used to make it: its subject words
+    lead (the keywords THIS prompt used, not every word the owner typed), then the prompt's own words;
+    "seamless" only when the tiling test passed; the category from the content words."""
+    en = str(prompt.get("prompt_en", ""))
+    low = en.lower()
+    phrases = [p.strip() for p in en.split(",") if p.strip()]
+    subject = [str(w) for w in prompt.get("subject_en") or []] or \
+        [t for t in prompt.get("tags_en", []) if str(t).lower() in low] or phrases[:1]
+    in_prompt = [t for t in prompt.get("tags_en", []) if str(t).lower() in low]
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z\-]+", low) if w not in _STOP and len(w) > 2]
+    keywords_en = _uniq(subject + in_prompt + phrases[:1] + words, 49)
+    title_en = str(prompt.get("title_en") or (phrases[0] if phrases else "Stock image"))
+    if not tiles:
+        keywords_en = _uniq([" ".join(re.sub(r"(?i)\b(seamless|tileable)\b", " ", k).split())
+                             for k in keywords_en], 49)
+        title_en = " ".join(w for w in title_en.split() if w.lower() not in {"seamless", "tileable"}) or "Image"
+        title_en = title_en[:1].upper() + title_en[1:]
+    ko_subject = [w for w in prompt.get("subject_ko") or [] if HANGUL.search(str(w))]
+    keywords_ko = _uniq(ko_subject + [w for w in prompt.get("tags_ko", []) if HANGUL.search(str(w))]
+                        if not prompt.get("subject_ko") else ko_subject, 30)
+    desc = " ".join(str(prompt.get("description_ko", "")).split())
+    title_ko = re.split(r"[.。!?]", desc)[0] if desc else (keywords_ko[0] if keywords_ko else "")
+    if not tiles:
+        title_ko = title_ko.replace("심리스", "").strip() or title_ko
+    return StockMeta(clip_title(title_en, 70, False), clip_title(title_ko, 50, True), desc,
+                     keywords_en, keywords_ko, category_for(subject + in_prompt + phrases[:1]))
 
 
 def unique_title(title: str, used: set[str], extras: list[str], limit: int, commas: bool) -> str:

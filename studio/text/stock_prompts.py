@@ -94,15 +94,21 @@ class StockPrompt:
     tags_en: list[str] = field(default_factory=list)
     tags_ko: list[str] = field(default_factory=list)
     source: str = "random"
+    # what THIS prompt is about (keyword mode: the keywords it uses, English and the owner's word);
+    # the metadata of an AI image comes from these, not from every word the owner typed
+    subject_en: list[str] = field(default_factory=list)
+    subject_ko: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"prompt_en": self.prompt_en, "description_ko": self.description_ko, "title_en": self.title_en,
-                "tags_en": list(self.tags_en), "tags_ko": list(self.tags_ko), "source": self.source}
+                "tags_en": list(self.tags_en), "tags_ko": list(self.tags_ko), "source": self.source,
+                "subject_en": list(self.subject_en), "subject_ko": list(self.subject_ko)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StockPrompt":
         return cls(d["prompt_en"], d.get("description_ko", ""), d.get("title_en", ""), list(d.get("tags_en", [])),
-                   list(d.get("tags_ko", [])), d.get("source", "random"))
+                   list(d.get("tags_ko", [])), d.get("source", "random"), list(d.get("subject_en", [])),
+                   list(d.get("subject_ko", [])))
 
 
 @dataclass
@@ -178,7 +184,8 @@ def random_prompts(count: int, industry: str, seed: int, templates: StockTemplat
         tags_en = _uniq(subj[0].replace(" with ", ",").replace(" on ", ",").replace(" in ", ",").split(",")
                         + tpl.tags_en)
         tags_ko = _uniq(list(tpl.tags_ko))
-        return StockPrompt(en, ko, _title(subj[0]), tags_en, tags_ko, "random")
+        subject = _uniq(subj[0].replace(" with ", ",").replace(" on ", ",").replace(" in ", ",").split(","))
+        return StockPrompt(en, ko, _title(subj[0]), tags_en, tags_ko, "random", subject, [])
 
     return _fill_unique(make, count, attempts=count * 20 + 50)
 
@@ -197,10 +204,13 @@ def keyword_prompts(keywords: str, count: int, seed: int, templates: StockTempla
     glossary = glossary or Glossary.load()
     en_words: list[str] = []
     unknown: list[str] = []
+    ko_of: dict[str, str] = {}          # English phrase -> the owner's word it came from
     for w in words:
         if HANGUL.search(w):
             tr = glossary.translate(w)
             en_words.extend(tr.phrases)
+            for ph in tr.phrases:
+                ko_of.setdefault(ph, w)
             unknown.extend(u for u in tr.unknown if u not in unknown)
         else:
             en_words.append(w)
@@ -230,12 +240,15 @@ def keyword_prompts(keywords: str, count: int, seed: int, templates: StockTempla
         if kinds and plain:
             kind = kinds[i % len(kinds)]
             chosen = [kind] + [w for w in chosen if w not in kinds]
+            if len(chosen) == 1:   # keep the owner's subject words in play: they set the mood (colours)
+                chosen.append(plain[i % len(plain)])
         style, light, comp = rng.choice(common.styles), rng.choice(common.lighting), rng.choice(common.composition)
         col = rng.choice(common.colors)
         en = f"{', '.join(chosen)}, {style[0]}, {light[0]}, {col[0]}, {comp[0]}"
-        ko = f"{', '.join(ko_words)} 주제의 이미지. {style[1]}, {light[1]}, {col[1]}, {comp[1]}."
+        used_ko = _uniq([ko_of.get(w, w) for w in chosen])
+        ko = f"{', '.join(used_ko)} 주제의 이미지. {style[1]}, {light[1]}, {col[1]}, {comp[1]}."
         return StockPrompt(en, ko, _title(" ".join(chosen)), _uniq(en_words + chosen), _uniq(ko_words),
-                           "keyword")
+                           "keyword", list(chosen), used_ko)
 
     return _fill_unique(make, count, attempts=count * 30 + 50), unknown
 
@@ -321,7 +334,8 @@ def _item_to_prompt(item: dict, fallback_ko: list[str]) -> StockPrompt | None:
         extra = [w for w in re.findall(r"[a-z]{4,}", en.lower()) if w not in {"with", "that", "this", "from"}]
         tags_en = _uniq(tags_en + extra)
     tags_en = tags_en[:TAGS_MAX]
-    return StockPrompt(en, ko or en, _title(en.split(",")[0]), tags_en, _uniq(tags_ko), "llm")
+    subject = [t for t in tags_en if t.lower() in en.lower()] or [en.split(",")[0].strip()]
+    return StockPrompt(en, ko or en, _title(en.split(",")[0]), tags_en, _uniq(tags_ko), "llm", subject, [])
 
 
 def llm_prompts(llm: Any, keywords: str, count: int, seed: int, templates: StockTemplates,

@@ -36,7 +36,7 @@ from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
 from studio.schema import Notice
 from studio.store.batches import DONE, FAILED, PENDING, REJECTED, Batch, BatchItem, BatchStore
 from studio.store.history import NewRecord, Record
-from studio.text.stock_meta import PLATFORMS, StockMeta, build_meta, write_csv
+from studio.text.stock_meta import PLATFORMS, StockMeta, write_csv
 from studio.text.stock_prompts import MODES, build_prompts
 
 log = logging.getLogger(__name__)
@@ -238,10 +238,12 @@ def produce_item(chain: EngineChain, item: BatchItem, request: StockRequest, ups
                         notices=notices + chain.notices[:])
     drawn = dict(img.info.get("drawn") or {})
     seam = post.seam_ratio(img)
-    sig = post.signature(img)
-    from studio.text.stock_meta import dominant_colours
+    from studio.text.stock_meta import colour_shares, dominant_colours
 
     colours = [list(c) for c in dominant_colours(img)]
+    kind = f"{drawn.get('family')}:{drawn.get('motif') or '-'}:{drawn.get('style') or '-'}" \
+        if drawn and engine == "lite" else ""
+    sig = post.signature(img, kind, colour_shares(img))
     method = "none"
     if request.min_short:
         img, method = post.upscale(img, request.min_short, upscaler)
@@ -270,21 +272,15 @@ def _seen_hashes(services: Any, batch_id: str) -> Seen:
 def item_meta(item: BatchItem, produced: Produced, request: StockRequest, seen: Seen) -> StockMeta:
     """Metadata from what was made: the lite engine's drawing (kind, colours, tiling test), else the
     prompt actually used; the category follows the content; titles unique in the batch."""
-    from studio.text.stock_meta import (CAT_GRAPHIC_RESOURCES, category_for, meta_from_drawn,
-                                        unique_title)
+    from studio.text.stock_meta import meta_from_drawn, meta_from_prompt, unique_title
 
     colours = [tuple(c) for c in produced.colours]
     if produced.drawn and produced.engine == "lite":
         meta = meta_from_drawn(produced.drawn, colours, produced.tiles)
     else:
-        meta = build_meta(item.prompt, request.industry)
-        if not produced.tiles:
-            meta.keywords_en = [k for k in meta.keywords_en if "seamless" not in k.lower()]
-            meta.title_en = " ".join(w for w in meta.title_en.split() if w.lower() != "seamless") or meta.title_en
-        words = [p.strip() for p in str(item.prompt.get("prompt_en", "")).split(",")]
-        meta.category = category_for(words[:1] + list(item.prompt.get("tags_en", [])), CAT_GRAPHIC_RESOURCES)
+        meta = meta_from_prompt(item.prompt, produced.tiles)
     extras_en = [f"with {c[0]}" for c in colours[2:]] + [f"{k}" for k in meta.keywords_en[3:8]]
-    extras_ko = [c[1] for c in colours[2:]] + list(meta.keywords_ko[1:6])
+    extras_ko = [f"({c[1]})" for c in colours[2:]] + [f"({k})" for k in meta.keywords_ko[1:6]]
     meta.title_en = unique_title(meta.title_en, seen.titles_en, extras_en, 70, False)
     meta.title_ko = unique_title(meta.title_ko or meta.title_en, seen.titles_ko, extras_ko, 50, True)
     return meta
@@ -416,7 +412,8 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
         progress(finished, total, "stock")
         status = "done"
         refill = Refill(services, request, [i.prompt for i in items],
-                        sum(1 for i in items if i.state == REJECTED))
+                        sum(1 for i in items if i.state == REJECTED),
+                        live=[i.prompt for i in items if i.state != REJECTED])
         queue = list(pending)
         try:
             while queue:
@@ -434,7 +431,7 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
                     break
                 if saved is None and not produced.reason.startswith("stock."):
                     # rejected (gate or near-duplicate): a NEW prompt takes its place
-                    new = refill.next_item(bs, batch.id)
+                    new = refill.next_item(bs, batch.id, item.prompt)
                     if new is not None:
                         queue.append(new)
                         total += 1
@@ -451,23 +448,34 @@ def run_batch(batch_id: str, services: Any, *, progress: ProgressFn | None = Non
     return summarize(services, batch.id)
 
 
+def _lead(prompt_en: str) -> str:
+    return str(prompt_en).split(",")[0].strip().lower()
+
+
 class Refill:
     """New prompts for rejected items: the batch's own mode asked for more prompts (no LLM call:
     keyword or random mode), skipping every prompt the batch already holds. At most `budget`
-    replacements per batch (default: as many as the count asked for), then the batch says so."""
+    replacements per batch (default: twice the count asked for), then the batch says so."""
 
     def __init__(self, services: Any, request: StockRequest, prompts: list[dict], used: int = 0,
-                 budget: int | None = None) -> None:
+                 budget: int | None = None, live: list[dict] | None = None) -> None:
+        """`prompts`: every prompt the batch holds (never planned twice); `live`: those not rejected
+        (the mix of kinds the refills keep; default all)."""
         from studio.text.stock_prompts import norm_key
 
         self.services = services
         self.request = request
         self.keys = {norm_key(p.get("prompt_en", "")) for p in prompts}
         self.used = used
-        self.budget = int(request.count) if budget is None else budget
+        self.budget = 2 * int(request.count) if budget is None else budget
         self.exhausted = False
         self._pool: list = []
         self._round = 0
+        self.leads: dict[str, int] = {}          # kind word leading a prompt -> items holding it
+        self.rejects: dict[str, int] = {}        # kind word -> its rejects (one that keeps failing
+        for p in (prompts if live is None else live):   # stops being preferred)
+            lead = _lead(p.get("prompt_en", ""))
+            self.leads[lead] = self.leads.get(lead, 0) + 1
 
     def _more(self) -> None:
         from studio.text.stock_prompts import build_prompts
@@ -480,12 +488,27 @@ class Refill:
                              presets_dir=self.services.settings.presets_dir)
         self._pool.extend(plan.prompts)
 
-    def next_item(self, bs: BatchStore, batch_id: str) -> BatchItem | None:
+    def next_item(self, bs: BatchStore, batch_id: str, like: dict | None = None) -> BatchItem | None:
+        """A new item for a rejected one (`like`: its prompt). The prompt chosen leads with the kind
+        word the batch holds least of (counting the plan and refills, less the rejects), so refills
+        keep the batch's mix of kinds instead of piling up the kind that passes most easily."""
         from studio.text.stock_prompts import norm_key
 
         if self.used >= self.budget:
             self.exhausted = True
             return None
+        if like:
+            lead = _lead(like.get("prompt_en", ""))
+            self.leads[lead] = self.leads.get(lead, 0) - 1
+            self.rejects[lead] = self.rejects.get(lead, 0) + 1
+        if not self._pool:
+            self._more()
+        fresh = [p for p in self._pool if norm_key(p.prompt_en) not in self.keys]
+        if fresh:
+            best = min(fresh, key=lambda p: (self.rejects.get(_lead(p.prompt_en), 0) >= 4,
+                                             self.leads.get(_lead(p.prompt_en), 0)))
+            self._pool.remove(best)
+            self._pool.insert(0, best)
         for _ in range(3):
             while self._pool:
                 p = self._pool.pop(0)
@@ -493,6 +516,7 @@ class Refill:
                 if key and key not in self.keys:
                     self.keys.add(key)
                     self.used += 1
+                    self.leads[_lead(p.prompt_en)] = self.leads.get(_lead(p.prompt_en), 0) + 1
                     d = p.to_dict() | {"refill": True}
                     return bs.add_item(batch_id, d, int(self.request.seed) * 1000 + 500_000 + self.used)
             self._more()

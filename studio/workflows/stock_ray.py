@@ -26,7 +26,8 @@ from typing import Any, Callable
 from studio.config import Settings
 from studio.errors import StudioError
 from studio.runtime.jobs import CancelToken, ProgressFn, no_progress
-from studio.store.batches import PENDING, BatchItem
+from studio.schema import Notice
+from studio.store.batches import PENDING, REJECTED, BatchItem
 from studio.store.history import Record
 from studio.workflows import stock as W
 
@@ -162,6 +163,10 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
             pool = RayPool(services.settings, names, workers, address=None)
         req_dict = request.to_dict()
         seen = W._seen_hashes(services, batch.id)  # noqa: SLF001 - same module family
+        # a rejected item (gate or near-duplicate) is replaced by a NEW prompt, as in-process
+        refill = W.Refill(services, request, [i.prompt for i in items],
+                          sum(1 for i in items if i.state == REJECTED),
+                          live=[i.prompt for i in items if i.state != REJECTED])
         bs.set_status(batch.id, "running")
         progress(finished, total, "stock")
 
@@ -213,12 +218,19 @@ def run_batch_ray(batch_id: str, services: Any, *, address: str | None = "auto",
                         if n not in notices:
                             notices.append(n)
                     finished += 1
+                    if saved is None and not produced.reason.startswith("stock."):
+                        new = refill.next_item(bs, batch.id, item.prompt)
+                        if new is not None:
+                            queue.append(new)
+                            total += 1
                     progress(finished, total, "stock")
                     if saved is not None and on_image is not None:
                         on_image(saved)
                 if status == "failed":
                     break
                 dispatch()
+            if refill.exhausted:
+                notices.append(Notice("stock.refill_exhausted", {"tried": refill.used}).as_record())
         finally:
             if own_pool:
                 pool.close()
