@@ -218,3 +218,24 @@ def test_same_kind_in_the_same_colours_is_caught_and_palettes_vary_per_item() ->
     # one mood ("cafe"), several palettes across consecutive items
     pals = {tuple(np.round(mood_palette("coffee", s)[0], 3)) for s in range(8)}
     assert len(pals) == 8
+
+
+def test_a_dead_cluster_address_is_told_in_seconds_not_minutes() -> None:
+    import socket
+    import time
+
+    from studio.errors import StudioError
+    from studio.workflows.stock_ray import connect, probe
+
+    with socket.socket() as s:          # a port nobody listens on (bound, then closed)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    with pytest.raises(StudioError) as err:
+        connect(f"127.0.0.1:{port}")
+    assert err.value.key == "stock.ray_refused" and time.perf_counter() - t0 < 5
+    with socket.socket() as srv:        # a port that answers passes the knock
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        probe(f"127.0.0.1:{srv.getsockname()[1]}")
+        probe("auto")

@@ -80,11 +80,35 @@ def connect(address: str | None) -> Any:
     """Ray, initialised (joins `address`; None = a session the caller already started)."""
     ray = _import_ray()
     if not ray.is_initialized():
+        probe(address)
         try:
             ray.init(address=address, log_to_driver=False, include_dashboard=False)
         except Exception as exc:  # noqa: BLE001 - every way of not getting in becomes one plain message
             raise connect_error(address, exc) from exc
     return ray
+
+
+PROBE_S = 3.0   # how long a cluster address may take to answer before the owner is told it is not there
+
+
+def probe(address: str | None, timeout: float = PROBE_S) -> None:
+    """Knock on a cluster's port before `ray.init`: Ray itself keeps retrying a dead address for
+    minutes (measured: still waiting after 120 s on Ray 2.60), so an address nobody answers on
+    becomes the plain "refused" message in `timeout` seconds. "auto", None and addresses without
+    a port are left to Ray."""
+    import socket
+
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return
+    except OSError as exc:
+        raise connect_error(address, ConnectionRefusedError(str(exc))) from exc
 
 
 def connect_error(address: str | None, exc: BaseException) -> StudioError:
