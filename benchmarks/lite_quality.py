@@ -136,17 +136,22 @@ def first_ad_seconds(photo_path: Path) -> float:
     return round(secs, 2)
 
 
+def warm_median(run, repeats: int = 3) -> float:
+    """Median seconds of `run` after one untimed warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def person_speed(services, photos: list) -> float:
     photo = next(p for p in photos if p.name == "grace_hopper")
     req = PersonRequest(image=photo.image(), industry="fashion", sns_size="ig_portrait",
                         options=GenerationOptions(seed=1))
-    person.run(req, services)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        person.run(req, services)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return warm_median(lambda: person.run(req, services))
 
 
 def run_method(services, photos, sheet_rows: list, method: str) -> dict:
@@ -199,13 +204,7 @@ def product_speed(services) -> float:
     cup = Image.fromarray(data.coffee())
     req = ProductRequest(image=cup, product_box=(70, 10, 490, 395), industry="cafe", style="warm",
                          sns_size="ig_portrait", options=GenerationOptions(seed=1))
-    product.run(req, services)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        product.run(req, services)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return warm_median(lambda: product.run(req, services))
 
 
 def main() -> None:

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from studio.vision import masks
+
 log = logging.getLogger(__name__)
 
 WORK_SIDE = 320
@@ -265,10 +267,7 @@ def assess_product(rgb: np.ndarray, mask: np.ndarray, *, box: tuple[int, int, in
 def compact_pieces(mask: np.ndarray) -> float:
     """The least compact (area / convex hull area) of the mask's large pieces (those of at least
     8 % of the largest), measured on a copy no larger than `WORK_SIDE`."""
-    h, w = mask.shape[:2]
-    s = min(1.0, WORK_SIDE / float(max(h, w)))
-    m = (cv2.resize(mask, (max(8, int(round(w * s))), max(8, int(round(h * s)))),
-                    interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    _, _, m = masks.work_copy(mask, WORK_SIDE)
     n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     if n <= 1:
         return 0.0
@@ -285,10 +284,7 @@ def piece_agreement(mask: np.ndarray, other: np.ndarray) -> float:
     """Agreement of two cut-outs over the pieces of `mask` that `other` also holds (at least half
     of the piece): IoU within those pieces' neighbourhood. 0 when `other` holds under half of
     `mask`'s area (then the second cut really disagrees)."""
-    h, w = mask.shape[:2]
-    s = min(1.0, WORK_SIDE / float(max(h, w)))
-    size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
-    m = (cv2.resize(mask, size, interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+    _, size, m = masks.work_copy(mask, WORK_SIDE)
     o = cv2.resize(other, size, interpolation=cv2.INTER_AREA) >= 128
     n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
     held = np.zeros(m.shape, bool)
@@ -321,11 +317,8 @@ def box_contact(mask: np.ndarray, box: tuple[int, int, int, int], rgb: np.ndarra
     past where the owner said the product ends, so the cut-out kept a slab of it (a leak). A box
     drawn tight against the product's edge (a different colour across the line) is no leak.
     Without `rgb` every contact counts. Measured on a copy no larger than `WORK_SIDE`."""
-    h, w = mask.shape[:2]
-    s = min(1.0, WORK_SIDE / float(max(h, w)))
-    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
-    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
-    inner = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & (m > 0)
+    s, (sw, sh), m = masks.work_copy(mask, WORK_SIDE)
+    inner = masks.inner_outline(m)
     n = int(inner.sum())
     if n == 0:
         return 0.0
@@ -363,11 +356,8 @@ def box_contact(mask: np.ndarray, box: tuple[int, int, int, int], rgb: np.ndarra
 
 def photo_edge_contact(mask: np.ndarray) -> float:
     """Share of the cut-out's outline on the photo's own border (within 2 px at `WORK_SIDE`)."""
-    h, w = mask.shape[:2]
-    s = min(1.0, WORK_SIDE / float(max(h, w)))
-    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
-    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
-    inner = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & (m > 0)
+    _, (sw, sh), m = masks.work_copy(mask, WORK_SIDE)
+    inner = masks.inner_outline(m)
     n = int(inner.sum())
     if n == 0:
         return 0.0
@@ -383,11 +373,8 @@ def foreign_rim(rgb: np.ndarray, mask: np.ndarray, k: int = 3, work_side: int = 
     (at least 30 % of its edge), whose colour is far from the cut-out right next to it and close
     to the photo just outside, is background kept with the product (a wedge of shadow on a toy's
     head). A product's own dark pupil is not on the rim; a sweet among sweets is its own piece."""
-    h, w = mask.shape[:2]
-    s = min(1.0, work_side / float(max(h, w)))
-    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    _, (sw, sh), m = masks.work_copy(mask, work_side)
     small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
     area = int(m.sum())
     if area < 100:
         return 0.0
@@ -398,7 +385,7 @@ def foreign_rim(rgb: np.ndarray, mask: np.ndarray, k: int = 3, work_side: int = 
     group_img = np.full((sh, sw), -1, np.int32)
     group_img[m > 0] = groups.ravel()
     k3 = np.ones((3, 3), np.uint8)
-    outline = (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, k3) > 0) & (m > 0)
+    outline = masks.inner_outline(m)
     r = max(3, int(0.05 * np.sqrt(4 * area / np.pi)))
     ring = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool) & (m == 0)
     square = np.ones((2 * r + 1, 2 * r + 1), np.uint8)

@@ -158,6 +158,21 @@ def binarize(mask: np.ndarray, threshold: int = 128) -> np.ndarray:
     return np.where(_check(mask) >= threshold, 255, 0).astype(np.uint8)
 
 
+def work_copy(mask: np.ndarray, side: int) -> tuple[float, Size, np.ndarray]:
+    """The mask on a copy no longer than `side` (never enlarged), for measuring its shape:
+    (scale, (w, h) of the copy, uint8 0/1 where the resized mask is at least half set)."""
+    h, w = mask.shape[:2]
+    s = min(1.0, side / float(max(h, w)))
+    size = (max(8, int(round(w * s))), max(8, int(round(h * s))))
+    return s, size, (cv2.resize(mask, size, interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
+
+
+def inner_outline(m: np.ndarray) -> np.ndarray:
+    """The mask's own pixels on its outline (a 0/1 or bool mask in, bool out)."""
+    m = m.astype(np.uint8)
+    return (cv2.morphologyEx(m, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0) & (m > 0)
+
+
 def engine_size(width: int, height: int, multiple: int = 16) -> Size:
     """Nearest size in multiples of `multiple` (at least one multiple per side)."""
     if multiple <= 0:

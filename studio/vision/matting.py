@@ -263,10 +263,8 @@ def trim_protrusions(image: Image.Image | np.ndarray, mask: np.ndarray, work_sid
     closer to the surroundings; a cup's handle or a spoon in the cup's colours stays."""
     rgb = to_rgb_array(image)
     h, w = mask.shape[:2]
-    s = min(1.0, work_side / float(max(h, w)))
-    sw, sh = max(8, int(round(w * s))), max(8, int(round(h * s)))
+    _, (sw, sh), m = masks.work_copy(mask, work_side)
     small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
-    m = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) >= 128).astype(np.uint8)
     area = int(m.sum())
     if area < 100:
         return mask

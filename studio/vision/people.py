@@ -2,12 +2,15 @@
 
 `person_mask(kit, rgb, face, faces)` is the picked person's mask (255 = person) on the photo:
 
-1. Selfie segmentation gives every person's pixels (probability map).
+1. Selfie segmentation gives every person's pixels (probability map); a person small in the
+   photo is segmented again on a square crop around them (`closer_look`).
 2. The piece holding the picked face is kept. When other faces share it (people touching), it is
    split: BlazePose's body mask on the picked person's crop says which pixels are theirs; where
    the pose model is unsure, each pixel goes to the nearest face's column.
 3. For a full body (a tall figure, small face) the pose model's body mask is added: selfie
-   segmentation is trained on upper bodies and fades at the legs.
+   segmentation is trained on upper bodies and fades at the legs. When the pose model is sure,
+   selfie pixels far from its body (spectators behind an arm) are dropped, and how far the two
+   models agree is returned (`PersonMask.agreement`: the workflow lays out an unsure figure whole).
 4. The edge band is refined on the full-resolution photo (guided filter, `matting._refine_full_size`).
 
 The notices that count who was kept read the FINAL keep mask (`workflows.common.face_shown`).
@@ -185,7 +188,7 @@ def closer_look(kit, rgb: np.ndarray, prob: np.ndarray, head: np.ndarray, face) 
     side = 1.3 * max(x1 - x0, y1 - y0)
     if side >= 0.8 * max(h, w):
         return prob                              # the person already fills the model's view
-    side = min(side, float(min(h, w))) if side > min(h, w) else side
+    side = min(side, float(min(h, w)))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     sx0 = int(round(min(max(cx - side / 2, 0.0), max(w - side, 0.0))))
     sy0 = int(round(min(max(cy - side / 2, 0.0), max(h - side, 0.0))))

@@ -19,6 +19,7 @@ from studio.errors import InputError
 from studio.runtime.jobs import CancelToken, ProgressFn
 from studio.schema import AdResult, Notice, PersonRequest
 from studio.services import Services
+from studio.vision import masks
 from studio.workflows import common
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[
         if backend != "grabcut":
             # a learned person mask already holds the head: the face part must not add the
             # backdrop around the hair (the drawn hair ellipse) to the cut-out
-            from studio.vision import masks
-
             # (the body's hard edge: its soft fringe under the face's wide feather would keep a
             # grey ring of the old backdrop around the head)
             parts[0] = common.KeepPart(masks.intersection(parts[0].mask, masks.dilate(masks.binarize(body), 1)))
@@ -92,27 +91,25 @@ def person_parts(services: Services, req, face, engine: Engine, out_size: tuple[
         settings["cutout"] = backend
         anchors = common.touching_edges(body)
         notices.append(Notice("workflow.outfit_needs_flux"))
-        settings["_quality"] = person_quality(services, req.image, face, body, anchors, backend)
-        if agreement is not None and agreement < MODELS_AGREE:
-            # the selfie and the pose model disagree on a quarter of the figure (a small, blurred
-            # person against a wall of the same grey): whichever is right, the cut-out would show
-            # patches of the old wall - the photo is laid out whole instead, and the owner told why
-            from studio.vision.confidence import CutoutQuality
-
-            settings["_quality"] = CutoutQuality(0.0, {"models": 0.0})
-        if backend.endswith("+group") and not getattr(req, "keep_all_people", False):
-            # the owner asked for one person, but the model could only keep everyone touching
-            # them: a cut-out of half a card table is not an ad - the photo is laid out whole
-            from studio.vision.confidence import CutoutQuality
-
-            settings["_quality"] = CutoutQuality(0.0, {"group": 0.0})
+        settings["_quality"] = person_quality(services, req.image, face, body, anchors, backend, agreement,
+                                              keep_all=bool(getattr(req, "keep_all_people", False)))
     return parts, anchors
 
 
 def person_quality(services: Services, image: Image.Image, face, body: np.ndarray,
-                   anchors: tuple[str, ...], backend: str):
-    from studio.vision.confidence import assess
+                   anchors: tuple[str, ...], backend: str, agreement: float | None = None,
+                   keep_all: bool = False):
+    from studio.vision.confidence import CutoutQuality, assess
 
+    if backend.endswith("+group") and not keep_all:
+        # the owner asked for one person, but the model could only keep everyone touching
+        # them: a cut-out of half a card table is not an ad - the photo is laid out whole
+        return CutoutQuality(0.0, {"group": 0.0})
+    if agreement is not None and agreement < MODELS_AGREE:
+        # the selfie and the pose model disagree on a quarter of the figure (a small, blurred
+        # person against a wall of the same grey): whichever is right, the cut-out would show
+        # patches of the old wall - the photo is laid out whole instead, and the owner told why
+        return CutoutQuality(0.0, {"models": 0.0})
     other = None
     if backend == "grabcut":
         wider = type(face)(box=(face.box[0] - face.width // 4, face.box[1], face.box[2] + face.width // 4,
@@ -163,7 +160,7 @@ def plan(req: PersonRequest, services: Services, engine: Engine, out_size: tuple
         # the whole person is kept (Lite): frame all of them, not a head-and-torso guess - a
         # standing figure keeps their legs - and let a small figure grow (sharpened) until it
         # reads on a phone
-        tall = mask_box(common.Plan(subject="person", parts=parts[1:], focus=None).preview())
+        tall = mask_box(masks.union(*(p.mask for p in parts[1:])))
         if tall is not None:   # from the top of the head to the feet; the width stays the body's
             focus = (focus[0], min(focus[1], tall[1]), focus[2], max(focus[3], tall[3]))
         max_upscale = common.PERSON_MAX_UPSCALE
