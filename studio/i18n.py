@@ -1011,8 +1011,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- issue 18 (lead, session 2) ---
     'lite.reason.group': ('사람들이 붙어 있어 한 사람만 떼어 낼 수 없음',
         'the people touch each other, so one of them can\'t be cut out alone'),
-    'lite.reason.models': ('사람의 윤곽이 확실하지 않음(작거나 흐린 사진)',
-        'the person\'s outline is uncertain (a small or blurred photo)'),
+    'lite.reason.models': ('작거나 흐린 사진이라 사람의 윤곽이 확실하지 않음',
+        'the photo is small or blurred, so the person\'s outline is uncertain'),
+    'lite.fallback.card_person': ('사람만 깔끔하게 오려 낼 수 없어({why}) 사진 전체를 카드처럼 배치했습니다. 사람이 크고 또렷하게, 다른 사람과 떨어져 찍힌 사진을 올리면 배경만 바꿔 드립니다.',
+        'The person could not be cut out cleanly ({why}), so the whole photo is laid out as a card. With a photo where the person is large, sharp and apart from others, only the background is replaced.'),
+    'lite.fallback.fill_person': ('사람만 깔끔하게 오려 낼 수 없어({why}) 사진을 그대로 두고 어울리는 배경으로 넓혔습니다. 사람이 크고 또렷하게, 다른 사람과 떨어져 찍힌 사진을 올리면 배경만 바꿔 드립니다.',
+        'The person could not be cut out cleanly ({why}), so the photo is kept as it is and widened with a matching background. With a photo where the person is large, sharp and apart from others, only the background is replaced.'),
 
 }
 

@@ -101,6 +101,8 @@ def test_when_the_two_models_disagree_the_figure_becomes_a_card(lite, kit) -> No
     assert res.layout in common.FALLBACKS
     why = [n for n in res.notices if n.key.startswith("lite.fallback")]
     assert why and "윤곽" in why[0].text("ko")
+    # the Person tab has no box to draw: the advice is about the photo, not about a box
+    assert why[0].key == "lite.fallback.card_person" and "상자" not in why[0].text("ko")
     # a figure the two models agree on (messi, after the closer look) stays a cut-out
     m = _photo("messi")
     faces = _face(kit, m.image())

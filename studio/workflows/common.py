@@ -607,7 +607,9 @@ def choose_layout(plan: Plan, engine: Engine, req: AdRequest, services: Services
     fits = min(sns.width / W, sns.height / H) <= MAX_UPSCALE + 1e-6
     layout = "extend" if close and fits and not drawn else "card"
     why = ", ".join(Notice(f"lite.reason.{r}").text(services.lang) for r in q.reasons[:2]) or "-"
-    key = {"extend": "fill", "card": "card"}[layout] + ("_drawn" if drawn else "")
+    # the advice follows what the owner can do: brush their box, or (a person: no box to draw)
+    # bring a photo where the person stands large and apart
+    key = {"extend": "fill", "card": "card"}[layout] + ("_drawn" if drawn else "_person" if plan.subject == "person" else "")
     notices.append(Notice(f"lite.fallback.{key}", {"why": why}))
     return layout
 

@@ -428,14 +428,16 @@ def build_ad_tab(services: Services, spec: TabSpec) -> dict[str, Any]:
 
     def _first_run_words() -> tuple[str, int] | None:
         """(what is prepared, about how many seconds) before this process's first ad; None after it.
-        Measured: the first Lite ad after install took 73 s, later ones 5-10 s (issue 22); the
+        Measured: the first Lite ad after install took 73 s before issue 18 moved the one-time
+        matting compile into setup; now a fresh process makes its first ad in about 2 s
+        (benchmarks/lite_quality.py `first_ad_s`), so the owner is promised at most 10. The
         FLUX engine loads tens of GB onto the graphics card first."""
         if "ads" in getattr(services, "warm_tasks", set()):
             return None
         engine = services.engines.active_name("inpaint")
         if engine in ("flux", "flux_schnell", "flux_dev"):
             return t("firstrun.what.flux", lang), 180
-        return t("firstrun.what.lite", lang), 70
+        return t("firstrun.what.lite", lang), 10
 
     def on_cancel(request: gr.Request):
         services.jobs.cancel(_session_key(request, wf))
